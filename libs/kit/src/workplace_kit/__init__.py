@@ -1,0 +1,1 @@
+"""Shared kit for every workplace service."""

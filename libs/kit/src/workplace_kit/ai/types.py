@@ -1,0 +1,65 @@
+"""Engine-neutral types for dialogue: what the domain asks for, what an engine streams back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["user", "model"]
+Partner = Literal["colleague", "senior", "boss"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True)
+class DialogueRequest:
+    """One reply to produce: who speaks (persona), in what situation, after which history."""
+
+    system_instruction: str
+    message: str
+    history: tuple[Turn, ...] = ()
+    partner: Partner = "colleague"
+    situation: str = "break"  # a situation id, e.g. "break", "lunch", "morning", "after_work"
+    language: Literal["ja", "en"] | None = None  # None: follow the learner's language
+    temperature: float = 0.7
+    max_output_tokens: int = 512
+    persona_name: str = ""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Which engine answered, shown to the learner (the UI says plainly which engine it was)."""
+
+    id: str  # "gemini", "offline-retrieval", "local-llm"
+    label: str  # human readable, e.g. "Gemini (gemini-2.5-flash)"
+    model: str = ""
+
+
+@dataclass
+class ReplyChunk:
+    text: str
+    final: bool = False
+    finish_reason: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class AIUnavailableError(RuntimeError):
+    """The AI provider failed after retries (quota, overload, timeout). Safe to show to users."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class DialogueEngine(Protocol):
+    info: EngineInfo
+
+    def stream_reply(self, request: DialogueRequest) -> AsyncIterator[ReplyChunk]:
+        """Yield the reply in chunks; the last chunk has final=True."""
+        ...

@@ -1,0 +1,99 @@
+"""Typed configuration from environment variables, one prefix (WP_) for every service.
+
+Each service subclasses ``ServiceSettings`` for its own options. ``load_settings`` turns
+pydantic's validation error into a ``ConfigError`` whose message names the bad variable,
+so a typo in a deployment shows up as ``WP_HTTP_PORT: ...`` rather than a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "WP_"
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+class ServiceSettings(BaseSettings):
+    """Options every service shares. Env var = WP_ + field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    service_name: str = "workplace"
+    environment: Literal["local", "test", "staging", "production"] = "local"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8100, ge=0, le=65535)
+    grpc_port: int = Field(50050, ge=0, le=65535)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5440/workplace"
+    database_pool_max: int = Field(10, ge=1, le=200)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    pubsub_project: str = "workplace-local"
+    # The google-cloud-pubsub client reads PUBSUB_EMULATOR_HOST itself; we mirror it here
+    # so the effective target shows up in the startup log.
+    pubsub_emulator_host: str | None = Field(None, validation_alias="PUBSUB_EMULATOR_HOST")
+    pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100)
+    pubsub_flow_max_messages: int = Field(32, ge=1, le=10_000)
+
+    # AI: "auto" uses Gemini when keys are set, else the offline engines.
+    ai_provider: Literal["auto", "gemini", "offline", "local"] = "auto"
+    gemini_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    gemini_base_url: str | None = None
+    gemini_api_version: str | None = None
+    gemini_model_flash: str = "gemini-2.5-flash"
+    gemini_model_pro: str = "gemini-2.5-pro"
+    gemini_timeout_s: float = Field(60.0, gt=0)
+    gemini_retry_attempts: int = Field(4, ge=1, le=10)
+    gemini_retry_initial_delay_s: float = Field(1.0, ge=0)
+    gemini_retry_max_delay_s: float = Field(8.0, ge=0)
+    # Opt-in local generative model behind an OpenAI-compatible server (Ollama, llama.cpp).
+    local_llm_base_url: str | None = None
+    local_llm_model: str = "qwen2.5:1.5b-instruct"
+
+    otlp_endpoint: str | None = None
+    metrics_enabled: bool = True
+
+    @field_validator("gemini_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        # Several keys, comma separated, for rotation when one hits its quota.
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def gemini_enabled(self) -> bool:
+        if self.ai_provider == "gemini":
+            return True
+        return self.ai_provider == "auto" and bool(self.gemini_api_keys)
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Build settings from the environment; raise ConfigError naming each bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            alias = cls.model_fields.get(field)
+            var = (
+                alias.validation_alias
+                if alias is not None and isinstance(alias.validation_alias, str)
+                else ENV_PREFIX + field.upper()
+            )
+            given = err.get("input")
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
+            problems.append(f"{var}: {err['msg']}{shown}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
