@@ -58,6 +58,11 @@ class ServiceSettings(BaseSettings):
     local_llm_base_url: str | None = None
     local_llm_model: str = "qwen2.5:1.5b-instruct"
 
+    # Which parts this process runs (see service.py); all three by default.
+    run_http: bool = True
+    run_grpc: bool = True
+    run_workers: bool = True
+
     otlp_endpoint: str | None = None
     metrics_enabled: bool = True
 

@@ -1,0 +1,77 @@
+"""PostgreSQL: an asyncpg pool with pgvector registered, and SQL migrations per service schema.
+
+Each service owns one schema (chat, feedback, ...) and keeps plain SQL migrations in its
+package; yoyo applies them, tracking what ran in that schema's own yoyo tables, so services
+migrate independently of one another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+log = logging.getLogger(__name__)
+_SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+async def create_pool(database_url: str, *, schema: str, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see the service schema first, then public (pgvector's types)."""
+    _check_schema(schema)
+    return await asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": f"{schema},public", "application_name": schema},
+    )
+
+
+def _check_schema(schema: str) -> None:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+
+
+def _yoyo_url(database_url: str, schema: str) -> str:
+    parts = urlsplit(database_url)
+    scheme = "postgresql+psycopg"
+    query = f"schema={schema},public"
+    return urlunsplit((scheme, parts.netloc, parts.path, query, ""))
+
+
+def _apply_sync(database_url: str, schema: str, migrations_dir: Path) -> list[str]:
+    import psycopg
+    from yoyo import get_backend, read_migrations
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Serialise concurrent starters (several replicas) on a per-schema advisory lock.
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"migrate:{schema}",))
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            backend = get_backend(_yoyo_url(database_url, schema))
+            migrations = read_migrations(str(migrations_dir))
+            todo = backend.to_apply(migrations)
+            with backend.lock():
+                backend.apply_migrations(todo)
+            return [m.id for m in todo]
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"migrate:{schema}",))
+
+
+async def apply_migrations(database_url: str, *, schema: str, migrations_dir: Path) -> list[str]:
+    """Create the schema if needed and apply pending migrations; returns the ids applied."""
+    _check_schema(schema)
+    applied = await asyncio.to_thread(_apply_sync, database_url, schema, Path(migrations_dir))
+    if applied:
+        log.info("migrations applied", extra={"schema": schema, "migrations": applied})
+    return applied

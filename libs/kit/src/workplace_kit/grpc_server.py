@@ -1,0 +1,131 @@
+"""gRPC server bootstrap: grpc.health.v1, reflection, tracing, metrics and error mapping.
+
+Servicers stay thin: they call domain functions, and the interceptor here turns a
+DomainError into the matching status code (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE) and any
+other exception into INTERNAL with a generic message, so no stack trace reaches a caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from prometheus_client import Counter, Histogram
+
+from .errors import DomainError
+
+log = logging.getLogger(__name__)
+
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total", "RPCs completed, by method and status code", ["grpc_method", "grpc_code"]
+)
+GRPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to complete an RPC (for streams: until the last message)",
+    ["grpc_method"],
+)
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """One servicer to register: the generated add_*_to_server function and its full name."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    full_name: str  # e.g. "workplace.chat.v1.ChatService"
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, DomainError):
+        return getattr(grpc.StatusCode, exc.grpc_code_name), exc.message
+    return grpc.StatusCode.INTERNAL, "internal error; the problem has been logged"
+
+
+class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                start = time.perf_counter()
+                code = grpc.StatusCode.OK
+                try:
+                    return await inner(request, context)
+                except (grpc.aio.AbortError, grpc.RpcError):
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped to a status, logged
+                    code, message = _status_for(exc)
+                    if code == grpc.StatusCode.INTERNAL:
+                        log.exception("unhandled error in %s", method)
+                    await context.abort(code, message)
+                finally:
+                    GRPC_HANDLED.labels(method, code.name).inc()
+                    GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                start = time.perf_counter()
+                code = grpc.StatusCode.OK
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except (grpc.aio.AbortError, grpc.RpcError):
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    code, message = _status_for(exc)
+                    if code == grpc.StatusCode.INTERNAL:
+                        log.exception("unhandled error in %s", method)
+                    await context.abort(code, message)
+                finally:
+                    GRPC_HANDLED.labels(method, code.name).inc()
+                    GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler  # client/bidi streaming: none in our APIs yet
+
+
+async def start_grpc_server(
+    services: Iterable[GrpcService], *, host: str = "127.0.0.1", port: int
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
+    """Start a grpc.aio server with health + reflection; returns (server, bound port, health)."""
+    services = list(services)
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(), ErrorAndMetricsInterceptor()])
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for svc in services:
+        svc.add_to_server(svc.servicer, server)
+    names = [svc.full_name for svc in services] + [
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    ]
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC port {host}:{port}")
+    await server.start()
+    for svc in services:
+        await health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC listening", extra={"address": f"{host}:{bound}", "services": names})
+    return server, bound, health

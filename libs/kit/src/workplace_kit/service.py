@@ -1,0 +1,159 @@
+"""Run one service: its FastAPI app, its grpc.aio server and its Pub/Sub workers in one loop.
+
+Every service's entry point is `run_service(settings, setup)`, where `setup` opens the
+service's resources on an AsyncExitStack and returns the parts to serve. WP_RUN_HTTP,
+WP_RUN_GRPC and WP_RUN_WORKERS pick the parts, so a worker can be deployed and scaled alone
+(the HTTP port always stays up for /healthz and /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .config import ServiceSettings
+from .errors import DomainError
+from .grpc_server import GrpcService, start_grpc_server
+from .logging import setup_logging
+from .telemetry import instrument_http_app, setup_tracing
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceParts:
+    http_app: FastAPI
+    grpc_services: list[GrpcService] = field(default_factory=list)
+    # Long-running coroutines (Pub/Sub consumers, fan-out loops), started when workers run.
+    workers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def create_http_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str = "",
+    readiness: list[ReadinessCheck] | None = None,
+) -> FastAPI:
+    """A FastAPI app with health, readiness, metrics, tracing and JSON errors (no stack traces)."""
+    app = FastAPI(title=title, description=description, version="0.1.0")
+    checks = readiness or []
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return JSONResponse(
+            {"error": "invalid_request", "message": f"invalid request: {summary}", "problems": problems},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            {"error": "internal", "message": "internal error; the problem has been logged"},
+            status_code=500,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        failures = []
+        for check in checks:
+            try:
+                await check()
+            except Exception as exc:  # noqa: BLE001 - reported as not ready
+                failures.append(f"{getattr(check, '__name__', 'check')}: {type(exc).__name__}")
+        status = 200 if not failures else 503
+        return JSONResponse({"ready": not failures, "failures": failures}, status_code=status)
+
+    instrument_http_app(app)
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture: run_service owns shutdown for all parts."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    async with AsyncExitStack() as stack:
+        parts = await setup(stack)
+        grpc_server = None
+        if settings.run_grpc and parts.grpc_services:
+            grpc_server, _, _ = await start_grpc_server(
+                parts.grpc_services, host=settings.http_host, port=settings.grpc_port
+            )
+        worker_tasks = []
+        if settings.run_workers:
+            worker_tasks = [asyncio.create_task(w(), name=getattr(w, "__name__", "worker")) for w in parts.workers]
+        http = _Server(
+            uvicorn.Config(
+                parts.http_app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        http_task = asyncio.create_task(http.serve(), name="http")
+        log.info(
+            "service started",
+            extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port if grpc_server else None},
+        )
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(
+            [http_task, stop_task, *worker_tasks], return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task is not stop_task and task.exception() is not None:
+                log.error("a service part stopped with an error", exc_info=task.exception())
+        log.info("shutting down")
+        http.should_exit = True
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        for task in worker_tasks:
+            task.cancel()
+        await asyncio.gather(*worker_tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http_task, timeout=10)
+        stop_task.cancel()
+
+
+def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]]) -> None:
+    setup_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings)
+    asyncio.run(serve(settings, setup))
