@@ -58,8 +58,7 @@ class ServiceSettings(BaseSettings):
     local_llm_base_url: str | None = None
     local_llm_model: str = "qwen2.5:1.5b-instruct"
 
-    # Which parts this process runs (see service.py); all three by default.
-    run_http: bool = True
+    # Which parts this process runs (see service.py); HTTP always runs (health, metrics).
     run_grpc: bool = True
     run_workers: bool = True
 

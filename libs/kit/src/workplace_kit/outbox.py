@@ -1,0 +1,102 @@
+"""Transactional outbox: events are written in the same transaction as the data they describe,
+then published by a relay. A crash between commit and publish loses no event, and a failed
+AI call or transaction publishes nothing.
+
+Each service schema has an `outbox` table (see the service's first migration):
+    id bigserial primary key, topic text, ordering_key text, type_name text, payload bytea,
+    attempts int, created_at timestamptz
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet published", ["service"])
+
+OUTBOX_DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id bigserial PRIMARY KEY,
+    topic text NOT NULL,
+    ordering_key text NOT NULL,
+    type_name text NOT NULL,
+    payload bytea NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+async def enqueue(conn: asyncpg.Connection, topic: str, message: Message, *, ordering_key: str) -> None:
+    """Write an event inside the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO outbox (topic, ordering_key, type_name, payload) VALUES ($1, $2, $3, $4)",
+        topic,
+        ordering_key,
+        message.DESCRIPTOR.full_name,
+        message.SerializeToString(),
+    )
+
+
+def _decode(type_name: str, payload: bytes) -> Message:
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
+    return message_factory.GetMessageClass(descriptor).FromString(payload)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in insertion order; `kick()` after a commit publishes at once."""
+
+    def __init__(self, pool: asyncpg.Pool, bus, *, service: str, poll_interval_s: float = 2.0, batch: int = 100):
+        self.pool = pool
+        self.bus = bus
+        self.service = service
+        self.poll_interval_s = poll_interval_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish what is pending; returns how many were published."""
+        published = 0
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT id, topic, ordering_key, type_name, payload FROM outbox "
+                    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    self.batch,
+                )
+                for row in rows:
+                    try:
+                        message = _decode(row["type_name"], bytes(row["payload"]))
+                        await self.bus.publish(row["topic"], message, ordering_key=row["ordering_key"])
+                    except Exception:  # noqa: BLE001 - retried on the next pass
+                        log.warning("outbox publish failed; will retry", exc_info=True, extra={"id": row["id"]})
+                        await conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", row["id"])
+                        break  # keep per-key order: stop at the first failure
+                    await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+                    published += 1
+            OUTBOX_PENDING.labels(self.service).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        return published
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                while await self.publish_pending() == self.batch:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the relay must outlive a database hiccup
+                log.warning("outbox relay pass failed", exc_info=True)
