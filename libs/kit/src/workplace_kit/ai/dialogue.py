@@ -1,0 +1,29 @@
+"""Pick the dialogue engine from settings: Gemini when keys are set, else the offline engine.
+
+WP_AI_PROVIDER=auto (default) | gemini | offline | local. "local" is the opt-in generative
+model behind an OpenAI-compatible server (WP_LOCAL_LLM_BASE_URL).
+"""
+
+from __future__ import annotations
+
+from ..config import ServiceSettings
+from .types import DialogueEngine
+
+
+def build_dialogue_engine(settings: ServiceSettings) -> DialogueEngine:
+    provider = settings.ai_provider
+    if provider == "local":
+        if not settings.local_llm_base_url:
+            raise ValueError("WP_AI_PROVIDER=local needs WP_LOCAL_LLM_BASE_URL (an OpenAI-compatible server)")
+        from .local_llm import LocalLLMDialogueEngine
+
+        return LocalLLMDialogueEngine(base_url=settings.local_llm_base_url, model=settings.local_llm_model)
+    if settings.gemini_enabled:
+        if not settings.gemini_api_keys:
+            raise ValueError("WP_AI_PROVIDER=gemini needs WP_GEMINI_API_KEYS")
+        from .gemini import GeminiDialogueEngine
+
+        return GeminiDialogueEngine(settings)
+    from .offline_dialogue import OfflineDialogueEngine
+
+    return OfflineDialogueEngine()

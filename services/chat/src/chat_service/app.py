@@ -1,0 +1,41 @@
+"""Wire the chat service: resources, domain, HTTP and gRPC adapters, outbox relay."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from workplace_kit.ai.dialogue import build_dialogue_engine
+from workplace_kit.cache import AIResponseCache
+from workplace_kit.outbox import OutboxRelay
+from workplace_kit.resources import open_resources
+from workplace_kit.service import ServiceParts, create_http_app
+
+from .domain import ChatService
+from .grpc_api import grpc_service
+from .http_api import build_router
+from .repository import ChatRepository
+from .settings import ChatSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def build(stack: AsyncExitStack, settings: ChatSettings) -> tuple[ServiceParts, ChatService]:
+    res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS)
+    await res.bus.ensure_topic(settings.chat_turns_topic)
+    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
+    service = ChatService(
+        settings,
+        ChatRepository(res.pool),
+        build_dialogue_engine(settings),
+        AIResponseCache(res.redis),
+        relay,
+    )
+    app = create_http_app(
+        settings,
+        title="Workplace Roleplay chat API",
+        description="Free-chat practice (雑談練習) with an AI colleague, senior or boss.",
+        readiness=[res.check_database, res.check_redis],
+    )
+    app.include_router(build_router(service))
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run]), service

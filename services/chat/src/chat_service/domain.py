@@ -1,0 +1,218 @@
+"""Free-chat practice: one learner message in, one streamed in-character reply out.
+
+HTTP and gRPC both call `ChatService.open_reply` and iterate the result, so the two
+transports cannot drift apart. Nothing is stored until the reply is complete: a failed AI
+call leaves the session exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from workplace.events.v1 import events_pb2
+from workplace_kit.ai.language import detect_language
+from workplace_kit.ai.offline_dialogue import Situation, get_persona, list_situations
+from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
+from workplace_kit.cache import AIResponseCache
+from workplace_kit.errors import InvalidInput, NotFound, Unavailable
+from workplace_kit.outbox import OutboxRelay
+
+from . import prompts
+from .repository import ChatRepository, ConcurrentTurnError, Session, StoredMessage
+from .settings import ChatSettings
+
+log = logging.getLogger(__name__)
+PARTNERS = ("colleague", "senior", "boss")
+LANGUAGES = ("ja", "en")
+
+
+@dataclass(frozen=True)
+class ReplyCommand:
+    user_id: str
+    message: str
+    partner: str = "colleague"
+    situation: str = "break"
+    session_id: str = ""
+    language: str = ""
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplyStarted:
+    session_id: str
+    user_turn_id: str
+    engine: EngineInfo
+    cached: bool
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyDone:
+    session_id: str
+    user_turn_id: str
+    reply_turn_id: str
+    text: str
+    finish_reason: str
+    cached: bool
+
+
+ReplyEvent = ReplyStarted | ReplyDelta | ReplyDone
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: ChatSettings,
+        repository: ChatRepository,
+        engine: DialogueEngine,
+        cache: AIResponseCache,
+        relay: OutboxRelay,
+    ):
+        self.settings = settings
+        self.repository = repository
+        self.engine = engine
+        self.cache = cache
+        self.relay = relay
+        self.situations: dict[str, Situation] = {s.id: s for s in list_situations()}
+
+    def list_situations(self) -> list[Situation]:
+        return list(self.situations.values())
+
+    async def open_reply(self, cmd: ReplyCommand) -> AsyncIterator[ReplyEvent]:
+        """Validate and load everything first (errors raise here, before any byte is streamed),
+        then return the event stream."""
+        message = cmd.message.strip()
+        if not message:
+            raise InvalidInput("message must not be empty", field="message")
+        if len(message) > self.settings.chat_max_message_chars:
+            raise InvalidInput(
+                f"message is too long ({len(message)} characters; at most {self.settings.chat_max_message_chars})",
+                field="message",
+            )
+        if cmd.language and cmd.language not in LANGUAGES:
+            raise InvalidInput("language must be 'ja', 'en' or empty", field="language")
+        temperature = self.settings.chat_default_temperature if cmd.temperature is None else cmd.temperature
+        if not 0 <= temperature <= 2:
+            raise InvalidInput("temperature must be between 0 and 2", field="temperature")
+        user_id = cmd.user_id.strip() or "anonymous"
+
+        if cmd.session_id:
+            session = await self._load_session(cmd.session_id, user_id)
+            is_new = False
+            count, history = await self.repository.recent_turns(session.session_id, self.settings.chat_history_turns)
+        else:
+            if cmd.partner not in PARTNERS:
+                raise InvalidInput(f"partner must be one of {', '.join(PARTNERS)}", field="partner")
+            if cmd.situation not in self.situations:
+                raise InvalidInput(
+                    f"unknown situation {cmd.situation!r}; choose one of {', '.join(self.situations)}",
+                    field="situation",
+                )
+            session = Session(uuid.uuid4(), user_id, cmd.partner, cmd.situation, cmd.language or None)
+            is_new = True
+            count, history = 0, []
+
+        language = cmd.language or session.language or detect_language(message)
+        persona = get_persona(session.partner, language)
+        situation = self.situations.get(session.situation) or next(iter(self.situations.values()))
+        request = DialogueRequest(
+            system_instruction=prompts.system_instruction(session.partner, situation, persona.name),
+            message=message,
+            history=tuple(history),
+            partner=session.partner,  # type: ignore[arg-type]
+            situation=session.situation,
+            language=language,  # type: ignore[arg-type]
+            temperature=temperature,
+            persona_name=persona.name,
+        )
+        return self._stream(session, is_new, count, request)
+
+    async def _load_session(self, raw_id: str, user_id: str | None) -> Session:
+        """The session, if it exists and (when user_id is given) belongs to that user."""
+        try:
+            session_id = uuid.UUID(raw_id)
+        except ValueError:
+            raise InvalidInput("session_id is not a valid id", field="session_id") from None
+        session = await self.repository.get_session(session_id)
+        if session is None or (user_id is not None and session.user_id != user_id):
+            raise NotFound("no such chat session")
+        return session
+
+    async def _stream(
+        self, session: Session, is_new: bool, count: int, request: DialogueRequest
+    ) -> AsyncIterator[ReplyEvent]:
+        user_turn_id, reply_turn_id = uuid.uuid4(), uuid.uuid4()
+        cached = await self.cache.get(self.engine.info, request)
+        engine = cached.engine if cached else self.engine.info
+        yield ReplyStarted(str(session.session_id), str(user_turn_id), engine, cached is not None)
+
+        if cached is not None:
+            text, finish_reason = cached.text, cached.finish_reason
+            yield ReplyDelta(text)
+        else:
+            parts: list[str] = []
+            finish_reason = ""
+            try:
+                async for chunk in self.engine.stream_reply(request):
+                    if chunk.text:
+                        parts.append(chunk.text)
+                        yield ReplyDelta(chunk.text)
+                    if chunk.final:
+                        finish_reason = chunk.finish_reason
+            except AIUnavailableError as exc:
+                raise Unavailable(str(exc)) from exc
+            text = "".join(parts).strip()
+            if not text:
+                raise Unavailable("the AI returned an empty reply; please try again")
+
+        event = events_pb2.ConversationTurn(
+            event_id=str(uuid.uuid4()),
+            session_id=str(session.session_id),
+            user_id=session.user_id,
+            source_service="chat",
+            user_turn_id=str(user_turn_id),
+            reply_turn_id=str(reply_turn_id),
+            turn_index=count // 2,
+            learner_text=request.message,
+            reply_text=text,
+            language=request.language or "",
+            partner=session.partner,
+            situation=session.situation,
+            engine_id=engine.id,
+        )
+        event.occurred_at.FromDatetime(datetime.now(UTC))
+        try:
+            await self.repository.store_exchange(
+                session,
+                is_new=is_new,
+                expected_index=count,
+                user_turn_id=user_turn_id,
+                user_text=request.message,
+                reply_turn_id=reply_turn_id,
+                reply_text=text,
+                engine_id=engine.id,
+                event_topic=self.settings.chat_turns_topic,
+                event=event,
+            )
+        except ConcurrentTurnError:
+            raise InvalidInput(
+                "another message in this session was answered at the same time; reload the conversation"
+            ) from None
+        self.relay.kick()
+        if cached is None:
+            await self.cache.put(engine, request, text, finish_reason)
+        yield ReplyDone(
+            str(session.session_id), str(user_turn_id), str(reply_turn_id), text, finish_reason, cached is not None
+        )
+
+    async def history(self, raw_session_id: str, user_id: str | None) -> tuple[Session, list[StoredMessage]]:
+        session = await self._load_session(raw_session_id, user_id)
+        return session, await self.repository.history(session.session_id)

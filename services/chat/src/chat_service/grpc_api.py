@@ -1,0 +1,86 @@
+"""gRPC adapter: workplace.chat.v1.ChatService over the same domain code as HTTP."""
+
+from __future__ import annotations
+
+from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.common.v1 import common_pb2
+from workplace_kit.grpc_server import GrpcService
+
+from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyStarted
+
+_PARTNER_TO_ID = {
+    chat_pb2.PARTNER_UNSPECIFIED: "colleague",
+    chat_pb2.PARTNER_COLLEAGUE: "colleague",
+    chat_pb2.PARTNER_SENIOR: "senior",
+    chat_pb2.PARTNER_BOSS: "boss",
+}
+_ID_TO_PARTNER = {"colleague": chat_pb2.PARTNER_COLLEAGUE, "senior": chat_pb2.PARTNER_SENIOR, "boss": chat_pb2.PARTNER_BOSS}
+_ROLES = {"user": common_pb2.ROLE_USER, "model": common_pb2.ROLE_MODEL}
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, service: ChatService):
+        self.service = service
+
+    async def StreamReply(self, request: chat_pb2.StreamReplyRequest, context):  # noqa: N802
+        events = await self.service.open_reply(
+            ReplyCommand(
+                user_id=request.user_id,
+                message=request.message,
+                partner=_PARTNER_TO_ID.get(request.partner, "unknown"),
+                situation=request.situation or "break",
+                session_id=request.session_id,
+                language=request.language,
+                temperature=request.temperature if request.HasField("temperature") else None,
+            )
+        )
+        async for event in events:
+            if isinstance(event, ReplyStarted):
+                engine = common_pb2.EngineInfo(id=event.engine.id, label=event.engine.label, model=event.engine.model)
+                yield chat_pb2.StreamReplyResponse(
+                    started=chat_pb2.ReplyStarted(
+                        session_id=event.session_id, user_turn_id=event.user_turn_id, engine=engine, cached=event.cached
+                    )
+                )
+            elif isinstance(event, ReplyDelta):
+                yield chat_pb2.StreamReplyResponse(delta=chat_pb2.ReplyDelta(text=event.text))
+            elif isinstance(event, ReplyDone):
+                yield chat_pb2.StreamReplyResponse(
+                    done=chat_pb2.ReplyDone(
+                        session_id=event.session_id,
+                        user_turn_id=event.user_turn_id,
+                        reply_turn_id=event.reply_turn_id,
+                        text=event.text,
+                        finish_reason=event.finish_reason,
+                        cached=event.cached,
+                    )
+                )
+
+    async def GetHistory(self, request: chat_pb2.GetHistoryRequest, context):  # noqa: N802
+        # Internal callers are trusted here; per-user checks arrive with the auth interceptor.
+        session, messages = await self.service.history(request.session_id, None)
+        response = chat_pb2.GetHistoryResponse(
+            session_id=str(session.session_id),
+            partner=_ID_TO_PARTNER[session.partner],
+            situation=session.situation,
+        )
+        for m in messages:
+            msg = response.messages.add(turn_id=str(m.turn_id), role=_ROLES[m.role], text=m.text, engine_id=m.engine_id)
+            msg.created_at.FromDatetime(m.created_at)
+        return response
+
+    async def ListSituations(self, request: chat_pb2.ListSituationsRequest, context):  # noqa: N802
+        return chat_pb2.ListSituationsResponse(
+            situations=[
+                chat_pb2.Situation(id=s.id, title_ja=s.title_ja, title_en=s.title_en, description_ja=s.description_ja)
+                for s in self.service.list_situations()
+            ]
+        )
+
+
+def grpc_service(service: ChatService) -> GrpcService:
+    return GrpcService(
+        add_to_server=chat_pb2_grpc.add_ChatServiceServicer_to_server,
+        servicer=ChatServicer(service),
+        full_name=chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    )

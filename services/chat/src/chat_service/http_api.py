@@ -1,0 +1,129 @@
+"""HTTP adapter: POST /api/v2/chat streams the reply as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Literal
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from workplace_kit.errors import DomainError
+
+from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted
+
+log = logging.getLogger(__name__)
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=20_000, description="The learner's message")
+    session_id: str = Field("", description="Empty to start a new session")
+    partner: Literal["colleague", "senior", "boss"] = "colleague"
+    situation: str = Field("break", max_length=64)
+    language: Literal["", "ja", "en"] = ""
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+class SituationOut(BaseModel):
+    id: str
+    title_ja: str
+    title_en: str
+    description_ja: str
+
+
+class MessageOut(BaseModel):
+    turn_id: str
+    role: str
+    text: str
+    engine_id: str
+    created_at: str
+
+
+class HistoryOut(BaseModel):
+    session_id: str
+    partner: str
+    situation: str
+    messages: list[MessageOut]
+
+
+def _sse(event: ReplyEvent) -> ServerSentEvent:
+    if isinstance(event, ReplyStarted):
+        data = {
+            "session_id": event.session_id,
+            "user_turn_id": event.user_turn_id,
+            "engine": asdict(event.engine),
+            "cached": event.cached,
+        }
+        return ServerSentEvent(json.dumps(data, ensure_ascii=False), event="start")
+    if isinstance(event, ReplyDelta):
+        return ServerSentEvent(json.dumps({"text": event.text}, ensure_ascii=False), event="delta")
+    assert isinstance(event, ReplyDone)
+    return ServerSentEvent(json.dumps(asdict(event), ensure_ascii=False), event="done")
+
+
+def build_router(service: ChatService) -> APIRouter:
+    router = APIRouter(prefix="/api/v2/chat", tags=["chat"])
+
+    @router.post(
+        "",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"}},
+    )
+    async def chat(body: ChatRequest, x_user_id: str = Header("anonymous", max_length=128)) -> EventSourceResponse:
+        """Send a message; the reply streams back as SSE events `start`, `delta`…, `done`.
+
+        Bad input is answered with a 4xx JSON error before the stream starts. If the AI fails
+        mid-reply, an `error` event ends the stream and nothing of this turn is stored."""
+        events = await service.open_reply(
+            ReplyCommand(
+                user_id=x_user_id,
+                message=body.message,
+                partner=body.partner,
+                situation=body.situation,
+                session_id=body.session_id,
+                language=body.language,
+                temperature=body.temperature,
+            )
+        )
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            try:
+                async for event in events:
+                    yield _sse(event)
+            except DomainError as exc:
+                yield ServerSentEvent(json.dumps(exc.to_json(), ensure_ascii=False), event="error")
+            except Exception:  # noqa: BLE001 - the stream has begun: report, don't leak a trace
+                log.exception("chat stream failed")
+                body = {"error": "internal", "message": "internal error; the problem has been logged"}
+                yield ServerSentEvent(json.dumps(body), event="error")
+
+        return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})
+
+    @router.get("/situations", response_model=list[SituationOut])
+    async def situations() -> list[SituationOut]:
+        return [SituationOut(**asdict(s)) for s in service.list_situations()]
+
+    @router.get("/sessions/{session_id}", response_model=HistoryOut)
+    async def history(session_id: str, x_user_id: str = Header("anonymous", max_length=128)) -> HistoryOut:
+        session, messages = await service.history(session_id, x_user_id)
+        return HistoryOut(
+            session_id=str(session.session_id),
+            partner=session.partner,
+            situation=session.situation,
+            messages=[
+                MessageOut(
+                    turn_id=str(m.turn_id),
+                    role=m.role,
+                    text=m.text,
+                    engine_id=m.engine_id,
+                    created_at=m.created_at.isoformat(),
+                )
+                for m in messages
+            ],
+        )
+
+    return router

@@ -1,0 +1,111 @@
+"""Chat sessions and messages in PostgreSQL (schema "chat")."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from google.protobuf.message import Message
+
+from workplace_kit import outbox
+from workplace_kit.ai.types import Turn
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: uuid.UUID
+    user_id: str
+    partner: str
+    situation: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    turn_id: uuid.UUID
+    turn_index: int
+    role: str
+    text: str
+    engine_id: str
+    created_at: datetime
+
+
+class ConcurrentTurnError(Exception):
+    """Another reply in the same session was stored first."""
+
+
+class ChatRepository:
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def get_session(self, session_id: uuid.UUID) -> Session | None:
+        row = await self.pool.fetchrow(
+            "SELECT session_id, user_id, partner, situation, language FROM sessions WHERE session_id = $1",
+            session_id,
+        )
+        return Session(**dict(row)) if row else None
+
+    async def recent_turns(self, session_id: uuid.UUID, limit: int) -> tuple[int, list[Turn]]:
+        """(number of messages so far, the last `limit` of them oldest first)."""
+        count = await self.pool.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session_id)
+        rows = await self.pool.fetch(
+            "SELECT role, text FROM (SELECT role, text, turn_index FROM messages WHERE session_id = $1 "
+            "ORDER BY turn_index DESC LIMIT $2) t ORDER BY turn_index",
+            session_id,
+            limit,
+        )
+        return count, [Turn(role=r["role"], text=r["text"]) for r in rows]
+
+    async def history(self, session_id: uuid.UUID) -> list[StoredMessage]:
+        rows = await self.pool.fetch(
+            "SELECT turn_id, turn_index, role, text, engine_id, created_at FROM messages "
+            "WHERE session_id = $1 ORDER BY turn_index",
+            session_id,
+        )
+        return [StoredMessage(**dict(r)) for r in rows]
+
+    async def store_exchange(
+        self,
+        session: Session,
+        *,
+        is_new: bool,
+        expected_index: int,
+        user_turn_id: uuid.UUID,
+        user_text: str,
+        reply_turn_id: uuid.UUID,
+        reply_text: str,
+        engine_id: str,
+        event_topic: str,
+        event: Message,
+    ) -> None:
+        """Store the learner's turn, the reply and the event, all or nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if is_new:
+                await conn.execute(
+                    "INSERT INTO sessions (session_id, user_id, partner, situation, language) "
+                    "VALUES ($1, $2, $3, $4, $5)",
+                    session.session_id,
+                    session.user_id,
+                    session.partner,
+                    session.situation,
+                    session.language,
+                )
+            else:
+                await conn.execute(
+                    "SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", session.session_id
+                )
+            count = await conn.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session.session_id)
+            if count != expected_index:
+                raise ConcurrentTurnError(str(session.session_id))
+            await conn.executemany(
+                "INSERT INTO messages (turn_id, session_id, turn_index, role, text, engine_id) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                [
+                    (user_turn_id, session.session_id, count, "user", user_text, ""),
+                    (reply_turn_id, session.session_id, count + 1, "model", reply_text, engine_id),
+                ],
+            )
+            await conn.execute("UPDATE sessions SET updated_at = now() WHERE session_id = $1", session.session_id)
+            await outbox.enqueue(conn, event_topic, event, ordering_key=str(session.session_id))

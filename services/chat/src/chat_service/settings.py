@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from workplace_kit.config import ServiceSettings
+
+
+class ChatSettings(ServiceSettings):
+    service_name: str = "chat"
+    http_port: int = Field(8101, ge=0, le=65535)
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    # How many earlier messages go to the AI as context.
+    chat_history_turns: int = Field(20, ge=0, le=200)
+    chat_default_temperature: float = Field(0.7, ge=0, le=2)
+    chat_max_message_chars: int = Field(2000, ge=1, le=20_000)
+    chat_turns_topic: str = "conversation.turns"
