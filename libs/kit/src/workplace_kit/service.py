@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .config import ServiceSettings
+from .config import ConfigError, ServiceSettings, load_settings
 from .errors import DomainError
 from .grpc_server import GrpcService, start_grpc_server
 from .logging import setup_logging
@@ -157,3 +158,13 @@ def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awa
     setup_logging(settings.service_name, settings.log_level)
     setup_tracing(settings)
     asyncio.run(serve(settings, setup))
+
+
+def run_main(settings_cls: type[ServiceSettings], build: Callable[[AsyncExitStack, ServiceSettings], Awaitable[ServiceParts]]) -> None:
+    """The whole `main()` of a service: settings from the environment, then serve until signalled."""
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigError as exc:
+        print(f"{settings_cls.__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run_service(settings, lambda stack: build(stack, settings))

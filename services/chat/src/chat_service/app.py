@@ -20,7 +20,7 @@ from .settings import ChatSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def build(stack: AsyncExitStack, settings: ChatSettings) -> tuple[ServiceParts, ChatService]:
+async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS)
     await res.bus.ensure_topic(settings.chat_turns_topic)
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
@@ -38,4 +38,5 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> tuple[ServiceP
         readiness=[res.check_database, res.check_redis],
     )
     app.include_router(build_router(service))
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run]), service
+    app.state.service = service  # for in-process tests
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run])

@@ -1,0 +1,54 @@
+"""Wire the feedback service: resources, the conversation-turn consumer, HTTP and gRPC."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from workplace.events.v1 import events_pb2
+from workplace_kit.outbox import OutboxRelay
+from workplace_kit.resources import open_resources
+from workplace_kit.service import ServiceParts, create_http_app
+from workplace_kit.workers import pubsub_consumer
+
+from .domain import FeedbackService
+from .emotion import build_emotion_analysers
+from .grpc_api import grpc_service
+from .http_api import build_router
+from .repository import FeedbackRepository
+from .settings import FeedbackSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServiceParts:
+    res = await open_resources(stack, settings, schema="feedback", migrations_dir=MIGRATIONS)
+    await res.bus.ensure_topic(settings.feedback_ready_topic)
+    await res.bus.ensure_subscription(
+        settings.feedback_turns_topic,
+        settings.feedback_turns_subscription,
+        max_delivery_attempts=settings.pubsub_max_delivery_attempts,
+    )
+    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
+    analyser, fallback = build_emotion_analysers(settings)
+    service = FeedbackService(settings, FeedbackRepository(res.pool), analyser, relay, fallback)
+
+    async def on_turn(event: events_pb2.ConversationTurn, envelope) -> None:
+        await service.handle_turn(event, envelope)
+
+    app = create_http_app(
+        settings,
+        title="Workplace Roleplay feedback API",
+        description="Emotion analysis of each learner turn, reports and strengths.",
+        readiness=[res.check_database, res.check_redis],
+    )
+    app.include_router(build_router(service))
+    app.state.service = service
+    consumer = pubsub_consumer(
+        res.bus,
+        settings.feedback_turns_subscription,
+        events_pb2.ConversationTurn,
+        on_turn,
+        max_messages=settings.pubsub_flow_max_messages,
+    )
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run, consumer])

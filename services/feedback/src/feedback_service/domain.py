@@ -1,0 +1,109 @@
+"""Feedback: analyse the emotion of each learner turn as conversation-turn events arrive.
+
+Idempotent twice over: the bus skips message ids it has handled, and the database keys each
+analysis by the learner's turn id, so a redelivered or re-published turn is analysed once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from workplace.events.v1 import events_pb2
+from workplace.feedback.v1 import emotion_pb2
+from workplace_kit.ai.types import AIUnavailableError
+from workplace_kit.errors import InvalidInput, NotFound
+from workplace_kit.outbox import OutboxRelay
+
+from .emotion.types import EmotionAnalyser, EmotionResult
+from .repository import FeedbackRepository, TurnAnalysis
+from .settings import FeedbackSettings
+
+log = logging.getLogger(__name__)
+
+
+def to_proto(result: EmotionResult) -> emotion_pb2.EmotionAnalysis:
+    return emotion_pb2.EmotionAnalysis(
+        language=result.language,
+        dominant_emotion=result.dominant,
+        scores=[emotion_pb2.EmotionScore(emotion=k, score=v) for k, v in sorted(result.scores.items())],
+        polarity=result.polarity,
+        engine=result.engine,
+        summary=result.summary,
+    )
+
+
+def _parse_id(raw: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InvalidInput(f"{field} is not a valid id", field=field) from None
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        settings: FeedbackSettings,
+        repository: FeedbackRepository,
+        analyser: EmotionAnalyser,
+        relay: OutboxRelay,
+        fallback: EmotionAnalyser | None = None,
+    ):
+        self.settings = settings
+        self.repository = repository
+        self.analyser = analyser
+        self.fallback = fallback
+        self.relay = relay
+
+    async def handle_turn(self, event: events_pb2.ConversationTurn, _envelope=None) -> TurnAnalysis | None:
+        """Analyse the learner's side of one turn; returns None when there is nothing to do."""
+        if not event.learner_text.strip():
+            return None  # AI-only turns (watch mode) have no learner text
+        turn_id = uuid.UUID(event.user_turn_id)
+        if await self.repository.exists(turn_id):
+            return None
+        language = event.language if event.language in ("ja", "en") else None
+        try:
+            result = await self.analyser.analyse(event.learner_text, language)
+        except AIUnavailableError:
+            if self.fallback is None:
+                raise
+            log.warning("emotion analysis fell back to the offline analyser", extra={"turn_id": str(turn_id)})
+            result = await self.fallback.analyse(event.learner_text, language)
+        now = datetime.now(UTC)
+        ready = events_pb2.FeedbackReady(
+            event_id=str(uuid.uuid4()),
+            session_id=event.session_id,
+            user_id=event.user_id,
+            turn_id=str(turn_id),
+            analysis=to_proto(result),
+        )
+        ready.occurred_at.FromDatetime(now)
+        stored = await self.repository.store(
+            TurnAnalysis(
+                turn_id=turn_id,
+                session_id=uuid.UUID(event.session_id),
+                user_id=event.user_id,
+                source_service=event.source_service,
+                turn_index=event.turn_index,
+                learner_text=event.learner_text,
+                result=result,
+                analysed_at=now,
+            ),
+            event_topic=self.settings.feedback_ready_topic,
+            event=ready,
+            ordering_key=event.session_id,
+        )
+        if stored is not None:
+            self.relay.kick()
+        return stored
+
+    async def turn_analysis(self, raw_turn_id: str) -> TurnAnalysis:
+        analysis = await self.repository.get(_parse_id(raw_turn_id, "turn_id"))
+        if analysis is None:
+            raise NotFound("no analysis for this turn (yet)")
+        return analysis
+
+    async def session_analyses(self, raw_session_id: str) -> list[TurnAnalysis]:
+        return await self.repository.list_for_session(_parse_id(raw_session_id, "session_id"))

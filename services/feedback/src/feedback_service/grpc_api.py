@@ -1,0 +1,50 @@
+"""gRPC adapter: workplace.feedback.v1.FeedbackService."""
+
+from __future__ import annotations
+
+import grpc
+
+from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
+from workplace_kit.grpc_server import GrpcService
+
+from .domain import FeedbackService, to_proto
+from .repository import TurnAnalysis
+
+
+def _turn(a: TurnAnalysis) -> feedback_pb2.TurnAnalysis:
+    msg = feedback_pb2.TurnAnalysis(
+        turn_id=str(a.turn_id),
+        session_id=str(a.session_id),
+        user_id=a.user_id,
+        learner_text=a.learner_text,
+        analysis=to_proto(a.result),
+        source_service=a.source_service,
+    )
+    msg.analysed_at.FromDatetime(a.analysed_at)
+    return msg
+
+
+class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
+    def __init__(self, service: FeedbackService):
+        self.service = service
+
+    async def GetTurnAnalysis(self, request, context):  # noqa: N802
+        return feedback_pb2.GetTurnAnalysisResponse(analysis=_turn(await self.service.turn_analysis(request.turn_id)))
+
+    async def ListSessionAnalyses(self, request, context):  # noqa: N802
+        analyses = await self.service.session_analyses(request.session_id)
+        return feedback_pb2.ListSessionAnalysesResponse(analyses=[_turn(a) for a in analyses])
+
+    async def GetReport(self, request, context):  # noqa: N802
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "session reports arrive in a later release")
+
+    async def GetStrengths(self, request, context):  # noqa: N802
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "strengths analysis arrives in a later release")
+
+
+def grpc_service(service: FeedbackService) -> GrpcService:
+    return GrpcService(
+        add_to_server=feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
+        servicer=FeedbackServicer(service),
+        full_name=feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
+    )
