@@ -1,0 +1,139 @@
+"""The learner's pages (HTMX + Jinja2). Reads from chat and feedback over gRPC, streams
+feedback to the browser by SSE."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import grpc
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.events.v1 import events_pb2
+from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
+from workplace_kit.errors import InvalidInput
+from workplace_kit.grpc_client import create_channel
+from workplace_kit.resources import open_resources
+from workplace_kit.service import ServiceParts, create_http_app
+from workplace_kit.workers import pubsub_consumer
+
+from .feedback_fanout import FeedbackFanout
+from .settings import WebSettings
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+EMOTION_JA = {
+    "joy": "喜び", "anger": "怒り", "sadness": "悲しみ", "fear": "不安", "shame": "恥ずかしさ",
+    "liking": "好意", "dislike": "嫌悪", "excitement": "高揚", "relief": "安心", "surprise": "驚き",
+    "neutral": "平静",
+}
+PARTNERS = [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")]
+
+
+def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis) -> dict:
+    scores = sorted(((s.emotion, s.score) for s in analysis.scores), key=lambda x: -x[1])
+    return {
+        "turn_id": turn_id,
+        "learner_text": learner_text,
+        "dominant": analysis.dominant_emotion,
+        "dominant_ja": EMOTION_JA.get(analysis.dominant_emotion, analysis.dominant_emotion),
+        "polarity": analysis.polarity,
+        "polarity_pct": int(round((analysis.polarity + 1) * 50)),
+        "scores": [(EMOTION_JA.get(e, e), int(round(s * 100))) for e, s in scores[:3]],
+        "summary": analysis.summary,
+        "engine": analysis.engine,
+    }
+
+
+async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
+    res = await open_resources(stack, settings)
+    await res.bus.ensure_subscription(
+        settings.web_feedback_ready_topic,
+        settings.web_feedback_subscription,
+        max_delivery_attempts=settings.pubsub_max_delivery_attempts,
+    )
+    chat_channel = create_channel(settings.web_chat_grpc_addr)
+    stack.push_async_callback(chat_channel.close)
+    feedback_channel = create_channel(settings.web_feedback_grpc_addr)
+    stack.push_async_callback(feedback_channel.close)
+    chat = chat_pb2_grpc.ChatServiceStub(chat_channel)
+    feedback = feedback_pb2_grpc.FeedbackServiceStub(feedback_channel)
+    fanout = FeedbackFanout(res.redis)
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    app = create_http_app(settings, title="Workplace Roleplay web", readiness=[res.check_redis])
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index(request: Request) -> HTMLResponse:
+        situations, notice = [], ""
+        try:
+            reply = await chat.ListSituations(chat_pb2.ListSituationsRequest(), timeout=settings.web_grpc_timeout_s)
+            situations = list(reply.situations)
+        except grpc.aio.AioRpcError:
+            log.warning("chat service unreachable for ListSituations", exc_info=True)
+            notice = "チャットサービスに接続できません。しばらくしてから再読み込みしてください。"
+        response = templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "situations": situations,
+                "partners": PARTNERS,
+                "notice": notice,
+                "chat_api_url": settings.web_chat_api_url,
+            },
+        )
+        if not request.cookies.get("wp_guest"):
+            # A guest id until the auth service issues real accounts.
+            response.set_cookie("wp_guest", "guest-" + uuid.uuid4().hex[:16], samesite="lax", httponly=False)
+        return response
+
+    @app.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
+    async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:
+        """SSE: the analyses already stored for the session, then each new one as it arrives."""
+        try:
+            uuid.UUID(session_id)
+        except ValueError:
+            raise InvalidInput("session_id is not a valid id", field="session_id") from None
+        template = templates.get_template("_feedback_card.html")
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            seen: set[str] = set()
+            # Subscribe first, then read what is stored, so nothing falls between the two.
+            async with fanout.listen(session_id) as live:
+                try:
+                    stored = await feedback.ListSessionAnalyses(
+                        feedback_pb2.ListSessionAnalysesRequest(session_id=session_id),
+                        timeout=settings.web_grpc_timeout_s,
+                    )
+                    for a in stored.analyses:
+                        seen.add(a.turn_id)
+                        html = template.render(card=feedback_view(a.turn_id, a.learner_text, a.analysis))
+                        yield ServerSentEvent(html, event="feedback")
+                except grpc.aio.AioRpcError:
+                    log.warning("feedback service unreachable", exc_info=True)
+                    notice = {"message": "これまでのフィードバックを読み込めませんでした。新しい分析は届きます。"}
+                    yield ServerSentEvent(json.dumps(notice, ensure_ascii=False), event="notice")
+                async for event in live:
+                    if event is None or event.turn_id in seen:
+                        continue
+                    seen.add(event.turn_id)
+                    html = template.render(card=feedback_view(event.turn_id, "", event.analysis))
+                    yield ServerSentEvent(html, event="feedback")
+
+        return EventSourceResponse(events(), ping=15, headers={"X-Accel-Buffering": "no"})
+
+    consumer = pubsub_consumer(
+        res.bus, settings.web_feedback_subscription, events_pb2.FeedbackReady, fanout.on_feedback_ready
+    )
+    return ServiceParts(http_app=app, workers=[consumer])

@@ -1,0 +1,183 @@
+// Free-chat page: sends the learner's message, streams the reply (SSE over POST via sse.js),
+// and connects the feedback panel (htmx SSE extension) once the session exists.
+import { SSE } from "/static/vendor/sse.js-2.8.0.js";
+
+const log = document.getElementById("log");
+const composer = document.getElementById("composer");
+const input = document.getElementById("message");
+const sendButton = document.getElementById("send");
+const statusLine = document.getElementById("status");
+const partner = document.getElementById("partner");
+const situation = document.getElementById("situation");
+const situationHint = document.getElementById("situation-hint");
+const feedbackHint = document.getElementById("feedback-hint");
+const chatApi = composer.dataset.chatApi;
+
+let sessionId = "";
+let busy = false;
+
+function guestId() {
+  const match = document.cookie.match(/(?:^|;\s*)wp_guest=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "anonymous";
+}
+
+function bubble(role, text) {
+  const li = document.createElement("li");
+  li.className = `msg ${role}`;
+  const body = document.createElement("div");
+  body.className = "body";
+  body.textContent = text;
+  li.appendChild(body);
+  log.appendChild(li);
+  li.scrollIntoView({ block: "end" });
+  return li;
+}
+
+function showSituationHint() {
+  const opt = situation.selectedOptions[0];
+  situationHint.textContent = opt ? opt.title : "";
+}
+
+function connectFeedback(id) {
+  const old = document.getElementById("feedback-stream");
+  const fresh = old.cloneNode(false);
+  fresh.setAttribute("sse-connect", `/events/sessions/${encodeURIComponent(id)}/feedback`);
+  old.replaceWith(fresh);
+  htmx.process(fresh);
+}
+
+function resetConversation() {
+  sessionId = "";
+  log.replaceChildren();
+  const old = document.getElementById("feedback-stream");
+  const fresh = old.cloneNode(false);
+  fresh.removeAttribute("sse-connect");
+  old.replaceWith(fresh);
+  feedbackHint.hidden = false;
+  partner.disabled = false;
+  situation.disabled = false;
+  statusLine.textContent = "";
+  input.focus();
+}
+
+function errorMessage(data, fallback) {
+  try {
+    const body = JSON.parse(data);
+    if (body && body.message) return body.message;
+  } catch (_) { /* not JSON */ }
+  return fallback;
+}
+
+function send(text) {
+  busy = true;
+  sendButton.disabled = true;
+  const mine = bubble("user", text);
+  const reply = bubble("model", "");
+  reply.classList.add("pending");
+  reply.querySelector(".body").textContent = "考え中…";
+  statusLine.textContent = "返信を待っています…";
+  let received = "";
+
+  const source = new SSE(chatApi, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-User-Id": guestId() },
+    payload: JSON.stringify({
+      message: text,
+      session_id: sessionId,
+      partner: partner.value,
+      situation: situation.value,
+    }),
+    start: false,
+  });
+
+  const finish = () => {
+    busy = false;
+    sendButton.disabled = false;
+    source.close();
+    input.focus();
+  };
+
+  source.addEventListener("start", (e) => {
+    const data = JSON.parse(e.data);
+    if (!sessionId) {
+      sessionId = data.session_id;
+      connectFeedback(sessionId);
+      partner.disabled = true;
+      situation.disabled = true;
+      feedbackHint.hidden = true;
+    }
+    mine.dataset.turnId = data.user_turn_id;
+    const badge = document.createElement("span");
+    badge.className = "engine-badge";
+    badge.textContent = data.cached ? `${data.engine.label}（キャッシュ）` : data.engine.label;
+    badge.title = "この返信を作った応答エンジン";
+    reply.appendChild(badge);
+    statusLine.textContent = "返信中…";
+  });
+  source.addEventListener("delta", (e) => {
+    received += JSON.parse(e.data).text;
+    reply.classList.remove("pending");
+    reply.querySelector(".body").textContent = received;
+    reply.scrollIntoView({ block: "end" });
+  });
+  source.addEventListener("done", (e) => {
+    const data = JSON.parse(e.data);
+    reply.querySelector(".body").textContent = data.text;
+    reply.dataset.turnId = data.reply_turn_id;
+    statusLine.textContent = "";
+    finish();
+  });
+  const fail = (message) => {
+    reply.classList.remove("pending");
+    reply.classList.add("failed");
+    reply.querySelector(".body").textContent = message;
+    mine.classList.add("unsent");
+    mine.title = "この発言は保存されていません。もう一度送信してください。";
+    input.value = text;
+    statusLine.textContent = "送信できませんでした。内容は入力欄に戻しました。";
+    finish();
+  };
+  source.addEventListener("error", (e) => {
+    if (!busy) return;
+    if (e.data) {
+      fail(errorMessage(e.data, "返信を作れませんでした。少し待ってからもう一度お試しください。"));
+    } else {
+      fail("サーバーに接続できませんでした。ネットワークを確認して、もう一度お試しください。");
+    }
+  });
+  source.addEventListener("abort", () => { if (busy) fail("送信を中止しました。"); });
+  source.stream();
+}
+
+composer.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = input.value.trim();
+  if (!text || busy) return;
+  input.value = "";
+  send(text);
+});
+
+input.addEventListener("keydown", (e) => {
+  // Enter sends; Shift+Enter is a new line; Enter while the IME is composing is not a send.
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    composer.requestSubmit();
+  }
+});
+
+document.getElementById("new-chat").addEventListener("click", resetConversation);
+situation.addEventListener("change", showSituationHint);
+showSituationHint();
+
+// Feedback cards arrive as HTML fragments: fill in what CSP forbids inline (bar widths) and
+// the learner's own words for live cards.
+document.body.addEventListener("htmx:afterSwap", () => {
+  for (const fill of document.querySelectorAll(".card .fill[data-width]")) {
+    fill.style.width = `${fill.dataset.width}%`;
+    fill.removeAttribute("data-width");
+  }
+  for (const quote of document.querySelectorAll(".card .quote:empty")) {
+    const source = log.querySelector(`[data-turn-id="${quote.dataset.forTurn}"] .body`);
+    if (source) quote.textContent = source.textContent;
+  }
+});
