@@ -46,6 +46,9 @@ class GrpcService:
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, DomainError):
         return getattr(grpc.StatusCode, exc.grpc_code_name), exc.message
+    if isinstance(exc, NotImplementedError):
+        # Generated base servicers raise this for RPCs a service does not serve yet.
+        return grpc.StatusCode.UNIMPLEMENTED, "not implemented yet"
     return grpc.StatusCode.INTERNAL, "internal error; the problem has been logged"
 
 

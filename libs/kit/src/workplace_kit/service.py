@@ -168,3 +168,13 @@ def run_main(settings_cls: type[ServiceSettings], build: Callable[[AsyncExitStac
         print(f"{settings_cls.__name__}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     run_service(settings, lambda stack: build(stack, settings))
+
+
+def placeholder_build(title: str, services: list[GrpcService]):
+    """`build` for a service whose API is defined but not implemented yet: health, metrics and
+    gRPC reflection work, and every RPC answers UNIMPLEMENTED."""
+
+    async def build(stack: AsyncExitStack, settings: ServiceSettings) -> ServiceParts:
+        return ServiceParts(http_app=create_http_app(settings, title=title), grpc_services=services)
+
+    return build
