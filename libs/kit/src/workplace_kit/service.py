@@ -103,12 +103,19 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+async def serve(
+    settings: ServiceSettings,
+    setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]],
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT, or until `stop` is set when the caller passes one (tests)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
 
     async with AsyncExitStack() as stack:
         parts = await setup(stack)

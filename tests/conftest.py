@@ -1,0 +1,54 @@
+"""Shared set-up for the whole test run: the real components, started once.
+
+PostgreSQL+pgvector, Redis and the Pub/Sub emulator come from the project's own script
+(scripts/localrt.py infra up, which `task test` runs first). If they do not answer, we run
+that script here; if it fails, the run stops with its message — under CI=true as anywhere
+else, nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs before collection, so modules that read the environment at import time see it.
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "localrt.py"), "infra", "up"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise pytest.UsageError(
+            "the test components (PostgreSQL+pgvector, Redis, Pub/Sub emulator) could not be started:\n"
+            + result.stdout[-3000:]
+            + result.stderr[-3000:]
+        )
+    os.environ.update(_read_env_file(REPO / ".run" / "env"))
+    os.environ.setdefault("WP_ENVIRONMENT", "test")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Suffix for topic and subscription names, so test runs never share Pub/Sub state."""
+    return RUN_ID

@@ -1,0 +1,314 @@
+"""Chat → Pub/Sub → feedback, in-process services on the real PostgreSQL, Redis and emulator.
+
+The chat service runs once with the offline engine and once with Gemini (the real
+google-genai client against the stand-in server); the feedback service consumes the turn
+events both publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+from gemini_standin import Fail, FailMidStream, GeminiStandIn, Reply
+from httpx_sse import aconnect_sse
+from support.services import running_service
+
+from chat_service.app import build as build_chat
+from chat_service.settings import ChatSettings
+from feedback_service.app import build as build_feedback
+from feedback_service.settings import FeedbackSettings
+from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.events.v1 import events_pb2
+from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
+from workplace_kit.bus import EventBus
+
+FAST_RETRY = {"gemini_retry_attempts": 2, "gemini_retry_initial_delay_s": 0.01, "gemini_retry_max_delay_s": 0.02}
+
+
+@pytest.fixture(scope="session")
+def topics(run_id: str) -> dict[str, str]:
+    return {
+        "turns": f"conversation.turns.t{run_id}",
+        "feedback_sub": f"feedback.conversation-turns.t{run_id}",
+        "ready": f"feedback.ready.t{run_id}",
+    }
+
+
+@pytest.fixture(scope="session")
+async def feedback(topics):
+    settings = FeedbackSettings(
+        feedback_turns_topic=topics["turns"],
+        feedback_turns_subscription=topics["feedback_sub"],
+        feedback_ready_topic=topics["ready"],
+        ai_provider="offline",
+    )
+    async with running_service(build_feedback, settings) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+async def ready_events(topics, run_id) -> AsyncIterator[list[events_pb2.FeedbackReady]]:
+    """Everything published on feedback.ready during the run, as a subscriber would see it."""
+    received: list[events_pb2.FeedbackReady] = []
+    bus = EventBus("workplace-local", redis=None, service_name="test-observer")
+    await bus.ensure_subscription(topics["ready"], f"observer.t{run_id}")
+
+    async def on_ready(event, _envelope):
+        received.append(event)
+
+    sub = await bus.subscribe(f"observer.t{run_id}", events_pb2.FeedbackReady, on_ready)
+    yield received
+    await sub.close()
+    await bus.close()
+
+
+@pytest.fixture(scope="session")
+async def chat(topics, feedback, ready_events):
+    settings = ChatSettings(chat_turns_topic=topics["turns"], ai_provider="offline")
+    async with running_service(build_chat, settings) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def standin():
+    with GeminiStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def gemini_chat(topics, feedback, standin):
+    settings = ChatSettings(
+        chat_turns_topic=topics["turns"],
+        ai_provider="gemini",
+        gemini_api_keys=["test-key-1"],
+        gemini_base_url=standin.base_url,
+        **FAST_RETRY,
+    )
+    async with running_service(build_chat, settings) as svc:
+        yield svc
+
+
+async def sse_chat(base_url: str, body: dict, *, user: str = "learner-1") -> tuple[int, list[tuple[str, dict]]]:
+    """POST /api/v2/chat; returns (status, [(event, data), ...]) or the JSON error body."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        async with aconnect_sse(
+            client, "POST", base_url + "/api/v2/chat", json=body, headers={"X-User-Id": user}
+        ) as source:
+            if source.response.status_code != 200:
+                await source.response.aread()
+                return source.response.status_code, [("http-error", source.response.json())]
+            return 200, [(e.event, json.loads(e.data)) async for e in source.aiter_sse()]
+
+
+async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.2):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def history(base_url: str, session_id: str, user: str = "learner-1") -> list[dict]:
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{base_url}/api/v2/chat/sessions/{session_id}", headers={"X-User-Id": user})
+        r.raise_for_status()
+        return r.json()["messages"]
+
+
+async def test_reply_streams_as_sse_and_history_is_kept(chat):
+    status, events = await sse_chat(chat.http_url, {"message": "おはようございます。週末は何をしていましたか？", "partner": "boss"})
+    assert status == 200
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("delta") >= 1
+    start, done = events[0][1], events[-1][1]
+    assert start["engine"]["id"] == "offline-retrieval"
+    text = "".join(d["text"] for k, d in events if k == "delta")
+    assert text.strip() == done["text"]
+    assert any("\u3040" <= ch <= "\u30ff" for ch in done["text"]), "Japanese in, Japanese out"
+
+    session_id = start["session_id"]
+    status, events = await sse_chat(chat.http_url, {"message": "最近、映画を見に行きました。", "session_id": session_id})
+    assert status == 200 and events[-1][0] == "done"
+    messages = await history(chat.http_url, session_id)
+    assert [m["role"] for m in messages] == ["user", "model", "user", "model"]
+    assert messages[0]["text"] == "おはようございます。週末は何をしていましたか？"
+    assert messages[2]["turn_id"] == events[0][1]["user_turn_id"]
+
+
+async def test_english_learner_gets_english_reply(chat):
+    status, events = await sse_chat(chat.http_url, {"message": "Hi! How was your weekend?", "partner": "colleague"})
+    assert status == 200
+    reply = events[-1][1]["text"]
+    assert not any("\u3040" <= ch <= "\u30ff" for ch in reply)
+
+
+async def test_grpc_stream_reply_matches_http_domain(chat):
+    async with grpc.aio.insecure_channel(chat.grpc_address) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        request = chat_pb2.StreamReplyRequest(
+            user_id="grpc-user", message="お疲れさまです。今日のランチはどこに行きましたか？",
+            partner=chat_pb2.PARTNER_SENIOR, situation="lunch",
+        )
+        responses = [r async for r in stub.StreamReply(request)]
+        assert responses[0].WhichOneof("event") == "started"
+        assert responses[-1].WhichOneof("event") == "done"
+        deltas = "".join(r.delta.text for r in responses if r.WhichOneof("event") == "delta")
+        assert deltas.strip() == responses[-1].done.text
+        session_id = responses[0].started.session_id
+
+        hist = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
+        assert hist.partner == chat_pb2.PARTNER_SENIOR and hist.situation == "lunch"
+        assert [m.text for m in hist.messages][0] == request.message
+        assert len(hist.messages) == 2
+
+        situations = await stub.ListSituations(chat_pb2.ListSituationsRequest())
+        assert {"break", "lunch"} <= {s.id for s in situations.situations}
+
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            async for _ in stub.StreamReply(chat_pb2.StreamReplyRequest(user_id="grpc-user", message="   ")):
+                pass
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=str(uuid.uuid4())))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_bad_input_gets_clear_errors_and_loses_nothing(chat):
+    status, events = await sse_chat(chat.http_url, {"message": "こんにちは"})
+    session_id = events[0][1]["session_id"]
+    before = await history(chat.http_url, session_id)
+
+    status, body = await sse_chat(chat.http_url, {"message": "", "session_id": session_id})
+    assert status == 422 and "message" in body[0][1]["message"]
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "situation": "moon-base"})
+    assert status == 400 and body[0][1]["field"] == "situation"
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": str(uuid.uuid4())})
+    assert status == 404
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": "not-an-id"})
+    assert status == 400
+    # Someone else's session is not found, not leaked.
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": session_id}, user="intruder")
+    assert status == 404
+    status, body = await sse_chat(chat.http_url, {"message": "あ" * 2001, "session_id": session_id})
+    assert status == 400 and "too long" in body[0][1]["message"]
+    async with httpx.AsyncClient() as client:
+        r = await client.post(chat.http_url + "/api/v2/chat", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+        assert "Traceback" not in r.text
+    assert await history(chat.http_url, session_id) == before
+
+
+async def test_temperature_zero_is_answered_from_cache(chat):
+    body = {"message": f"今日の会議の準備は進んでいますか？ ({uuid.uuid4().hex[:6]})", "temperature": 0, "partner": "boss"}
+    _, first = await sse_chat(chat.http_url, body)
+    _, second = await sse_chat(chat.http_url, body)
+    assert first[0][1]["cached"] is False
+    assert second[0][1]["cached"] is True and second[-1][1]["cached"] is True
+    assert first[-1][1]["text"] == second[-1][1]["text"]
+    # Each request is still its own stored turn in its own session.
+    assert first[0][1]["session_id"] != second[0][1]["session_id"]
+    assert len(await history(chat.http_url, second[0][1]["session_id"])) == 2
+
+
+async def test_feedback_arrives_for_each_learner_turn(chat, feedback, ready_events):
+    _, events = await sse_chat(chat.http_url, {"message": "昨日のプレゼン、うまくいって本当に嬉しかったです！"})
+    session_id = events[0][1]["session_id"]
+    first_turn = events[0][1]["user_turn_id"]
+    _, events = await sse_chat(chat.http_url, {"message": "でも部長に厳しく言われて、少し落ち込んでいます。", "session_id": session_id})
+    second_turn = events[0][1]["user_turn_id"]
+
+    async def analyses():
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{feedback.http_url}/api/v2/feedback/sessions/{session_id}/turns")
+            return r.json() if r.status_code == 200 and len(r.json()) == 2 else None
+
+    found = await wait_for(analyses)
+    by_turn = {a["turn_id"]: a for a in found}
+    assert by_turn[first_turn]["polarity"] > 0
+    assert by_turn[second_turn]["polarity"] < 0
+    assert all(a["summary"] and a["engine"].startswith("offline") for a in found)
+
+    async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        one = await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id=first_turn))
+        assert one.analysis.session_id == session_id and one.analysis.analysis.dominant_emotion
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id="nope"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetReport(feedback_pb2.GetReportRequest(session_id=session_id))
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    await wait_for(lambda: _async({first_turn, second_turn} <= {e.turn_id for e in ready_events}))
+
+
+async def _async(value):
+    return value
+
+
+async def test_redelivered_turn_is_analysed_once(feedback, ready_events):
+    service = feedback.app.state.service
+    event = events_pb2.ConversationTurn(
+        event_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), user_id="u", source_service="chat",
+        user_turn_id=str(uuid.uuid4()), reply_turn_id=str(uuid.uuid4()), learner_text="ありがとうございます、助かりました。",
+        language="ja",
+    )
+    first = await service.handle_turn(event)
+    again = await service.handle_turn(event)
+    assert first is not None and again is None
+    await wait_for(lambda: _async(any(e.turn_id == event.user_turn_id for e in ready_events)))
+    await asyncio.sleep(1.0)
+    assert sum(e.turn_id == event.user_turn_id for e in ready_events) == 1
+
+
+async def test_gemini_request_carries_persona_history_and_config(gemini_chat, standin):
+    standin.reset()
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "はじめまして。今日からお世話になります。", "partner": "boss", "situation": "morning"})
+    assert events[0][1]["engine"]["id"] == "gemini"
+    session_id = events[0][1]["session_id"]
+    standin.script(Reply(["そうですか、", "よろしくお願いしますね。"]))
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "よろしくお願いします！", "session_id": session_id, "temperature": 0.3})
+    assert events[-1][1]["text"] == "そうですか、よろしくお願いしますね。"
+    req = standin.requests[-1]
+    assert req.action == "streamGenerateContent" and req.api_key == "test-key-1"
+    body = req.body
+    assert "上司" in body["systemInstruction"]["parts"][0]["text"]
+    roles = [c["role"] for c in body["contents"]]
+    assert roles == ["user", "model", "user"]
+    assert body["contents"][0]["parts"][0]["text"] == "はじめまして。今日からお世話になります。"
+    assert body["contents"][-1]["parts"][0]["text"] == "よろしくお願いします！"
+    assert body["generationConfig"]["temperature"] == pytest.approx(0.3)
+
+
+async def test_gemini_overload_reports_error_and_stores_nothing(gemini_chat, standin):
+    standin.reset()
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "こんにちは"})
+    session_id = events[0][1]["session_id"]
+    before = await history(gemini_chat.http_url, session_id)
+
+    standin.script(Fail(503), times=None)
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "今日は忙しいですか？", "session_id": session_id})
+    assert events[-1][0] == "error" and events[-1][1]["error"] == "unavailable"
+    assert len([r for r in standin.requests if r.status == 503]) >= 2, "retried before giving up"
+    assert await history(gemini_chat.http_url, session_id) == before
+
+    standin.reset()
+    standin.script(FailMidStream(chunks=["途中まで"]))
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "今日は忙しいですか？", "session_id": session_id})
+    assert events[-1][0] == "error"
+    assert await history(gemini_chat.http_url, session_id) == before
+
+    standin.reset()
+    standin.script(Fail(429), Reply(["大丈夫ですよ。"]))
+    _, events = await sse_chat(gemini_chat.http_url, {"message": "今日は忙しいですか？", "session_id": session_id})
+    assert events[-1][0] == "done" and events[-1][1]["text"] == "大丈夫ですよ。"
+    assert len(await history(gemini_chat.http_url, session_id)) == len(before) + 2
