@@ -54,17 +54,12 @@ BUSY_MESSAGE = (
     "AIが混み合っています。少し待ってからもう一度お試しください。"
     " / The AI is busy right now. Please wait a moment and try again."
 )
-FAILED_MESSAGE = (
-    "AIから応答を得られませんでした。もう一度お試しください。"
-    " / The AI could not answer. Please try again."
-)
+FAILED_MESSAGE = "AIから応答を得られませんでした。もう一度お試しください。 / The AI could not answer. Please try again."
 INTERRUPTED_MESSAGE = (
-    "AIの応答が途中で途切れました。もう一度お試しください。"
-    " / The AI's answer was cut off. Please try again."
+    "AIの応答が途中で途切れました。もう一度お試しください。 / The AI's answer was cut off. Please try again."
 )
 MALFORMED_MESSAGE = (
-    "AIの応答を読み取れませんでした。もう一度お試しください。"
-    " / The AI's answer could not be read. Please try again."
+    "AIの応答を読み取れませんでした。もう一度お試しください。 / The AI's answer could not be read. Please try again."
 )
 
 # Cool-down when Gemini does not say how long (quota errors usually carry a RetryInfo delay).
@@ -117,9 +112,7 @@ def fallback_model(settings: ServiceSettings, model: str) -> str | None:
 def _retry_delay_s(error: errors.APIError) -> float | None:
     """The ``google.rpc.RetryInfo`` delay of a quota error ("39s", "1.5s"), if any."""
     body = error.details if isinstance(error.details, dict) else {}
-    details = (
-        body.get("error", {}).get("details", []) if isinstance(body.get("error"), dict) else []
-    )
+    details = body.get("error", {}).get("details", []) if isinstance(body.get("error"), dict) else []
     for detail in details:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
             match = re.fullmatch(r"\s*([0-9.]+)s\s*", str(detail.get("retryDelay", "")))
@@ -170,8 +163,7 @@ class GeminiKeyPool:
         return [
             key
             for key in self.keys
-            if self._cool_until.get((key, model), 0) <= now
-            and self._cool_until.get((key, None), 0) <= now
+            if self._cool_until.get((key, model), 0) <= now and self._cool_until.get((key, None), 0) <= now
         ]
 
     def cool_down(self, key: str, model: str | None, seconds: float) -> None:
@@ -179,9 +171,7 @@ class GeminiKeyPool:
         until = self._clock() + seconds
         self._cool_until[(key, model)] = max(until, self._cool_until.get((key, model), 0))
 
-    async def call(
-        self, models: list[str], attempt: Callable[[genai.Client, str], Awaitable[T]]
-    ) -> T:
+    async def call(self, models: list[str], attempt: Callable[[genai.Client, str], Awaitable[T]]) -> T:
         """Run ``attempt(client, model)`` with failover across keys, then across ``models``.
 
         Raises AIUnavailableError when nothing works; every other exception from ``attempt``
@@ -229,7 +219,10 @@ class GeminiKeyPool:
                 except _TRANSPORT_ERRORS as exc:
                     logger.error("gemini call to %s failed: %s: %s", model, type(exc).__name__, exc)
                     raise AIUnavailableError(FAILED_MESSAGE) from exc
-        raise AIUnavailableError(BUSY_MESSAGE, status=last_status or 429) from last_error
+        if last_status in (None, 429, 503):
+            raise AIUnavailableError(BUSY_MESSAGE, status=last_status or 429) from last_error
+        # Every key was rejected: an operator must fix the keys, waiting will not help.
+        raise AIUnavailableError(FAILED_MESSAGE, status=last_status, retryable=False) from last_error
 
     def models_for(self, model: str, *, fallback: bool = True) -> list[str]:
         other = fallback_model(self.settings, model) if fallback else None
@@ -238,6 +231,7 @@ class GeminiKeyPool:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aio.aclose()
+            client.close()  # the sync side holds its own connection pool
         self._clients.clear()
 
 
@@ -327,16 +321,12 @@ class GeminiDialogueEngine:
         contents = _contents(request)
 
         async def attempt(client: genai.Client, model: str) -> _OpenStream:
-            stream = await client.aio.models.generate_content_stream(
-                model=model, contents=contents, config=config
-            )
+            stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
             # The HTTP request, and so any quota or overload error, happens on first iteration.
             first = await anext(stream, None)
             return _OpenStream(model, first, stream)
 
-        return await self.pool.call(
-            self.pool.models_for(self.model, fallback=self.fallback), attempt
-        )
+        return await self.pool.call(self.pool.models_for(self.model, fallback=self.fallback), attempt)
 
     async def stream_reply(self, request: DialogueRequest) -> AsyncIterator[ReplyChunk]:
         opened = await self._open(request)
@@ -400,14 +390,10 @@ async def generate_json(
     )
 
     async def attempt(client: genai.Client, chosen: str) -> types.GenerateContentResponse:
-        return await client.aio.models.generate_content(
-            model=chosen, contents=prompt, config=config
-        )
+        return await client.aio.models.generate_content(model=chosen, contents=prompt, config=config)
 
     try:
-        response = await pool.call(
-            pool.models_for(model or pool.settings.gemini_model_flash), attempt
-        )
+        response = await pool.call(pool.models_for(model or pool.settings.gemini_model_flash), attempt)
     finally:
         if owned:
             await pool.aclose()

@@ -87,12 +87,8 @@ class EmotionAnswer(BaseModel):
         default_factory=list,
         description="Emotions present in the message with their strength; omit absent ones.",
     )
-    polarity: float = Field(
-        ge=-1.0, le=1.0, description="-1 very negative, 0 neutral, 1 very positive."
-    )
-    summary: str = Field(
-        description="One short sentence to the learner about the feeling their message conveys."
-    )
+    polarity: float = Field(ge=-1.0, le=1.0, description="-1 very negative, 0 neutral, 1 very positive.")
+    summary: str = Field(description="One short sentence to the learner about the feeling their message conveys.")
 
     @field_validator("scores", mode="before")
     @classmethod
