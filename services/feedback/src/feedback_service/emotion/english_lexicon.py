@@ -12,58 +12,59 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+# Compact on purpose: one block per emotion reads better than one word per line.
+# fmt: off
 _LEXICON: dict[str, tuple[str, ...]] = {
     "joy": (
         "happy", "happier", "happiest", "happily", "happiness", "glad", "gladly", "pleased", "delighted",
-        "delightful", "joy", "joyful", "cheerful", "enjoy", "enjoyed", "enjoying", "enjoys", "enjoyable",
-        "fun", "proud", "celebrate", "celebrated", "celebrating", "smile", "smiled", "smiling", "laugh",
-        "laughed", "laughing", "overjoyed", "satisfied",
+        "delightful", "joy", "joyful", "cheerful", "enjoy", "enjoyed", "enjoying", "enjoys", "enjoyable", "fun",
+        "proud", "celebrate", "celebrated", "celebrating", "smile", "smiled", "smiling", "laugh", "laughed",
+        "laughing", "overjoyed", "satisfied",
     ),
     "anger": (
-        "angry", "angrier", "angrily", "anger", "angered", "mad", "furious", "fury", "rage", "raging",
-        "outraged", "outrageous", "annoyed", "annoying", "annoyance", "irritated", "irritating",
-        "irritation", "frustrated", "frustrating", "frustration", "infuriated", "infuriating", "livid",
-        "resent", "resented", "resentful", "resentment", "pissed", "pissed off", "hostile", "indignant",
+        "angry", "angrier", "angrily", "anger", "angered", "mad", "furious", "fury", "rage", "raging", "outraged",
+        "outrageous", "annoyed", "annoying", "annoyance", "irritated", "irritating", "irritation", "frustrated",
+        "frustrating", "frustration", "infuriated", "infuriating", "livid", "resent", "resented", "resentful",
+        "resentment", "pissed", "pissed off", "hostile", "indignant",
     ),
     "sadness": (
         "sad", "sadder", "saddest", "sadly", "sadness", "unhappy", "depressed", "depressing", "disappointed",
-        "disappointing", "disappointment", "upset", "miserable", "heartbroken", "gloomy", "lonely",
-        "regret", "regrets", "regretted", "regretful", "cry", "cried", "crying", "tears", "grief",
-        "grieving", "gutted", "discouraged", "hopeless", "let down", "down in the dumps",
+        "disappointing", "disappointment", "upset", "miserable", "heartbroken", "gloomy", "lonely", "regret",
+        "regrets", "regretted", "regretful", "cry", "cried", "crying", "tears", "grief", "grieving", "gutted",
+        "discouraged", "hopeless", "let down", "down in the dumps",
     ),
     "fear": (
-        "afraid", "scared", "scary", "frightened", "frightening", "fear", "fearful", "fears", "worried",
-        "worry", "worrying", "worries", "anxious", "anxiety", "nervous", "nervously", "uneasy", "concerned",
-        "panic", "panicked", "panicking", "terrified", "dread", "dreading", "stressed", "stressful",
-        "overwhelmed", "insecure", "freaked out", "freaking out",
+        "afraid", "scared", "scary", "frightened", "frightening", "fear", "fearful", "fears", "worried", "worry",
+        "worrying", "worries", "anxious", "anxiety", "nervous", "nervously", "uneasy", "concerned", "panic",
+        "panicked", "panicking", "terrified", "dread", "dreading", "stressed", "stressful", "overwhelmed",
+        "insecure", "freaked out", "freaking out",
     ),
     "shame": (
-        "ashamed", "embarrassed", "embarrassing", "embarrassment", "humiliated", "humiliating",
-        "mortified", "shy", "awkward", "guilty",
+        "ashamed", "embarrassed", "embarrassing", "embarrassment", "humiliated", "humiliating", "mortified", "shy",
+        "awkward", "guilty",
     ),
     "liking": (
         "love", "loved", "loving", "adore", "adored", "fond", "fondness", "appreciate", "appreciated",
         "appreciation", "grateful", "gratitude", "thankful", "admire", "admired", "admiration", "fan of",
     ),
     "dislike": (
-        "hate", "hated", "hates", "hating", "dislike", "disliked", "dislikes", "disgusted", "disgusting",
-        "gross", "reluctant", "unwilling", "bored", "boring", "fed up", "sick of", "tired of",
-        "can't stand", "cannot stand",
+        "hate", "hated", "hates", "hating", "dislike", "disliked", "dislikes", "disgusted", "disgusting", "gross",
+        "reluctant", "unwilling", "bored", "boring", "fed up", "sick of", "tired of", "can't stand", "cannot stand",
     ),
     "excitement": (
-        "excited", "exciting", "excitement", "thrilled", "thrilling", "eager", "eagerly", "pumped",
-        "enthusiastic", "enthusiasm", "energized", "energised", "motivated", "can't wait", "cannot wait",
-        "looking forward",
+        "excited", "exciting", "excitement", "thrilled", "thrilling", "eager", "eagerly", "pumped", "enthusiastic",
+        "enthusiasm", "energized", "energised", "motivated", "can't wait", "cannot wait", "looking forward",
     ),
     "relief": (
         "relieved", "relief", "reassured", "reassuring", "comforted", "phew", "thank goodness", "at ease",
         "peace of mind",
     ),
     "surprise": (
-        "surprised", "surprising", "surprise", "shocked", "shocking", "astonished", "astonishing",
-        "stunned", "amazed", "wow", "unexpected", "unexpectedly",
+        "surprised", "surprising", "surprise", "shocked", "shocking", "astonished", "astonishing", "stunned",
+        "amazed", "wow", "unexpected", "unexpectedly",
     ),
 }
+# fmt: on
 
 # A negator within this many words before an emotion word cancels it ("not happy" is not joy; VADER
 # already turns the polarity around, so the emotion is simply not counted).

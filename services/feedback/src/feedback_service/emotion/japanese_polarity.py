@@ -1,9 +1,10 @@
 """oseti's sentence polarity with the negation handling that polite workplace Japanese needs.
 
 oseti 0.4.3 recognises a negation only when its surface is exactly ない/ず/ぬ. In polite or conjugated
-speech the negation is ん (ありません), なく (なくて), なかっ (なかった), so 「問題ありません」 came out
-negative and 「良くありません」 positive. It also turns round the last polarity word however far back it
-is, so 「間に合わなくて申し訳ありません」 was negated twice and 「嬉しくてたまらない」 read as negative.
+speech the negation is ん (ありません), なく (なくて, 問題なく), なかっ (なかった), so 「問題ありません」
+came out negative and 「良くありません」 positive. Once every negation is seen, a second problem shows:
+oseti turns round the last polarity word however far back it is, so 「間に合わなくて申し訳ありません」
+would be negated twice.
 
 This subclass keeps oseti's dictionaries, lookup and sentence splitting, and changes only when a word is
 negated: any negative auxiliary or ない, by its base form, and only if no other content word stands
@@ -25,8 +26,10 @@ _TRANSPARENT_POS = frozenset({"助詞", "助動詞"})
 
 class NegationAwareOseti(oseti.Analyzer):
     def _is_negation(self, pos: str, base_form: str, sentence_so_far: str) -> bool:
-        return pos in ("助動詞", "形容詞") and base_form in _NEGATION_BASE_FORMS and not self._has_arujanai(
-            sentence_so_far
+        return (
+            pos in ("助動詞", "形容詞")
+            and base_form in _NEGATION_BASE_FORMS
+            and not self._has_arujanai(sentence_so_far)
         )
 
     @staticmethod
@@ -62,11 +65,7 @@ class NegationAwareOseti(oseti.Analyzer):
                     n_parallel += node.next.surface in PARELLEL_PARTICLES
                 polarities.append([wago or lemma, polarity])
                 negation_blocked = False
-            elif (
-                polarities
-                and not negation_blocked
-                and self._is_negation(pos, lemma, sentence[:chars_seen])
-            ):
+            elif polarities and not negation_blocked and self._is_negation(pos, lemma, sentence[:chars_seen]):
                 n_parallel = self._negate(polarities, n_parallel)
             elif self._blocks_negation(pos, subpos, lemma):
                 negation_blocked = True

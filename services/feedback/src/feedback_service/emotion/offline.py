@@ -1,29 +1,31 @@
 """Offline emotion analysis: ML-Ask + oseti for Japanese, VADER + a small emotion lexicon for English.
 
 Both analysers return the canonical labels of types.EMOTIONS. Scores are each emotion's share of the
-emotion expressions found (so they add up to 1); polarity is in [-1, 1]. An emotion whose valence
-contradicts clear, independent polarity evidence is treated as a misreading and left out (see
-_drop_contradicted_emotions): a keyword matcher cannot tell 「大変」 the intensifier from 「大変」 the
-hardship, but the polarity of the whole sentence can.
-"""
+emotion expressions found (so they add up to 1); polarity is in [-1, 1]; no expression found means
+"neutral". Keyword matchers misread words that only intensify (ML-Ask files 「大変」 under iya even in
+「大変助かりました」), so two rules guard the result:
+- Japanese adjectival nouns used as degree adverbs are removed before analysis
+  (JapaneseEmotionAnalyser._without_degree_modifiers);
+- an emotion whose valence contradicts clear polarity evidence from the other engine (oseti, VADER) is
+  taken as a misreading and dropped, so it can never be the dominant emotion
+  (_drop_contradicted_emotions)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from workplace_kit.ai.language import detect_language
+
 from .english_lexicon import count_emotion_expressions
 from .tone_summary import describe_tone
 from .types import EMOTIONS, EmotionResult
 
 SUPPORTED_LANGUAGES = ("ja", "en")
-# The platform is Japanese first: text with no letters of either script (digits, emoji) is read as Japanese.
-DEFAULT_LANGUAGE = "ja"
 
 # Polarity at least this far from 0, from evidence independent of the emotion words, overrules an
 # emotion of the opposite valence. For oseti 0.5 means at least three positive words for each negative.
@@ -179,7 +181,8 @@ class JapaneseEmotionAnalyser:
         """Remove emotive adjectival nouns used as degree adverbs: 「大変助かりました」, 「大変申し訳ございません」,
         「めちゃくちゃ楽しかった」, 「非常に嬉しい」. Used that way (no copula, straight before a predicate) they
         intensify the next word and express no feeling of their own, yet both dictionaries score them
-        (ML-Ask 大変 -> iya, oseti 大変/非常/めちゃくちゃ -> negative). 「大変でした」 and 「大変な一日」 keep theirs."""
+        (ML-Ask 大変 -> iya, oseti 大変/非常/めちゃくちゃ -> negative).
+        「大変でした」 and 「大変な一日」 keep theirs."""
         tokens = self._tokens(text)
         spans = [
             (token.start, token.end)
@@ -248,25 +251,14 @@ class EnglishEmotionAnalyser:
 
 # --- Language and the async front ----------------------------------------------------------------
 
-_JAPANESE_CHAR = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f々〆]")
-_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
-
-
-def detect_language(text: str) -> str:
-    """"ja" or "en" by script. Mixed text is weighed as words: a Japanese word is about two characters,
-    so 「今日のmeetingはgreatでした」 is Japanese and "I said ありがとう to my boss" English."""
-    japanese_words = len(_JAPANESE_CHAR.findall(text)) / 2
-    latin_words = len(_LATIN_WORD.findall(text))
-    if japanese_words == 0 and latin_words == 0:
-        return DEFAULT_LANGUAGE
-    return "ja" if japanese_words >= latin_words else "en"
-
 
 def normalise_language(language: str) -> str:
     """Accepts "ja", "en" and regional tags such as "ja-JP" or "en_US"."""
     code = language.strip().lower().replace("_", "-").split("-")[0]
     if code not in SUPPORTED_LANGUAGES:
-        raise ValueError(f"Unsupported language {language!r} for offline emotion analysis; use one of {SUPPORTED_LANGUAGES}")
+        raise ValueError(
+            f"Unsupported language {language!r} for offline emotion analysis; use one of {SUPPORTED_LANGUAGES}"
+        )
     return code
 
 
@@ -307,6 +299,7 @@ class OfflineEmotionAnalyser:
 
     async def analyse(self, text: str, language: str | None = None) -> EmotionResult:
         _require_text(text)
+        # Same detection as the dialogue engines use, so the summary matches the reply language.
         code = normalise_language(language) if language else detect_language(text)
         return await asyncio.to_thread(_analyse_now, text, code)
 

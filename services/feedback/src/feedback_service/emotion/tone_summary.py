@@ -85,7 +85,7 @@ def tone_of(polarity: float) -> Tone:
 
 
 def describe_tone(language: str, dominant: str, polarity: float) -> str:
-    """A natural sentence such as 「前向きで、喜びが伝わる発言です。」 or "Your message sounds positive and friendly."."""
+    """A natural sentence, e.g. 「前向きで、喜びが伝わる発言です。」 or "Your message sounds positive and friendly."""
     try:
         by_emotion = _SENTENCES[language]
     except KeyError:
