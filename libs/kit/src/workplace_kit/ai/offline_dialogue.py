@@ -49,14 +49,18 @@ EMBEDDING_CACHE_PATH = DATA_DIR / "embedding_cache.npz"
 
 # e5 similarities are compressed (unrelated sentences still score ~0.80), so the threshold
 # sits just above what gibberish and off-topic text reach against the examples.
-MATCH_THRESHOLD = 0.855
+MATCH_THRESHOLD = 0.845
 # Intent score = mean similarity of the message to this many closest examples of the intent.
 TOP_EXAMPLES = 3
 # How much the partner's last line pulls the choice of intent towards its topic; weaker than
 # the learner's own message, enough to settle a short answer such as "映画を見ました".
-CONTEXT_WEIGHT = 0.35
+CONTEXT_WEIGHT = 0.5
+# Reply lines that reuse the learner's own words ("おはよう" -> "おはようございます！...") rank
+# higher by this much times the share of the message's terms they contain; e5 alone ranks
+# lines of one intent only loosely.
+LEXICAL_WEIGHT = 0.06
 # With temperature > 0, the reply is drawn from this many best-ranked unused lines.
-RANDOM_TOP_LINES = 3
+RANDOM_TOP_LINES = 2
 # Fewer meaningful characters than this is too little to understand ("あ", "?", "ok").
 MIN_MEANINGFUL_CHARS = 2
 
@@ -268,6 +272,8 @@ class _Index:
     example_vectors: np.ndarray  # (n_examples, 384)
     example_intent: np.ndarray  # (n_examples,) index into catalogue.intents
     rows_by_intent: tuple[np.ndarray, ...]  # per intent, its rows in example_vectors
+    line_vectors: np.ndarray  # (n_lines, 384): every reply line of every partner and language
+    line_rows_by_intent: tuple[np.ndarray, ...]  # per intent, its rows in line_vectors
     text_vectors: Mapping[str, np.ndarray]  # every example and reply line -> (384,)
     build_seconds: float
 
@@ -321,10 +327,20 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
             for text in intent.examples[language]:
                 rows.append(text_vectors[text])
                 owners.append(position)
+    line_rows, line_owners = [], []
+    for position, intent in enumerate(catalogue.intents):
+        for by_language in intent.replies.values():
+            for lines in by_language.values():
+                for line in lines:
+                    line_rows.append(text_vectors[line.text])
+                    line_owners.append(position)
+    positions = range(len(catalogue.intents))
     return _Index(
         example_vectors=np.stack(rows).astype(np.float32),
         example_intent=np.array(owners),
-        rows_by_intent=tuple(np.flatnonzero(np.array(owners) == p) for p in range(len(catalogue.intents))),
+        rows_by_intent=tuple(np.flatnonzero(np.array(owners) == p) for p in positions),
+        line_vectors=np.stack(line_rows).astype(np.float32),
+        line_rows_by_intent=tuple(np.flatnonzero(np.array(line_owners) == p) for p in positions),
         text_vectors=text_vectors,
         build_seconds=time.perf_counter() - started,
     )
@@ -353,6 +369,17 @@ def split_into_chunks(text: str) -> list[str]:
     """Split a reply at sentence and clause boundaries, for streaming."""
     pieces = [p for p in _CHUNK.findall(text) if p]
     return pieces if "".join(pieces) == text and pieces else [text]
+
+
+_JAPANESE_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff々ー]+")
+_ENGLISH_WORD = re.compile(r"[a-z']{4,}")  # short words are mostly function words
+
+
+def _terms(text: str) -> frozenset[str]:
+    """Character bigrams of the Japanese and longer words of the English, for lexical overlap."""
+    terms = {run[i : i + 2] for run in _JAPANESE_RUN.findall(text) for i in range(max(len(run) - 1, 1))}
+    terms.update(_ENGLISH_WORD.findall(text.lower()))
+    return frozenset(terms)
 
 
 class _Placeholders(dict):
@@ -393,17 +420,28 @@ class OfflineDialogueEngine:
         """Build the index ahead of the first request; returns the seconds it took."""
         return (await asyncio.to_thread(self.ensure_index)).build_seconds
 
+    @staticmethod
+    def _top_mean_per_intent(similarities: np.ndarray, rows_by_intent: tuple[np.ndarray, ...]) -> np.ndarray:
+        scores = np.empty(len(rows_by_intent), dtype=np.float32)
+        for position, rows in enumerate(rows_by_intent):
+            best = np.sort(similarities[rows])[-TOP_EXAMPLES:]
+            scores[position] = best.mean()
+        return scores
+
     def _intent_scores(self, index: _Index, vector: np.ndarray) -> np.ndarray:
         """Per intent, the mean of the TOP_EXAMPLES highest similarities to its examples.
 
         The mean of a few rather than the single best: one example that happens to sit close
         (e5 scores everything 0.8+) should not outvote an intent that matches consistently."""
-        similarities = index.example_vectors @ vector
-        scores = np.empty(len(self._catalogue.intents), dtype=np.float32)
-        for position, rows in enumerate(index.rows_by_intent):
-            best = np.sort(similarities[rows])[-TOP_EXAMPLES:]
-            scores[position] = best.mean()
-        return scores
+        return self._top_mean_per_intent(index.example_vectors @ vector, index.rows_by_intent)
+
+    def _context_scores(self, index: _Index, vector: np.ndarray) -> np.ndarray:
+        """Per intent, how close the partner's last line is to it."""
+        # Both views: its closeness to the intent's reply lines (a partner's turn reads like a
+        # reply) and to the learner examples (a question names the topic the answer is about).
+        by_lines = self._top_mean_per_intent(index.line_vectors @ vector, index.line_rows_by_intent)
+        by_examples = self._intent_scores(index, vector)
+        return (by_lines + by_examples) / 2
 
     def choose_reply(self, request: DialogueRequest) -> OfflineReply:
         """Pick the reply (blocking: it embeds; call from a worker thread in async code)."""
@@ -422,7 +460,7 @@ class OfflineDialogueEngine:
             combined = message_scores.copy()
             last_model_turn = next((t.text for t in reversed(request.history) if t.role == "model"), "")
             if last_model_turn.strip():
-                context_scores = self._intent_scores(index, self._embedder.embed_query(last_model_turn))
+                context_scores = self._context_scores(index, self._embedder.embed_query(last_model_turn))
                 # Centred, so the context only shifts intents relative to each other.
                 combined += CONTEXT_WEIGHT * (context_scores - context_scores.mean())
             position = int(np.argmax(combined))
@@ -462,8 +500,12 @@ class OfflineDialogueEngine:
 
         # Lines closest to what the learner said first; situation-specific lines get a nudge
         # because they were written for exactly this moment.
+        message_terms = _terms(request.message)
+
         def relevance(line: ReplyLine) -> float:
             score = float(index.text_vectors[line.text] @ message_vector) if message_vector is not None else 0.0
+            if message_terms:
+                score += LEXICAL_WEIGHT * len(message_terms & _terms(line.text)) / len(message_terms)
             return score + (0.02 if line.situations else 0.0)
 
         ranked = sorted(unused, key=relevance, reverse=True)

