@@ -37,7 +37,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 class ServiceParts:
     http_app: FastAPI
     grpc_services: list[GrpcService] = field(default_factory=list)
-    # Long-running coroutines (Pub/Sub consumers, fan-out loops), started when workers run.
+    # Background coroutines (Pub/Sub consumers, relays, warm-ups), started when workers run.
     workers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -124,9 +124,20 @@ async def serve(
             grpc_server, _, _ = await start_grpc_server(
                 parts.grpc_services, host=settings.http_host, port=settings.grpc_port
             )
-        worker_tasks = []
+        worker_tasks: list[asyncio.Task] = []
+
+        def _worker_done(task: asyncio.Task) -> None:
+            # A worker that ends normally (a warm-up) is fine; one that crashes stops the
+            # process so the orchestrator restarts it rather than leaving it half-working.
+            if not task.cancelled() and task.exception() is not None:
+                log.error("worker %s failed", task.get_name(), exc_info=task.exception())
+                stop.set()
+
         if settings.run_workers:
-            worker_tasks = [asyncio.create_task(w(), name=getattr(w, "__name__", "worker")) for w in parts.workers]
+            for w in parts.workers:
+                task = asyncio.create_task(w(), name=getattr(w, "__name__", "worker"))
+                task.add_done_callback(_worker_done)
+                worker_tasks.append(task)
         http = _Server(
             uvicorn.Config(
                 parts.http_app,
@@ -143,12 +154,9 @@ async def serve(
             extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port if grpc_server else None},
         )
         stop_task = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait(
-            [http_task, stop_task, *worker_tasks], return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in done:
-            if task is not stop_task and task.exception() is not None:
-                log.error("a service part stopped with an error", exc_info=task.exception())
+        await asyncio.wait([http_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+        if http_task.done() and http_task.exception() is not None:
+            log.error("the HTTP server stopped with an error", exc_info=http_task.exception())
         log.info("shutting down")
         http.should_exit = True
         if grpc_server is not None:

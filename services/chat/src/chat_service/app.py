@@ -24,10 +24,11 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS)
     await res.bus.ensure_topic(settings.chat_turns_topic)
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
+    engine = build_dialogue_engine(settings)
     service = ChatService(
         settings,
         ChatRepository(res.pool),
-        build_dialogue_engine(settings),
+        engine,
         AIResponseCache(res.redis),
         relay,
     )
@@ -39,4 +40,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     )
     app.include_router(build_router(service))
     app.state.service = service  # for in-process tests
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run])
+    workers = [relay.run]
+    if hasattr(engine, "warm_up"):
+        workers.append(engine.warm_up)  # load the offline model before the first learner waits for it
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=workers)

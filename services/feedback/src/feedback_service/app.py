@@ -51,4 +51,8 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         on_turn,
         max_messages=settings.pubsub_flow_max_messages,
     )
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=[relay.run, consumer])
+    workers = [relay.run, consumer]
+    for a in (analyser, fallback):
+        if hasattr(a, "warm_up"):
+            workers.append(a.warm_up)  # load dictionaries before the first turn arrives
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=workers)
