@@ -20,13 +20,22 @@ are idempotent themselves.
 Subscription names given to this module are short names (``chat.turns.feedback``); the
 project is added here. Dead letters go to ``<topic>.dlq`` by default with an inspection
 subscription ``<subscription>.dlq``.
+
+Pub/Sub emulator 0.8.20 quirks (checked here; production Pub/Sub does not have them):
+- it does not notice a cancelled streaming pull and keeps routing ordering keys to the
+  dead stream for ~60 s; ``Subscription.close()`` therefore half-closes the stream first
+  when PUBSUB_EMULATOR_HOST is set.
+- on subscriptions with message ordering it never moves a message to the dead-letter
+  topic: after ``max_delivery_attempts`` the message just stops being delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
+import os
 import threading
 import time
 import uuid
@@ -45,6 +54,7 @@ from google.cloud.pubsub_v1.subscriber.message import Message as PubsubMessage
 from google.cloud.pubsub_v1.types import FlowControl, PublisherOptions
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TracerProvider
 from prometheus_client import Counter, Histogram
@@ -55,6 +65,7 @@ __all__ = [
     "Envelope",
     "EventBus",
     "EventBusError",
+    "Handler",
     "Subscription",
     "dead_letter_subscription_name",
     "default_dead_letter_topic",
@@ -73,6 +84,8 @@ _CLAIM_POLL_S = 0.2
 _LOCAL_DONE_CAPACITY = 100_000
 # Sync pull returns at most 100 messages per call (service and emulator limit).
 _PULL_BATCH = 100
+_EMULATOR_HALF_CLOSE_WAIT_S = 2.0
+_ADMIN_TIMEOUT_S = 15.0
 _PUBLISH_KEYWORDS = frozenset({"topic", "data", "ordering_key", "retry", "timeout"})
 
 PUBLISHED = Counter(
@@ -312,6 +325,9 @@ class Subscription(Generic[M]):
         links = [Link(producer_context)] if producer_context.is_valid else []
         with self._bus._tracer.start_as_current_span(
             f"{self.name} process",
+            # A new trace linked to the producer's: processing may happen long after the
+            # request that published the event.
+            context=otel_context.Context(),
             kind=SpanKind.CONSUMER,
             links=links,
             attributes={
@@ -325,7 +341,8 @@ class Subscription(Generic[M]):
         ) as span:
             try:
                 outcome = await self._handle(message, envelope, span)
-            except Exception as exc:  # a bug here must not leave the message leased forever
+            # A bug here must not leave the message leased until the lease limit.
+            except Exception as exc:  # noqa: BLE001
                 _log.exception(
                     "bus delivery failed outside the handler",
                     extra={"subscription": self.name, "message_id": message.message_id},
@@ -361,7 +378,7 @@ class Subscription(Generic[M]):
         started = time.perf_counter()
         try:
             await self._handler(decoded, envelope)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any handler failure means redelivery
             HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
             _log.warning(
                 "event handler failed; nacking for redelivery",
@@ -379,7 +396,14 @@ class Subscription(Generic[M]):
             return "error"
         HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         # Done marker before the ack: if the ack is lost, the redelivery is skipped.
-        await ledger.complete(self.name, message.message_id, token)
+        try:
+            await ledger.complete(self.name, message.message_id, token)
+        except Exception:  # noqa: BLE001 - the work is done; a nack would redo it
+            _log.warning(
+                "could not record the message as done; acking anyway",
+                exc_info=True,
+                extra={"subscription": self.name, "message_id": message.message_id},
+            )
         message.ack()
         return "ok"
 
@@ -413,6 +437,25 @@ class Subscription(Generic[M]):
             )
             return None
 
+    async def _half_close_for_emulator(self) -> None:
+        """End the stream gracefully before cancelling it (emulator only).
+
+        The emulator (0.8.20) crashes while handling a cancelled stream (RST_STREAM) and
+        keeps the dead stream registered for ~60 s: it goes on routing ordering keys to
+        it, and sync pull on the subscription fails (OrderedMessageBacklog NPE). A
+        half-close lets it unregister the stream. The client library has no public way to
+        half-close, hence the private attributes, looked up defensively.
+        """
+        assert self._pull_future is not None
+        manager = getattr(self._pull_future, "_StreamingPullFuture__manager", None)
+        rpc = getattr(manager, "_rpc", None)
+        request_queue = getattr(rpc, "_request_queue", None)
+        if request_queue is None:
+            _log.debug("cannot half-close the streaming pull; plain cancel")
+            return
+        request_queue.put(None)  # the request generator ends -> half-close
+        await asyncio.to_thread(concurrent.futures.wait, [self._pull_future], _EMULATOR_HALF_CLOSE_WAIT_S)
+
     async def close(self) -> None:
         """Stop taking messages, let in-flight handlers finish (bounded), stop the pull.
 
@@ -433,10 +476,12 @@ class Subscription(Generic[M]):
                     extra={"subscription": self.name, "running": len(not_done)},
                 )
         if self._pull_future is not None:
+            if os.environ.get("PUBSUB_EMULATOR_HOST"):
+                await self._half_close_for_emulator()
             self._pull_future.cancel()
             try:
                 await asyncio.to_thread(self._pull_future.result, self._drain_timeout_s)
-            except Exception as exc:  # already failed: reported by _on_pull_done
+            except Exception as exc:  # noqa: BLE001 - already reported by _on_pull_done
                 _log.debug("streaming pull ended with %r", exc)
         self._bus._forget_subscription(self)
 
@@ -464,14 +509,10 @@ class EventBus:
         self.project = project
         self.service_name = service_name
         self._drain_timeout_s = drain_timeout_s
-        self._publisher = pubsub_v1.PublisherClient(
-            publisher_options=PublisherOptions(enable_message_ordering=True)
-        )
+        self._publisher = pubsub_v1.PublisherClient(publisher_options=PublisherOptions(enable_message_ordering=True))
         self._subscriber = pubsub_v1.SubscriberClient()
         self._ledger: _Ledger = (
-            _RedisLedger(redis, processing_ttl_s)
-            if redis is not None
-            else _LocalLedger(processing_ttl_s)
+            _RedisLedger(redis, processing_ttl_s) if redis is not None else _LocalLedger(processing_ttl_s)
         )
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._subscriptions: set[Subscription[ProtoMessage]] = set()
@@ -493,7 +534,7 @@ class EventBus:
 
         def create() -> None:
             try:
-                self._publisher.create_topic(request={"name": path})
+                self._publisher.create_topic(request={"name": path}, timeout=_ADMIN_TIMEOUT_S)
             except gexc.AlreadyExists:
                 pass
 
@@ -515,8 +556,7 @@ class EventBus:
         """
         if not 5 <= max_delivery_attempts <= 100:
             raise EventBusError(
-                f"max_delivery_attempts must be within 5..100 (Pub/Sub limit), "
-                f"got {max_delivery_attempts}"
+                f"max_delivery_attempts must be within 5..100 (Pub/Sub limit), got {max_delivery_attempts}"
             )
         if not 10 <= ack_deadline_s <= 600:
             raise EventBusError(f"ack_deadline_s must be within 10..600, got {ack_deadline_s}")
@@ -543,7 +583,7 @@ class EventBus:
         def create() -> None:
             for request in (main_request, dlq_request):
                 try:
-                    self._subscriber.create_subscription(request=request)
+                    self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
                 except gexc.AlreadyExists:
                     pass
 
@@ -640,42 +680,59 @@ class EventBus:
         """Exact number of messages available on ``subscription``.
 
         Snapshot, pull everything with return_immediately and count, seek back to the
-        snapshot, delete it. Meant for tests and the local KEDA simulation: run it while
-        no streaming subscriber is attached, because the seek makes messages that a
-        subscriber holds at that moment deliverable again.
+        snapshot, delete it. Pulled messages are acked while counting, because on an
+        ordered subscription the next messages of a key are only handed out once the
+        earlier ones are acked; the seek makes them all deliverable again (delivery
+        attempts are not raised). If the seek fails, the snapshot is kept and the error
+        names it, so the messages can be restored by seeking to it by hand.
+
+        Meant for tests and the local KEDA simulation (the emulator has no metrics API):
+        run it while no streaming subscriber is attached, because the seek also makes
+        messages a subscriber holds at that moment deliverable again.
         """
         sub_path = self.subscription_path(subscription)
-        snapshot_path = self._subscriber.snapshot_path(
-            self.project, f"backlog-{uuid.uuid4().hex}"
-        )
+        snapshot_path = self._subscriber.snapshot_path(self.project, f"backlog-{uuid.uuid4().hex}")
+
+        def pull_batch() -> list[str]:
+            with warnings.catch_warnings():
+                # Deprecated for production consumers; for counting it is the point.
+                warnings.filterwarnings("ignore", message=".*return_immediately.*")
+                response = self._subscriber.pull(
+                    request={
+                        "subscription": sub_path,
+                        "max_messages": _PULL_BATCH,
+                        "return_immediately": True,
+                    },
+                    timeout=_ADMIN_TIMEOUT_S,
+                )
+            return [received.ack_id for received in response.received_messages]
 
         def count() -> int:
             self._subscriber.create_snapshot(
-                request={"name": snapshot_path, "subscription": sub_path}
+                request={"name": snapshot_path, "subscription": sub_path},
+                timeout=_ADMIN_TIMEOUT_S,
             )
+            total = 0
             try:
-                total = 0
-                while True:
-                    with warnings.catch_warnings():
-                        # The flag is deprecated for production use; here it is the point.
-                        warnings.filterwarnings("ignore", message=".*return_immediately.*")
-                        response = self._subscriber.pull(
-                            request={
-                                "subscription": sub_path,
-                                "max_messages": _PULL_BATCH,
-                                "return_immediately": True,
-                            }
-                        )
-                    if not response.received_messages:
-                        return total
-                    total += len(response.received_messages)
+                while ack_ids := pull_batch():
+                    total += len(ack_ids)
+                    self._subscriber.acknowledge(
+                        request={"subscription": sub_path, "ack_ids": ack_ids},
+                        timeout=_ADMIN_TIMEOUT_S,
+                    )
             finally:
                 try:
                     self._subscriber.seek(
-                        request={"subscription": sub_path, "snapshot": snapshot_path}
+                        request={"subscription": sub_path, "snapshot": snapshot_path},
+                        timeout=_ADMIN_TIMEOUT_S,
                     )
-                finally:
-                    self._subscriber.delete_snapshot(request={"snapshot": snapshot_path})
+                except Exception as exc:
+                    raise EventBusError(
+                        f"backlog count of {subscription} could not seek back; "
+                        f"{total} messages were acked: restore them by seeking to {snapshot_path}"
+                    ) from exc
+            self._subscriber.delete_snapshot(request={"snapshot": snapshot_path}, timeout=_ADMIN_TIMEOUT_S)
+            return total
 
         async with self._backlog_lock:
             return await asyncio.to_thread(count)
