@@ -4,6 +4,7 @@ then every service and the Envoy gateway under honcho.
 
     python scripts/localrt.py infra up|down|status|env
     python scripts/localrt.py all up|down|status
+    python scripts/localrt.py services down   (the services and gateway only; infra stays)
 
 Only what this script started is recorded (.run/pids/<name>.pid) and only that is ever
 stopped: a Redis or emulator that already answers is reused and left alone.
@@ -837,7 +838,8 @@ def all_up(paths: RunPaths = RUN, timeout: float = 120.0) -> None:
     print(f"  Envoy admin: http://127.0.0.1:9901/   logs: {paths.logs}/")
 
 
-def all_down(paths: RunPaths = RUN) -> None:
+def services_down(paths: RunPaths = RUN) -> None:
+    """Stop the services and the gateway; leave the infra running (tests still use it)."""
     # honcho forwards SIGTERM to each service's own process group and waits for them.
     stopped = stop_process(paths, "honcho", timeout=20)
     log(f"services: {'stopped' if stopped else 'honcho not running'}")
@@ -846,12 +848,16 @@ def all_down(paths: RunPaths = RUN) -> None:
         _signal_tree(pid, signal.SIGTERM)
         if not _wait_gone(pid, 5):
             _signal_tree(pid, signal.SIGKILL)
+
+
+def all_down(paths: RunPaths = RUN) -> None:
+    services_down(paths)
     infra_down(paths)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scope", choices=["infra", "all"])
+    parser.add_argument("scope", choices=["infra", "services", "all"])
     parser.add_argument("action", choices=["up", "down", "status", "env"])
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds to wait for each component (infra 60, services 120)"
@@ -864,14 +870,16 @@ def main(argv: list[str] | None = None) -> int:
         elif (args.scope, args.action) == ("infra", "down"):
             infra_down()
         elif args.action == "status":
-            rows = infra_status(RUN) + (services_status(RUN) if args.scope == "all" else [])
+            rows = infra_status(RUN) + (services_status(RUN) if args.scope != "infra" else [])
             print_table(rows)
             return 0 if all(row.up for row in rows) else 1
         elif (args.scope, args.action) == ("infra", "env"):
             if not RUN.env_file.exists():
                 raise LocalRuntimeError(f"{RUN.env_file} does not exist yet: run `infra up` first")
             print(RUN.env_file.read_text(), end="")
-        elif (args.scope, args.action) == ("all", "up"):
+        elif (args.scope, args.action) == ("services", "down"):
+            services_down()
+        elif (args.scope, args.action) in (("all", "up"), ("services", "up")):
             all_up(timeout=args.timeout or 120.0)
         elif (args.scope, args.action) == ("all", "down"):
             all_down()

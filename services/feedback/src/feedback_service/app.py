@@ -28,6 +28,10 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         settings.feedback_turns_topic,
         settings.feedback_turns_subscription,
         max_delivery_attempts=settings.pubsub_max_delivery_attempts,
+        # Turns are analysed independently, so no ordering is needed; without it a turn that
+        # keeps failing reaches the dead-letter topic (the emulator never dead-letters
+        # ordered subscriptions).
+        enable_message_ordering=False,
     )
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     analyser, fallback = build_emotion_analysers(settings)

@@ -1,0 +1,159 @@
+"""The whole platform as `task up` runs it: every service as its own process under honcho,
+Envoy in front, the real PostgreSQL, Redis and Pub/Sub emulator. Browser, HTTP and gRPC
+clients all go through the gateway on 127.0.0.1:8080.
+
+If the platform is already up (a developer ran `task up`), the tests use it and leave it
+running; otherwise they start it and stop the services (not the infra) afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY = "http://127.0.0.1:8080"
+SCREENSHOTS = REPO / ".run" / "screenshots"
+
+
+def _gateway_up() -> bool:
+    try:
+        return httpx.get(GATEWAY + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def platform():
+    started = False
+    if not _gateway_up():
+        result = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "localrt.py"), "all", "up"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, "task up failed:\n" + result.stdout[-2000:] + result.stderr[-4000:]
+        started = True
+    yield GATEWAY
+    if started:
+        subprocess.run([sys.executable, str(REPO / "scripts" / "localrt.py"), "services", "down"], timeout=120)
+
+
+def chat_via_gateway(body: dict, user: str = "e2e-user") -> list[tuple[str, dict]]:
+    events, event = [], ""
+    with httpx.stream("POST", GATEWAY + "/api/v2/chat", json=body, headers={"X-User-Id": user}, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((event, json.loads(line[5:].strip())))
+    return events
+
+
+def test_page_is_served_with_security_headers(platform):
+    r = httpx.get(platform + "/")
+    assert r.status_code == 200 and "雑談練習" in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(platform + "/static/vendor/htmx-2.0.11.min.js").status_code == 200
+
+
+def test_reply_streams_through_gateway_and_feedback_arrives_via_pubsub(platform):
+    events = chat_via_gateway({"message": "新しいプロジェクトに参加できて、とても楽しみです！", "partner": "senior"})
+    assert events[0][0] == "start" and events[-1][0] == "done"
+    session_id, turn_id = events[0][1]["session_id"], events[0][1]["user_turn_id"]
+
+    # The web service's SSE endpoint delivers the analysis the feedback service published.
+    deadline = time.monotonic() + 60
+    with httpx.stream("GET", f"{platform}/events/sessions/{session_id}/feedback", timeout=60) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if f'data-turn-id="{turn_id}"' in line:
+                break
+            assert time.monotonic() < deadline, "no feedback card within 60 s"
+    analyses = httpx.get(f"{platform}/api/v2/feedback/sessions/{session_id}/turns").json()
+    assert analyses[0]["turn_id"] == turn_id and analyses[0]["polarity"] > 0
+
+
+def test_bad_request_through_gateway_is_a_clear_json_error(platform):
+    r = httpx.post(platform + "/api/v2/chat", json={"message": "やあ", "partner": "ceo"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+
+
+def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform):
+    with grpc.insecure_channel("127.0.0.1:8080") as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        responses = list(stub.StreamReply(chat_pb2.StreamReplyRequest(
+            user_id="grpc-e2e", message="Good morning! Any plans for lunch?", partner=chat_pb2.PARTNER_COLLEAGUE,
+            situation="lunch",
+        ), timeout=60))
+        assert responses[0].started.engine.id and responses[-1].done.text
+        with pytest.raises(grpc.RpcError) as err:
+            scenario_pb2_grpc.ScenarioServiceStub(channel).ListScenarios(scenario_pb2.ListScenariosRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with grpc.insecure_channel("127.0.0.1:50051") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="workplace.chat.v1.ChatService"), timeout=5
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answer = next(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+        names = {s.name for s in answer.list_services_response.service}
+        assert "workplace.chat.v1.ChatService" in names
+
+
+def test_metrics_exposed(platform):
+    text = httpx.get("http://127.0.0.1:8101/metrics").text
+    assert "http_requests_total" in text and "grpc_server_handled_total" in text
+
+
+def test_browser_chat_streams_reply_and_shows_feedback(platform):
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 800}, locale="ja-JP")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(platform + "/")
+        page.select_option("#partner", "boss")
+        page.fill("#message", f"おはようございます。昨日の会議、うまくいって嬉しいです！（{uuid.uuid4().hex[:4]}）")
+        page.press("#message", "Enter")
+        reply = page.locator("li.msg.model").first
+        page.wait_for_function(
+            "() => { const b = document.querySelector('li.msg.model .engine-badge');"
+            " const m = document.querySelector('li.msg.model'); return b && m && !m.classList.contains('pending'); }",
+            timeout=30_000,
+        )
+        page.wait_for_selector("#send:not([disabled])", timeout=30_000)
+        assert reply.locator(".body").inner_text().strip()
+        assert "オフライン応答エンジン" in reply.locator(".engine-badge").inner_text()
+        card = page.locator("#feedback-stream article.card").first
+        card.wait_for(timeout=60_000)
+        assert card.locator(".summary").inner_text().strip()
+        # The learner's own words are quoted on the live card.
+        assert "昨日の会議" in card.locator(".quote").inner_text()
+        page.wait_for_timeout(600)  # let the card's arrival animation finish before the picture
+        page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
