@@ -312,3 +312,39 @@ async def test_gemini_overload_reports_error_and_stores_nothing(gemini_chat, sta
     _, events = await sse_chat(gemini_chat.http_url, {"message": "今日は忙しいですか？", "session_id": session_id})
     assert events[-1][0] == "done" and events[-1][1]["text"] == "大丈夫ですよ。"
     assert len(await history(gemini_chat.http_url, session_id)) == len(before) + 2
+
+
+async def test_turn_that_keeps_failing_lands_in_feedback_dead_letter_topic(feedback, topics):
+    """A turn event the feedback service can never handle (here: a learner turn id that is
+    not an id) is retried, then dead-lettered; the service keeps serving."""
+    from google.cloud import pubsub_v1
+
+    poison = events_pb2.ConversationTurn(
+        event_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), user_turn_id="not-a-uuid",
+        learner_text="こんにちは", source_service="chat",
+    )
+    bus = EventBus("workplace-local", redis=None, service_name="test-producer")
+    await bus.publish(topics["turns"], poison, ordering_key=poison.session_id)
+    await bus.close()
+
+    subscriber = pubsub_v1.SubscriberClient()
+    dlq = subscriber.subscription_path("workplace-local", topics["feedback_sub"] + ".dlq")
+
+    async def dead_lettered():
+        response = await asyncio.to_thread(
+            subscriber.pull, request={"subscription": dlq, "max_messages": 10, "return_immediately": True}
+        )
+        for received in response.received_messages:
+            await asyncio.to_thread(
+                subscriber.acknowledge, request={"subscription": dlq, "ack_ids": [received.ack_id]}
+            )
+            if events_pb2.ConversationTurn.FromString(received.message.data).event_id == poison.event_id:
+                return True
+        return False
+
+    try:
+        assert await wait_for(dead_lettered, timeout=60, interval=0.5)
+    finally:
+        subscriber.close()
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(feedback.http_url + "/readyz")).status_code == 200

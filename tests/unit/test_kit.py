@@ -1,0 +1,191 @@
+"""The shared kit's generic parts: settings, HTTP and gRPC error mapping, AI cache, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+import grpc
+import httpx
+import pytest
+
+from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.events.v1 import events_pb2
+from workplace_kit import outbox
+from workplace_kit.ai.types import DialogueRequest, EngineInfo, Turn
+from workplace_kit.cache import AIResponseCache, create_redis
+from workplace_kit.config import ConfigError, ServiceSettings, load_settings
+from workplace_kit.errors import InvalidInput, NotFound
+from workplace_kit.grpc_server import GrpcService, start_grpc_server
+from workplace_kit.service import create_http_app
+
+
+def test_settings_errors_name_the_variable(monkeypatch):
+    monkeypatch.setenv("WP_HTTP_PORT", "eighty")
+    monkeypatch.setenv("WP_DATABASE_POOL_MAX", "0")
+    with pytest.raises(ConfigError) as err:
+        load_settings(ServiceSettings)
+    assert "WP_HTTP_PORT" in str(err.value) and "'eighty'" in str(err.value)
+    assert "WP_DATABASE_POOL_MAX" in str(err.value)
+
+
+def test_gemini_keys_and_provider_choice(monkeypatch):
+    monkeypatch.setenv("WP_GEMINI_API_KEYS", " k1, k2 ,")
+    settings = load_settings(ServiceSettings)
+    assert settings.gemini_api_keys == ["k1", "k2"] and settings.gemini_enabled
+    assert not load_settings(ServiceSettings, ai_provider="offline").gemini_enabled
+    monkeypatch.delenv("WP_GEMINI_API_KEYS")
+    assert not load_settings(ServiceSettings).gemini_enabled
+
+
+def _request(**changes) -> DialogueRequest:
+    base = dict(system_instruction="sys", message="こんにちは", history=(Turn("user", "a"), Turn("model", "b")),
+                temperature=0.0)
+    base.update(changes)
+    return DialogueRequest(**base)
+
+
+async def test_ai_cache_only_for_temperature_zero_and_keyed_on_everything():
+    redis = create_redis(os.environ["WP_REDIS_URL"])
+    cache = AIResponseCache(redis, ttl_s=60, prefix=f"test:{uuid.uuid4().hex}:")
+    engine = EngineInfo("gemini", "Gemini", "flash")
+    request = _request()
+    assert await cache.get(engine, request) is None
+    await cache.put(engine, request, "どうも", "STOP")
+    hit = await cache.get(engine, request)
+    assert hit is not None and hit.text == "どうも" and hit.engine == engine
+    for changed in (_request(message="やあ"), _request(system_instruction="other"), _request(history=()),
+                    _request(partner="boss")):
+        assert await cache.get(engine, changed) is None
+    assert await cache.get(EngineInfo("gemini", "Gemini", "pro"), request) is None
+    warm = _request(temperature=0.7)
+    await cache.put(engine, warm, "x", "STOP")
+    assert await cache.get(engine, warm) is None
+    await redis.aclose()
+
+
+async def test_http_errors_are_json_without_traces():
+    app = create_http_app(ServiceSettings(service_name="t"), title="t")
+
+    @app.get("/bad")
+    async def bad():
+        raise InvalidInput("message must not be empty", field="message")
+
+    @app.get("/missing")
+    async def missing():
+        raise NotFound("no such chat session")
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret detail")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/bad")
+        assert r.status_code == 400 and r.json() == {"error": "invalid_argument", "message": "message must not be empty", "field": "message"}
+        assert (await client.get("/missing")).status_code == 404
+        r = await client.get("/boom")
+        assert r.status_code == 500 and "secret detail" not in r.text and r.json()["error"] == "internal"
+        assert (await client.get("/healthz")).json()["status"] == "ok"
+        assert "http_requests_total" in (await client.get("/metrics")).text
+
+
+class _Servicer(chat_pb2_grpc.ChatServiceServicer):
+    async def GetHistory(self, request, context):  # noqa: N802
+        if request.session_id == "bad":
+            raise InvalidInput("session_id is not a valid id")
+        if request.session_id == "missing":
+            raise NotFound("no such chat session")
+        raise RuntimeError("secret detail")
+
+    async def StreamReply(self, request, context):  # noqa: N802
+        yield chat_pb2.StreamReplyResponse(delta=chat_pb2.ReplyDelta(text="a"))
+        raise InvalidInput("too long")
+
+
+async def test_grpc_errors_map_to_status_codes():
+    service = GrpcService(chat_pb2_grpc.add_ChatServiceServicer_to_server, _Servicer(), "workplace.chat.v1.ChatService")
+    server, port, _ = await start_grpc_server([service], port=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            for session_id, code in (("bad", grpc.StatusCode.INVALID_ARGUMENT), ("missing", grpc.StatusCode.NOT_FOUND),
+                                     ("other", grpc.StatusCode.INTERNAL)):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
+                assert err.value.code() == code
+                assert "secret detail" not in (err.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ListSituations(chat_pb2.ListSituationsRequest())  # not overridden
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            received = []
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async for r in stub.StreamReply(chat_pb2.StreamReplyRequest()):
+                    received.append(r)
+            assert [r.delta.text for r in received] == ["a"] and err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await server.stop(None)
+
+
+class _RecordingBus:
+    """Stands in for EventBus inside this unit test of the outbox relay."""
+
+    def __init__(self, fail_on: set[str] = frozenset()):
+        self.published: list[tuple[str, str, str]] = []
+        self.fail_on = fail_on
+
+    async def publish(self, topic, message, *, ordering_key):
+        if message.event_id in self.fail_on:
+            raise RuntimeError("publish failed")
+        self.published.append((topic, ordering_key, message.event_id))
+        return "id"
+
+
+@pytest.fixture
+async def outbox_pool():
+    schema = f"outbox_test_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(os.environ["WP_DATABASE_URL"])
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.close()
+    pool = await asyncpg.create_pool(os.environ["WP_DATABASE_URL"], server_settings={"search_path": schema})
+    await pool.execute(
+        "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, ordering_key text NOT NULL, "
+        "type_name text NOT NULL, payload bytea NOT NULL, attempts integer NOT NULL DEFAULT 0, "
+        "created_at timestamptz NOT NULL DEFAULT now())"
+    )
+    yield pool
+    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
+    await pool.close()
+
+
+async def test_outbox_publishes_in_order_and_keeps_what_failed(outbox_pool):
+    events = [events_pb2.ConversationTurn(event_id=f"e{i}", session_id="s1") for i in range(4)]
+    async with outbox_pool.acquire() as conn, conn.transaction():
+        for e in events:
+            await outbox.enqueue(conn, "turns", e, ordering_key=e.session_id)
+    # A transaction that rolls back leaves no event behind.
+    with pytest.raises(RuntimeError):
+        async with outbox_pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, "turns", events_pb2.ConversationTurn(event_id="ghost"), ordering_key="s1")
+            raise RuntimeError("rollback")
+
+    bus = _RecordingBus(fail_on={"e2"})
+    relay = outbox.OutboxRelay(outbox_pool, bus, service="test")
+    assert await relay.publish_pending() == 2
+    assert [p[2] for p in bus.published] == ["e0", "e1"]  # stops at e2 to keep the order
+    assert await outbox_pool.fetchval("SELECT attempts FROM outbox WHERE ordering_key = 's1' ORDER BY id LIMIT 1") == 1
+
+    bus.fail_on = set()
+    relay.kick()
+    task = asyncio.create_task(relay.run())
+    try:
+        for _ in range(50):
+            if await outbox_pool.fetchval("SELECT count(*) FROM outbox") == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert [p[2] for p in bus.published] == ["e0", "e1", "e2", "e3"]
+    assert all(p[:2] == ("turns", "s1") for p in bus.published)
