@@ -220,12 +220,38 @@ async def main() -> int:
         chunks = 10
         ports = {"a": free_port(), "b": free_port()}
         standins = {
-            "a": stack.start("standin-a", [PY, "tests/contract/gemini_standin.py", "--port", str(ports["a"]),
-                                           "--first-token-delay-ms", str(args.first_token_ms), "--chunks", "5",
-                                           "--inter-chunk-delay-ms", "10"], base_env),
-            "b": stack.start("standin-b", [PY, "tests/contract/gemini_standin.py", "--port", str(ports["b"]),
-                                           "--first-token-delay-ms", str(args.first_token_ms), "--chunks", str(chunks),
-                                           "--inter-chunk-delay-ms", str(args.hold_seconds * 1000 / chunks)], base_env),
+            "a": stack.start(
+                "standin-a",
+                [
+                    PY,
+                    "tests/contract/gemini_standin.py",
+                    "--port",
+                    str(ports["a"]),
+                    "--first-token-delay-ms",
+                    str(args.first_token_ms),
+                    "--chunks",
+                    "5",
+                    "--inter-chunk-delay-ms",
+                    "10",
+                ],
+                base_env,
+            ),
+            "b": stack.start(
+                "standin-b",
+                [
+                    PY,
+                    "tests/contract/gemini_standin.py",
+                    "--port",
+                    str(ports["b"]),
+                    "--first-token-delay-ms",
+                    str(args.first_token_ms),
+                    "--chunks",
+                    str(chunks),
+                    "--inter-chunk-delay-ms",
+                    str(args.hold_seconds * 1000 / chunks),
+                ],
+                base_env,
+            ),
         }
         chats = {}
         for key in ("a", "b"):
@@ -251,19 +277,21 @@ async def main() -> int:
         await run_level(lambda c, n: one_chat(c, chat_url, n), 4, 12)  # warm-up
 
         print(f"\nLatency: first-token delay of the stand-in = {args.first_token_ms:.0f} ms")
-        print(f"{'conc':>5} {'reqs':>5} {'err':>4} | {'added TTFT p50':>14} {'p95':>7} {'p99':>7} | "
-              f"{'baseline p50':>12} {'p95':>7} | {'TTFB p50':>8}")
+        print(
+            f"{'conc':>5} {'reqs':>5} {'err':>4} | {'added TTFT p50':>14} {'p95':>7} {'p99':>7} | "
+            f"{'baseline p50':>12} {'p95':>7} | {'TTFB p50':>8}"
+        )
         for level in [int(x) for x in args.levels.split(",") if x]:
             total = args.requests_per_level or max(30, 3 * level)
             samples = await run_level(lambda c, n: one_chat(c, chat_url, n), level, total)
-            base = await run_level(
-                lambda c, n: one_direct(c, f"http://127.0.0.1:{ports['a']}"), level, total
-            )
+            base = await run_level(lambda c, n: one_direct(c, f"http://127.0.0.1:{ports['a']}"), level, total)
             s, b = summarise(samples, args.first_token_ms), summarise(base, args.first_token_ms)
             results["levels"][level] = {"platform": s, "baseline": b}
-            print(f"{level:>5} {s['requests']:>5} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
-                  f"{s['added_ttft_ms'][95]:>7} {s['added_ttft_ms'][99]:>7} | {b['added_ttft_ms'][50]:>12} "
-                  f"{b['added_ttft_ms'][95]:>7} | {s['ttfb_ms'][50]:>8}")
+            print(
+                f"{level:>5} {s['requests']:>5} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
+                f"{s['added_ttft_ms'][95]:>7} {s['added_ttft_ms'][99]:>7} | {b['added_ttft_ms'][50]:>12} "
+                f"{b['added_ttft_ms'][95]:>7} | {s['ttfb_ms'][50]:>8}"
+            )
 
         hold_url = chats["b"][1] + "/api/v2/chat"
         hold_pid = chats["b"][0].popen.pid
@@ -278,25 +306,29 @@ async def main() -> int:
         for level in [int(x) for x in args.hold_levels.split(",") if x]:
             peak = [rss_mb(hold_pid)]
 
-            async def sample_rss() -> None:
+            async def sample_rss(into: list[float]) -> None:
                 while True:
                     await asyncio.sleep(0.5)
-                    peak.append(rss_mb(hold_pid))
+                    into.append(rss_mb(hold_pid))
 
-            sampler = asyncio.create_task(sample_rss())
+            sampler = asyncio.create_task(sample_rss(peak))
             samples = await run_level(lambda c, n: one_chat(c, hold_url, n), level, level)
             sampler.cancel()
             s = summarise(samples, hold_delay_ms)
             s["peak_rss_mb"] = round(max(peak), 1)
             results["hold"][level] = s
-            print(f"{level:>7} {level - s['errors']:>5} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
-                  f"{s['added_ttft_ms'][95]:>7} | {s['peak_rss_mb']:>7}")
+            print(
+                f"{level:>7} {level - s['errors']:>5} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
+                f"{s['added_ttft_ms'][95]:>7} | {s['peak_rss_mb']:>7}"
+            )
             if s["errors"] or s["added_ttft_ms"][95] > args.hold_p95_limit_ms:
                 break
             held_ok = level
         results["max_concurrent_streams_held"] = held_ok
-        print(f"\nMost concurrent streams one chat process held (no errors, added TTFT p95 <= "
-              f"{args.hold_p95_limit_ms:.0f} ms): {held_ok}")
+        print(
+            f"\nMost concurrent streams one chat process held (no errors, added TTFT p95 <= "
+            f"{args.hold_p95_limit_ms:.0f} ms): {held_ok}"
+        )
         out = REPO / "bench" / "results" / f"chat_stream-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
 
@@ -42,7 +41,9 @@ def platform():
     if not _gateway_up():
         result = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "localrt.py"), "all", "up"],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, "task up failed:\n" + result.stdout[-2000:] + result.stderr[-4000:]
         started = True
@@ -97,13 +98,22 @@ def test_bad_request_through_gateway_is_a_clear_json_error(platform):
 def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform):
     with grpc.insecure_channel("127.0.0.1:8080") as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        responses = list(stub.StreamReply(chat_pb2.StreamReplyRequest(
-            user_id="grpc-e2e", message="Good morning! Any plans for lunch?", partner=chat_pb2.PARTNER_COLLEAGUE,
-            situation="lunch",
-        ), timeout=60))
+        responses = list(
+            stub.StreamReply(
+                chat_pb2.StreamReplyRequest(
+                    user_id="grpc-e2e",
+                    message="Good morning! Any plans for lunch?",
+                    partner=chat_pb2.PARTNER_COLLEAGUE,
+                    situation="lunch",
+                ),
+                timeout=60,
+            )
+        )
         assert responses[0].started.engine.id and responses[-1].done.text
         with pytest.raises(grpc.RpcError) as err:
-            scenario_pb2_grpc.ScenarioServiceStub(channel).ListScenarios(scenario_pb2.ListScenariosRequest(), timeout=10)
+            scenario_pb2_grpc.ScenarioServiceStub(channel).ListScenarios(
+                scenario_pb2.ListScenariosRequest(), timeout=10
+            )
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with grpc.insecure_channel("127.0.0.1:50051") as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(
@@ -128,8 +138,14 @@ def test_browser_chat_streams_reply_and_shows_feedback(platform):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 800}, locale="ja-JP")
         errors: list[str] = []

@@ -15,14 +15,13 @@ from collections.abc import AsyncIterator
 import grpc
 import httpx
 import pytest
-from gemini_standin import Fail, FailMidStream, GeminiStandIn, Reply
-from httpx_sse import aconnect_sse
-from support.services import running_service
-
 from chat_service.app import build as build_chat
 from chat_service.settings import ChatSettings
 from feedback_service.app import build as build_feedback
 from feedback_service.settings import FeedbackSettings
+from gemini_standin import Fail, FailMidStream, GeminiStandIn, Reply
+from httpx_sse import aconnect_sse
+from support.services import running_service
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
@@ -125,7 +124,9 @@ async def history(base_url: str, session_id: str, user: str = "learner-1") -> li
 
 
 async def test_reply_streams_as_sse_and_history_is_kept(chat):
-    status, events = await sse_chat(chat.http_url, {"message": "おはようございます。週末は何をしていましたか？", "partner": "boss"})
+    status, events = await sse_chat(
+        chat.http_url, {"message": "おはようございます。週末は何をしていましたか？", "partner": "boss"}
+    )
     assert status == 200
     kinds = [k for k, _ in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("delta") >= 1
@@ -136,7 +137,9 @@ async def test_reply_streams_as_sse_and_history_is_kept(chat):
     assert any("\u3040" <= ch <= "\u30ff" for ch in done["text"]), "Japanese in, Japanese out"
 
     session_id = start["session_id"]
-    status, events = await sse_chat(chat.http_url, {"message": "最近、映画を見に行きました。", "session_id": session_id})
+    status, events = await sse_chat(
+        chat.http_url, {"message": "最近、映画を見に行きました。", "session_id": session_id}
+    )
     assert status == 200 and events[-1][0] == "done"
     messages = await history(chat.http_url, session_id)
     assert [m["role"] for m in messages] == ["user", "model", "user", "model"]
@@ -155,8 +158,10 @@ async def test_grpc_stream_reply_matches_http_domain(chat):
     async with grpc.aio.insecure_channel(chat.grpc_address) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         request = chat_pb2.StreamReplyRequest(
-            user_id="grpc-user", message="お疲れさまです。今日のランチはどこに行きましたか？",
-            partner=chat_pb2.PARTNER_SENIOR, situation="lunch",
+            user_id="grpc-user",
+            message="お疲れさまです。今日のランチはどこに行きましたか？",
+            partner=chat_pb2.PARTNER_SENIOR,
+            situation="lunch",
         )
         responses = [r async for r in stub.StreamReply(request)]
         assert responses[0].WhichOneof("event") == "started"
@@ -201,14 +206,20 @@ async def test_bad_input_gets_clear_errors_and_loses_nothing(chat):
     status, body = await sse_chat(chat.http_url, {"message": "あ" * 2001, "session_id": session_id})
     assert status == 400 and "too long" in body[0][1]["message"]
     async with httpx.AsyncClient() as client:
-        r = await client.post(chat.http_url + "/api/v2/chat", content=b"{not json", headers={"content-type": "application/json"})
+        r = await client.post(
+            chat.http_url + "/api/v2/chat", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422 and r.json()["error"] == "invalid_request"
         assert "Traceback" not in r.text
     assert await history(chat.http_url, session_id) == before
 
 
 async def test_temperature_zero_is_answered_from_cache(chat):
-    body = {"message": f"今日の会議の準備は進んでいますか？ ({uuid.uuid4().hex[:6]})", "temperature": 0, "partner": "boss"}
+    body = {
+        "message": f"今日の会議の準備は進んでいますか？ ({uuid.uuid4().hex[:6]})",
+        "temperature": 0,
+        "partner": "boss",
+    }
     _, first = await sse_chat(chat.http_url, body)
     _, second = await sse_chat(chat.http_url, body)
     assert first[0][1]["cached"] is False
@@ -223,7 +234,9 @@ async def test_feedback_arrives_for_each_learner_turn(chat, feedback, ready_even
     _, events = await sse_chat(chat.http_url, {"message": "昨日のプレゼン、うまくいって本当に嬉しかったです！"})
     session_id = events[0][1]["session_id"]
     first_turn = events[0][1]["user_turn_id"]
-    _, events = await sse_chat(chat.http_url, {"message": "でも部長に厳しく言われて、少し落ち込んでいます。", "session_id": session_id})
+    _, events = await sse_chat(
+        chat.http_url, {"message": "でも部長に厳しく言われて、少し落ち込んでいます。", "session_id": session_id}
+    )
     second_turn = events[0][1]["user_turn_id"]
 
     async def analyses():
@@ -258,8 +271,13 @@ async def _async(value):
 async def test_redelivered_turn_is_analysed_once(feedback, ready_events):
     service = feedback.app.state.service
     event = events_pb2.ConversationTurn(
-        event_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), user_id="u", source_service="chat",
-        user_turn_id=str(uuid.uuid4()), reply_turn_id=str(uuid.uuid4()), learner_text="ありがとうございます、助かりました。",
+        event_id=str(uuid.uuid4()),
+        session_id=str(uuid.uuid4()),
+        user_id="u",
+        source_service="chat",
+        user_turn_id=str(uuid.uuid4()),
+        reply_turn_id=str(uuid.uuid4()),
+        learner_text="ありがとうございます、助かりました。",
         language="ja",
     )
     first = await service.handle_turn(event)
@@ -272,11 +290,16 @@ async def test_redelivered_turn_is_analysed_once(feedback, ready_events):
 
 async def test_gemini_request_carries_persona_history_and_config(gemini_chat, standin):
     standin.reset()
-    _, events = await sse_chat(gemini_chat.http_url, {"message": "はじめまして。今日からお世話になります。", "partner": "boss", "situation": "morning"})
+    _, events = await sse_chat(
+        gemini_chat.http_url,
+        {"message": "はじめまして。今日からお世話になります。", "partner": "boss", "situation": "morning"},
+    )
     assert events[0][1]["engine"]["id"] == "gemini"
     session_id = events[0][1]["session_id"]
     standin.script(Reply(["そうですか、", "よろしくお願いしますね。"]))
-    _, events = await sse_chat(gemini_chat.http_url, {"message": "よろしくお願いします！", "session_id": session_id, "temperature": 0.3})
+    _, events = await sse_chat(
+        gemini_chat.http_url, {"message": "よろしくお願いします！", "session_id": session_id, "temperature": 0.3}
+    )
     assert events[-1][1]["text"] == "そうですか、よろしくお願いしますね。"
     req = standin.requests[-1]
     assert req.action == "streamGenerateContent" and req.api_key == "test-key-1"
@@ -320,8 +343,11 @@ async def test_turn_that_keeps_failing_lands_in_feedback_dead_letter_topic(feedb
     from google.cloud import pubsub_v1
 
     poison = events_pb2.ConversationTurn(
-        event_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), user_turn_id="not-a-uuid",
-        learner_text="こんにちは", source_service="chat",
+        event_id=str(uuid.uuid4()),
+        session_id=str(uuid.uuid4()),
+        user_turn_id="not-a-uuid",
+        learner_text="こんにちは",
+        source_service="chat",
     )
     bus = EventBus("workplace-local", redis=None, service_name="test-producer")
     await bus.publish(topics["turns"], poison, ordering_key=poison.session_id)
@@ -335,9 +361,7 @@ async def test_turn_that_keeps_failing_lands_in_feedback_dead_letter_topic(feedb
             subscriber.pull, request={"subscription": dlq, "max_messages": 10, "return_immediately": True}
         )
         for received in response.received_messages:
-            await asyncio.to_thread(
-                subscriber.acknowledge, request={"subscription": dlq, "ack_ids": [received.ack_id]}
-            )
+            await asyncio.to_thread(subscriber.acknowledge, request={"subscription": dlq, "ack_ids": [received.ack_id]})
             if events_pb2.ConversationTurn.FromString(received.message.data).event_id == poison.event_id:
                 return True
         return False

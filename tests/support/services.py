@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-
 from workplace_kit.config import ServiceSettings
 from workplace_kit.service import ServiceParts, serve
 

@@ -10,7 +10,6 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace_kit import outbox
@@ -41,8 +40,9 @@ def test_gemini_keys_and_provider_choice(monkeypatch):
 
 
 def _request(**changes) -> DialogueRequest:
-    base = dict(system_instruction="sys", message="こんにちは", history=(Turn("user", "a"), Turn("model", "b")),
-                temperature=0.0)
+    base = dict(
+        system_instruction="sys", message="こんにちは", history=(Turn("user", "a"), Turn("model", "b")), temperature=0.0
+    )
     base.update(changes)
     return DialogueRequest(**base)
 
@@ -56,8 +56,12 @@ async def test_ai_cache_only_for_temperature_zero_and_keyed_on_everything():
     await cache.put(engine, request, "どうも", "STOP")
     hit = await cache.get(engine, request)
     assert hit is not None and hit.text == "どうも" and hit.engine == engine
-    for changed in (_request(message="やあ"), _request(system_instruction="other"), _request(history=()),
-                    _request(partner="boss")):
+    for changed in (
+        _request(message="やあ"),
+        _request(system_instruction="other"),
+        _request(history=()),
+        _request(partner="boss"),
+    ):
         assert await cache.get(engine, changed) is None
     assert await cache.get(EngineInfo("gemini", "Gemini", "pro"), request) is None
     warm = _request(temperature=0.7)
@@ -84,7 +88,11 @@ async def test_http_errors_are_json_without_traces():
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         r = await client.get("/bad")
-        assert r.status_code == 400 and r.json() == {"error": "invalid_argument", "message": "message must not be empty", "field": "message"}
+        assert r.status_code == 400 and r.json() == {
+            "error": "invalid_argument",
+            "message": "message must not be empty",
+            "field": "message",
+        }
         assert (await client.get("/missing")).status_code == 404
         r = await client.get("/boom")
         assert r.status_code == 500 and "secret detail" not in r.text and r.json()["error"] == "internal"
@@ -111,8 +119,11 @@ async def test_grpc_errors_map_to_status_codes():
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = chat_pb2_grpc.ChatServiceStub(channel)
-            for session_id, code in (("bad", grpc.StatusCode.INVALID_ARGUMENT), ("missing", grpc.StatusCode.NOT_FOUND),
-                                     ("other", grpc.StatusCode.INTERNAL)):
+            for session_id, code in (
+                ("bad", grpc.StatusCode.INVALID_ARGUMENT),
+                ("missing", grpc.StatusCode.NOT_FOUND),
+                ("other", grpc.StatusCode.INTERNAL),
+            ):
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
                 assert err.value.code() == code

@@ -175,7 +175,9 @@ def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awa
     asyncio.run(serve(settings, setup))
 
 
-def run_main(settings_cls: type[ServiceSettings], build: Callable[[AsyncExitStack, ServiceSettings], Awaitable[ServiceParts]]) -> None:
+def run_main(
+    settings_cls: type[ServiceSettings], build: Callable[[AsyncExitStack, ServiceSettings], Awaitable[ServiceParts]]
+) -> None:
     """The whole `main()` of a service: settings from the environment, then serve until signalled."""
     try:
         settings = load_settings(settings_cls)

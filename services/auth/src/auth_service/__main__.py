@@ -2,7 +2,6 @@
 its implementation arrives in a later issue, so every RPC answers UNIMPLEMENTED for now."""
 
 from pydantic import Field
-
 from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
 from workplace_kit.config import ServiceSettings
 from workplace_kit.grpc_server import GrpcService

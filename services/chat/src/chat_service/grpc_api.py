@@ -14,7 +14,11 @@ _PARTNER_TO_ID = {
     chat_pb2.PARTNER_SENIOR: "senior",
     chat_pb2.PARTNER_BOSS: "boss",
 }
-_ID_TO_PARTNER = {"colleague": chat_pb2.PARTNER_COLLEAGUE, "senior": chat_pb2.PARTNER_SENIOR, "boss": chat_pb2.PARTNER_BOSS}
+_ID_TO_PARTNER = {
+    "colleague": chat_pb2.PARTNER_COLLEAGUE,
+    "senior": chat_pb2.PARTNER_SENIOR,
+    "boss": chat_pb2.PARTNER_BOSS,
+}
 _ROLES = {"user": common_pb2.ROLE_USER, "model": common_pb2.ROLE_MODEL}
 
 

@@ -11,7 +11,6 @@ from typing import Literal
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
-
 from workplace_kit.errors import DomainError
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import asyncpg
 from google.protobuf.message import Message
-
 from workplace_kit import outbox
 from workplace_kit.ai.types import Turn
 
@@ -93,9 +92,7 @@ class ChatRepository:
                     session.language,
                 )
             else:
-                await conn.execute(
-                    "SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", session.session_id
-                )
+                await conn.execute("SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", session.session_id)
             count = await conn.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session.session_id)
             if count != expected_index:
                 raise ConcurrentTurnError(str(session.session_id))

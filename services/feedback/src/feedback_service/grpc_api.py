@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace_kit.grpc_server import GrpcService
 

@@ -9,7 +9,6 @@ from datetime import datetime
 
 import asyncpg
 from google.protobuf.message import Message
-
 from workplace_kit import outbox
 
 from .emotion.types import EmotionResult

@@ -2,7 +2,6 @@
 its implementation arrives in a later issue, so every RPC answers UNIMPLEMENTED for now."""
 
 from pydantic import Field
-
 from workplace.watch.v1 import watch_pb2, watch_pb2_grpc
 from workplace_kit.config import ServiceSettings
 from workplace_kit.grpc_server import GrpcService

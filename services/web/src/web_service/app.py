@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
-
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
@@ -33,8 +32,16 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 EMOTION_JA = {
-    "joy": "喜び", "anger": "怒り", "sadness": "悲しみ", "fear": "不安", "shame": "恥ずかしさ",
-    "liking": "好意", "dislike": "嫌悪", "excitement": "高揚", "relief": "安心", "surprise": "驚き",
+    "joy": "喜び",
+    "anger": "怒り",
+    "sadness": "悲しみ",
+    "fear": "不安",
+    "shame": "恥ずかしさ",
+    "liking": "好意",
+    "dislike": "嫌悪",
+    "excitement": "高揚",
+    "relief": "安心",
+    "surprise": "驚き",
     "neutral": "平静",
 }
 PARTNERS = [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")]

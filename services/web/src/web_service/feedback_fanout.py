@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
-
 from workplace.events.v1 import events_pb2
 
 
