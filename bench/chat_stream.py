@@ -124,7 +124,17 @@ async def wait_http(url: str, proc: Proc, timeout: float = 90) -> None:
     raise TimeoutError(f"{proc.name} did not answer at {url}; see {proc.log}")
 
 
-async def one_chat(client: httpx.AsyncClient, url: str, n: int) -> Sample:
+@dataclass
+class OpenStreams:
+    now: int = 0
+    peak: int = 0
+
+    def opened(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+
+async def one_chat(client: httpx.AsyncClient, url: str, n: int, streams: OpenStreams | None = None) -> Sample:
     sample = Sample()
     body = {"message": f"お疲れさまです。今日の進捗はどうですか？（{n}）", "partner": "colleague", "temperature": 0.7}
     t0 = time.perf_counter()
@@ -138,6 +148,8 @@ async def one_chat(client: httpx.AsyncClient, url: str, n: int) -> Sample:
                 now = (time.perf_counter() - t0) * 1000
                 if not sample.ttfb_ms:
                     sample.ttfb_ms = now
+                    if streams is not None:
+                        streams.opened()
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -150,7 +162,25 @@ async def one_chat(client: httpx.AsyncClient, url: str, n: int) -> Sample:
         sample.total_ms = (time.perf_counter() - t0) * 1000
     except httpx.HTTPError as exc:
         sample.error = type(exc).__name__
+    finally:
+        if streams is not None and sample.ttfb_ms:
+            streams.now -= 1
     return sample
+
+
+async def hold_level(url: str, count: int, rate_per_s: float) -> tuple[list[Sample], int]:
+    """Open `count` streams at a steady arrival rate; they last long enough to all be open at
+    once. Returns the samples and the peak number of streams open together."""
+    streams = OpenStreams()
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=60), limits=limits) as client:
+
+        async def arrive(i: int) -> Sample:
+            await asyncio.sleep(i / rate_per_s)
+            return await one_chat(client, url, i, streams)
+
+        samples = await asyncio.gather(*(arrive(i) for i in range(count)))
+    return list(samples), streams.peak
 
 
 async def one_direct(client: httpx.AsyncClient, standin_url: str) -> Sample:
@@ -200,7 +230,8 @@ async def main() -> int:
     ap.add_argument("--levels", default="1,8,32,64,128")
     ap.add_argument("--requests-per-level", type=int, default=0, help="default: max(30, 3 x concurrency)")
     ap.add_argument("--hold-levels", default="100,200,400,800")
-    ap.add_argument("--hold-seconds", type=float, default=8, help="how long each held stream lasts")
+    ap.add_argument("--hold-seconds", type=float, default=25, help="how long each held stream lasts")
+    ap.add_argument("--arrival-rate", type=float, default=40, help="new streams per second in the capacity phase")
     ap.add_argument("--hold-p95-limit-ms", type=float, default=1000, help="added TTFT p95 above this ends the ramp")
     args = ap.parse_args()
 
@@ -300,8 +331,11 @@ async def main() -> int:
         direct = await run_level(lambda c, n: one_direct(c, f"http://127.0.0.1:{ports['b']}"), 1, 3)
         hold_delay_ms = statistics.median(s.ttft_ms for s in direct)
         results["hold_standin_first_token_ms"] = round(hold_delay_ms, 1)
-        print(f"\nCapacity: streams held open ~{args.hold_seconds:.0f} s each, all opened at once, one chat process")
-        print(f"{'streams':>7} {'ok':>5} {'err':>4} | {'added TTFT p50':>14} {'p95':>7} | {'RSS MB':>7}")
+        print(
+            f"\nCapacity: one chat process; streams arrive at {args.arrival_rate:.0f}/s and each lasts "
+            f"~{args.hold_seconds:.0f} s, so they pile up until all are open together"
+        )
+        print(f"{'streams':>7} {'peak open':>9} {'err':>4} | {'added TTFT p50':>14} {'p95':>7} | {'peak RSS MB':>11}")
         held_ok = 0
         for level in [int(x) for x in args.hold_levels.split(",") if x]:
             peak = [rss_mb(hold_pid)]
@@ -312,18 +346,19 @@ async def main() -> int:
                     into.append(rss_mb(hold_pid))
 
             sampler = asyncio.create_task(sample_rss(peak))
-            samples = await run_level(lambda c, n: one_chat(c, hold_url, n), level, level)
+            samples, peak_open = await hold_level(hold_url, level, args.arrival_rate)
             sampler.cancel()
             s = summarise(samples, hold_delay_ms)
             s["peak_rss_mb"] = round(max(peak), 1)
+            s["peak_open_streams"] = peak_open
             results["hold"][level] = s
             print(
-                f"{level:>7} {level - s['errors']:>5} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
-                f"{s['added_ttft_ms'][95]:>7} | {s['peak_rss_mb']:>7}"
+                f"{level:>7} {peak_open:>9} {s['errors']:>4} | {s['added_ttft_ms'][50]:>14} "
+                f"{s['added_ttft_ms'][95]:>7} | {s['peak_rss_mb']:>11}"
             )
             if s["errors"] or s["added_ttft_ms"][95] > args.hold_p95_limit_ms:
                 break
-            held_ok = level
+            held_ok = peak_open
         results["max_concurrent_streams_held"] = held_ok
         print(
             f"\nMost concurrent streams one chat process held (no errors, added TTFT p95 <= "

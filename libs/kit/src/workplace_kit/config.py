@@ -54,6 +54,8 @@ class ServiceSettings(BaseSettings):
     gemini_retry_attempts: int = Field(4, ge=1, le=10)
     gemini_retry_initial_delay_s: float = Field(1.0, ge=0)
     gemini_retry_max_delay_s: float = Field(8.0, ge=0)
+    # Concurrent connections per API key; each streaming reply holds one while it streams.
+    gemini_max_connections: int = Field(2000, ge=1, le=100_000)
     # Opt-in local generative model behind an OpenAI-compatible server (Ollama, llama.cpp).
     local_llm_base_url: str | None = None
     local_llm_model: str = "qwen2.5:1.5b-instruct"

@@ -85,6 +85,14 @@ def make_genai_client(settings: ServiceSettings, api_key: str) -> genai.Client:
             jitter=settings.gemini_retry_initial_delay_s,
             http_status_codes=RETRY_STATUS_CODES,
         ),
+        # httpx allows 100 connections by default, and a streaming reply holds one for its
+        # whole length: without this, the 101st concurrent chat waits for another to finish.
+        "async_client_args": {
+            "limits": httpx.Limits(
+                max_connections=settings.gemini_max_connections,
+                max_keepalive_connections=min(100, settings.gemini_max_connections),
+            )
+        },
     }
     if settings.gemini_base_url:
         options["base_url"] = settings.gemini_base_url
