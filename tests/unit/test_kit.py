@@ -17,7 +17,7 @@ from workplace_kit.ai.types import DialogueRequest, EngineInfo, Turn
 from workplace_kit.cache import AIResponseCache, create_redis
 from workplace_kit.config import ConfigError, ServiceSettings, load_settings
 from workplace_kit.errors import InvalidInput, NotFound
-from workplace_kit.grpc_server import GrpcService, start_grpc_server
+from workplace_kit.grpc_server import GRPC_HANDLED, GrpcService, start_grpc_server
 from workplace_kit.service import create_http_app
 
 
@@ -136,6 +136,9 @@ async def test_grpc_errors_map_to_status_codes():
                 async for r in stub.StreamReply(chat_pb2.StreamReplyRequest()):
                     received.append(r)
             assert [r.delta.text for r in received] == ["a"] and err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        method = "/workplace.chat.v1.ChatService/GetHistory"
+        assert GRPC_HANDLED.labels(method, "NOT_FOUND")._value.get() >= 1
+        assert GRPC_HANDLED.labels(method, "INTERNAL")._value.get() >= 1
     finally:
         await server.stop(None)
 

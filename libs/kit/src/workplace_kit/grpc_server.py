@@ -52,6 +52,20 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error; the problem has been logged"
 
 
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    """End the call with the status that fits the error (logged when it is our bug)."""
+    code, message = _status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("unhandled error in %s", method)
+    await context.abort(code, message)
+
+
+def _observe(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
+    code = context.code() or grpc.StatusCode.OK
+    GRPC_HANDLED.labels(method, code.name).inc()
+    GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+
+
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -63,20 +77,14 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request, context):
                 start = time.perf_counter()
-                code = grpc.StatusCode.OK
                 try:
                     return await inner(request, context)
                 except (grpc.aio.AbortError, grpc.RpcError):
-                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception as exc:  # noqa: BLE001 - mapped to a status, logged
-                    code, message = _status_for(exc)
-                    if code == grpc.StatusCode.INTERNAL:
-                        log.exception("unhandled error in %s", method)
-                    await context.abort(code, message)
+                except Exception as exc:  # noqa: BLE001 - mapped to a status
+                    await _abort(context, method, exc)
                 finally:
-                    GRPC_HANDLED.labels(method, code.name).inc()
-                    GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+                    _observe(method, context, start)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -86,21 +94,15 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request, context):
                 start = time.perf_counter()
-                code = grpc.StatusCode.OK
                 try:
                     async for item in inner_stream(request, context):
                         yield item
                 except (grpc.aio.AbortError, grpc.RpcError):
-                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception as exc:  # noqa: BLE001
-                    code, message = _status_for(exc)
-                    if code == grpc.StatusCode.INTERNAL:
-                        log.exception("unhandled error in %s", method)
-                    await context.abort(code, message)
+                except Exception as exc:  # noqa: BLE001 - mapped to a status
+                    await _abort(context, method, exc)
                 finally:
-                    GRPC_HANDLED.labels(method, code.name).inc()
-                    GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+                    _observe(method, context, start)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer

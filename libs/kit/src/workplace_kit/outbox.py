@@ -20,18 +20,6 @@ from prometheus_client import Gauge
 log = logging.getLogger(__name__)
 OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet published", ["service"])
 
-OUTBOX_DDL = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    ordering_key text NOT NULL,
-    type_name text NOT NULL,
-    payload bytea NOT NULL,
-    attempts integer NOT NULL DEFAULT 0,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-
 
 async def enqueue(conn: asyncpg.Connection, topic: str, message: Message, *, ordering_key: str) -> None:
     """Write an event inside the caller's transaction."""

@@ -16,11 +16,13 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from .config import ConfigError, ServiceSettings, load_settings
 from .errors import DomainError
@@ -187,11 +189,25 @@ def run_main(
     run_service(settings, lambda stack: build(stack, settings))
 
 
-def placeholder_build(title: str, services: list[GrpcService]):
-    """`build` for a service whose API is defined but not implemented yet: health, metrics and
+def run_placeholder(
+    *, service: str, http_port: int, grpc_port: int, pb2: ModuleType, pb2_grpc: ModuleType, grpc_name: str
+) -> None:
+    """`main()` of a service whose API is defined but not implemented yet: health, metrics and
     gRPC reflection work, and every RPC answers UNIMPLEMENTED."""
 
-    async def build(stack: AsyncExitStack, settings: ServiceSettings) -> ServiceParts:
-        return ServiceParts(http_app=create_http_app(settings, title=title), grpc_services=services)
+    class Settings(ServiceSettings):
+        service_name: str = service
+        http_port: int = Field(http_port, ge=0, le=65535)
+        grpc_port: int = Field(grpc_port, ge=0, le=65535)
 
-    return build
+    grpc_service = GrpcService(
+        add_to_server=getattr(pb2_grpc, f"add_{grpc_name}Servicer_to_server"),
+        servicer=getattr(pb2_grpc, f"{grpc_name}Servicer")(),
+        full_name=pb2.DESCRIPTOR.services_by_name[grpc_name].full_name,
+    )
+
+    async def build(stack: AsyncExitStack, settings: ServiceSettings) -> ServiceParts:
+        app = create_http_app(settings, title=f"Workplace Roleplay {service} API (not implemented yet)")
+        return ServiceParts(http_app=app, grpc_services=[grpc_service])
+
+    run_main(Settings, build)

@@ -19,6 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
+from workplace_kit.emotions import EMOTION_LABELS_JA
 from workplace_kit.errors import InvalidInput
 from workplace_kit.grpc_client import create_channel
 from workplace_kit.resources import open_resources
@@ -31,19 +32,6 @@ from .settings import WebSettings
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
-EMOTION_JA = {
-    "joy": "喜び",
-    "anger": "怒り",
-    "sadness": "悲しみ",
-    "fear": "不安",
-    "shame": "恥ずかしさ",
-    "liking": "好意",
-    "dislike": "嫌悪",
-    "excitement": "高揚",
-    "relief": "安心",
-    "surprise": "驚き",
-    "neutral": "平静",
-}
 PARTNERS = [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")]
 
 
@@ -53,10 +41,10 @@ def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.Emotion
         "turn_id": turn_id,
         "learner_text": learner_text,
         "dominant": analysis.dominant_emotion,
-        "dominant_ja": EMOTION_JA.get(analysis.dominant_emotion, analysis.dominant_emotion),
+        "dominant_ja": EMOTION_LABELS_JA.get(analysis.dominant_emotion, analysis.dominant_emotion),
         "polarity": analysis.polarity,
         "polarity_pct": int(round((analysis.polarity + 1) * 50)),
-        "scores": [(EMOTION_JA.get(e, e), int(round(s * 100))) for e, s in scores[:3]],
+        "scores": [(EMOTION_LABELS_JA.get(e, e), int(round(s * 100))) for e, s in scores[:3]],
         "summary": analysis.summary,
         "engine": analysis.engine,
     }

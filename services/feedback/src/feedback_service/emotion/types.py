@@ -5,34 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# Canonical labels shared by every engine (ML-Ask's ten emotions mapped onto them, plus neutral).
-EMOTIONS: tuple[str, ...] = (
-    "joy",  # 喜 yorokobi
-    "anger",  # 怒 ikari
-    "sadness",  # 哀 aware
-    "fear",  # 怖 kowa
-    "shame",  # 恥 haji
-    "liking",  # 好 suki
-    "dislike",  # 厭 iya
-    "excitement",  # 昂 takaburi
-    "relief",  # 安 yasu
-    "surprise",  # 驚 odoroki
-    "neutral",
-)
-
-EMOTION_LABELS_JA: dict[str, str] = {
-    "joy": "喜び",
-    "anger": "怒り",
-    "sadness": "悲しみ",
-    "fear": "不安",
-    "shame": "恥ずかしさ",
-    "liking": "好意",
-    "dislike": "嫌悪",
-    "excitement": "高揚",
-    "relief": "安心",
-    "surprise": "驚き",
-    "neutral": "平静",
-}
+from workplace_kit.emotions import EMOTION_LABELS_JA, EMOTIONS  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
