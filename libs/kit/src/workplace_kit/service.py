@@ -195,10 +195,12 @@ def run_placeholder(
     """`main()` of a service whose API is defined but not implemented yet: health, metrics and
     gRPC reflection work, and every RPC answers UNIMPLEMENTED."""
 
+    default_http_port, default_grpc_port = http_port, grpc_port  # the class binds these names itself
+
     class Settings(ServiceSettings):
         service_name: str = service
-        http_port: int = Field(http_port, ge=0, le=65535)
-        grpc_port: int = Field(grpc_port, ge=0, le=65535)
+        http_port: int = Field(default_http_port, ge=0, le=65535)
+        grpc_port: int = Field(default_grpc_port, ge=0, le=65535)
 
     grpc_service = GrpcService(
         add_to_server=getattr(pb2_grpc, f"add_{grpc_name}Servicer_to_server"),
