@@ -129,6 +129,8 @@ def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform
 def test_metrics_exposed(platform):
     text = httpx.get("http://127.0.0.1:8101/metrics").text
     assert "http_requests_total" in text and "grpc_server_handled_total" in text
+    # The in-flight gauges KEDA scales on (deploy/helm: workplace.inFlightQuery).
+    assert "http_requests_inprogress" in text and "grpc_server_inprogress" in text
 
 
 def test_browser_chat_streams_reply_and_shows_feedback(platform):

@@ -182,8 +182,8 @@ role: "all" (HTTP, gRPC, workers), "api" (no Pub/Sub workers) or "worker" (no gR
 {{/* PromQL for KEDA's prometheus trigger: requests per second served by one workload's
 pods, HTTP and gRPC together. The services expose no in-flight gauge yet
 (deploy/keda/README.md), so the rate of completed requests stands in for it. */}}
-{{- define "workplace.requestRateQuery" -}}
+{{- define "workplace.inFlightQuery" -}}
 {{- $sel := printf "namespace=\"%s\",container=\"%s\"" .root.Release.Namespace .w.name -}}
-{{- $window := .root.Values.keda.prometheus.window -}}
-{{- printf "(sum(rate(http_requests_total{%s}[%s])) or vector(0)) + (sum(rate(grpc_server_handled_total{%s}[%s])) or vector(0))" $sel $window $sel $window -}}
+{{- /* In-flight HTTP requests (SSE streams stay in flight while they stream) plus gRPC calls. */ -}}
+{{- printf "(sum(http_requests_inprogress{%s}) or vector(0)) + (sum(grpc_server_inprogress{%s}) or vector(0))" $sel $sel -}}
 {{- end -}}

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from .errors import DomainError
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 GRPC_HANDLED = Counter(
     "grpc_server_handled_total", "RPCs completed, by method and status code", ["grpc_method", "grpc_code"]
+)
+GRPC_INPROGRESS = Gauge(
+    "grpc_server_inprogress", "RPCs being handled now (streams until their last message)", ["grpc_method"]
 )
 GRPC_SECONDS = Histogram(
     "grpc_server_handling_seconds",
@@ -61,6 +64,7 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception)
 
 
 def _observe(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
+    GRPC_INPROGRESS.labels(method).dec()
     code = context.code() or grpc.StatusCode.OK
     GRPC_HANDLED.labels(method, code.name).inc()
     GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
@@ -77,6 +81,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request, context):
                 start = time.perf_counter()
+                GRPC_INPROGRESS.labels(method).inc()
                 try:
                     return await inner(request, context)
                 except (grpc.aio.AbortError, grpc.RpcError):
@@ -94,6 +99,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request, context):
                 start = time.perf_counter()
+                GRPC_INPROGRESS.labels(method).inc()
                 try:
                     async for item in inner_stream(request, context):
                         yield item

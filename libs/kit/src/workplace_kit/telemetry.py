@@ -55,5 +55,8 @@ def instrument_http_app(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     Instrumentator(
         should_group_status_codes=False,
+        # In-flight requests (SSE streams included) are what KEDA scales the HTTP services on.
+        should_instrument_requests_inprogress=True,
+        inprogress_labels=True,
         excluded_handlers=["/metrics", "/healthz", "/readyz"],
     ).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
