@@ -97,7 +97,12 @@ async def test_http_errors_are_json_without_traces():
         r = await client.get("/boom")
         assert r.status_code == 500 and "secret detail" not in r.text and r.json()["error"] == "internal"
         assert (await client.get("/healthz")).json()["status"] == "ok"
-        assert "http_requests_total" in (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics")).text
+        assert "http_requests_total" in metrics and 'http_requests_inprogress{method="GET"} 0.0' in metrics
+    # A second app in the same process shares the process-wide metrics instead of clashing.
+    second = create_http_app(ServiceSettings(service_name="t2"), title="t2")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://t") as client:
+        assert (await client.get("/healthz")).status_code == 200
 
 
 class _Servicer(chat_pb2_grpc.ChatServiceServicer):

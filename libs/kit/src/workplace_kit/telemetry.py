@@ -15,12 +15,36 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import Gauge
 from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import ServiceSettings
 
 log = logging.getLogger(__name__)
 _configured = False
+
+# One gauge per process (the instrumentator's own would be registered again for every app a
+# process builds, as tests do). KEDA scales the HTTP services on it: an SSE reply stays in
+# flight for as long as it streams.
+HTTP_INPROGRESS = Gauge("http_requests_inprogress", "HTTP requests being served now", ["method"])
+_NOT_COUNTED = ("/metrics", "/healthz", "/readyz")
+
+
+class InFlightMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _NOT_COUNTED:
+            await self.app(scope, receive, send)
+            return
+        gauge = HTTP_INPROGRESS.labels(scope["method"])
+        gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            gauge.dec()
 
 
 def setup_tracing(settings: ServiceSettings) -> None:
@@ -53,10 +77,8 @@ def instrument_http_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    app.add_middleware(InFlightMiddleware)
     Instrumentator(
         should_group_status_codes=False,
-        # In-flight requests (SSE streams included) are what KEDA scales the HTTP services on.
-        should_instrument_requests_inprogress=True,
-        inprogress_labels=True,
         excluded_handlers=["/metrics", "/healthz", "/readyz"],
     ).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
