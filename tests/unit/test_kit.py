@@ -10,6 +10,8 @@ import asyncpg
 import grpc
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace_kit import outbox
@@ -153,12 +155,14 @@ class _RecordingBus:
 
     def __init__(self, fail_on: set[str] = frozenset()):
         self.published: list[tuple[str, str, str]] = []
+        self.trace_ids: list[int] = []
         self.fail_on = fail_on
 
     async def publish(self, topic, message, *, ordering_key):
         if message.event_id in self.fail_on:
             raise RuntimeError("publish failed")
         self.published.append((topic, ordering_key, message.event_id))
+        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
         return "id"
 
 
@@ -172,7 +176,7 @@ async def outbox_pool():
     await pool.execute(
         "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, ordering_key text NOT NULL, "
         "type_name text NOT NULL, payload bytea NOT NULL, attempts integer NOT NULL DEFAULT 0, "
-        "created_at timestamptz NOT NULL DEFAULT now())"
+        "created_at timestamptz NOT NULL DEFAULT now(), trace_context jsonb NOT NULL DEFAULT '{}'::jsonb)"
     )
     yield pool
     await pool.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -181,9 +185,12 @@ async def outbox_pool():
 
 async def test_outbox_publishes_in_order_and_keeps_what_failed(outbox_pool):
     events = [events_pb2.ConversationTurn(event_id=f"e{i}", session_id="s1") for i in range(4)]
-    async with outbox_pool.acquire() as conn, conn.transaction():
-        for e in events:
-            await outbox.enqueue(conn, "turns", e, ordering_key=e.session_id)
+    with TracerProvider().get_tracer(__name__).start_as_current_span("request") as span:
+        writer_trace = span.get_span_context().trace_id
+        assert writer_trace != 0
+        async with outbox_pool.acquire() as conn, conn.transaction():
+            for e in events:
+                await outbox.enqueue(conn, "turns", e, ordering_key=e.session_id)
     # A transaction that rolls back leaves no event behind.
     with pytest.raises(RuntimeError):
         async with outbox_pool.acquire() as conn, conn.transaction():
@@ -208,3 +215,5 @@ async def test_outbox_publishes_in_order_and_keeps_what_failed(outbox_pool):
         task.cancel()
     assert [p[2] for p in bus.published] == ["e0", "e1", "e2", "e3"]
     assert all(p[:2] == ("turns", "s1") for p in bus.published)
+    # Published in the trace of the request that wrote them, not the relay's.
+    assert bus.trace_ids == [writer_trace] * 4
