@@ -35,9 +35,7 @@ class GenerationError(RuntimeError):
 
 def find_protos() -> list[Path]:
     """Proto files relative to PROTO_ROOT, sorted so that protoc sees a stable order."""
-    protos = sorted(
-        p.relative_to(PROTO_ROOT) for p in (PROTO_ROOT / PROTO_PACKAGE).rglob("*.proto")
-    )
+    protos = sorted(p.relative_to(PROTO_ROOT) for p in (PROTO_ROOT / PROTO_PACKAGE).rglob("*.proto"))
     if not protos:
         raise GenerationError(f"no .proto files under {PROTO_ROOT / PROTO_PACKAGE}")
     return protos
@@ -71,13 +69,9 @@ def generate(out_root: Path) -> None:
         # Relative names so that the generated code does not depend on where the repo lives.
         *[p.as_posix() for p in protos],
     ]
-    result = subprocess.run(
-        command, cwd=PROTO_ROOT, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(command, cwd=PROTO_ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise GenerationError(
-            f"protoc failed (exit {result.returncode}):\n{result.stderr.strip()}"
-        )
+        raise GenerationError(f"protoc failed (exit {result.returncode}):\n{result.stderr.strip()}")
 
     # Every folder that holds generated modules, and each parent up to workplace/, is a package.
     package_dirs: set[Path] = set()
@@ -100,11 +94,7 @@ def generated_files(root: Path) -> set[Path]:
     files = set()
     for path in base.rglob("*"):
         rel = path.relative_to(root)
-        if (
-            path.is_file()
-            and not IGNORED_NAMES.intersection(rel.parts)
-            and path.suffix != ".pyc"
-        ):
+        if path.is_file() and not IGNORED_NAMES.intersection(rel.parts) and path.suffix != ".pyc":
             files.add(rel)
     return files - KEPT_FILES
 
@@ -113,10 +103,7 @@ def differences(expected_root: Path, actual_root: Path) -> list[str]:
     expected = generated_files(expected_root)
     actual = generated_files(actual_root)
     lines = [f"missing: {p.as_posix()}" for p in sorted(expected - actual)]
-    lines += [
-        f"stale (not generated from any proto): {p.as_posix()}"
-        for p in sorted(actual - expected)
-    ]
+    lines += [f"stale (not generated from any proto): {p.as_posix()}" for p in sorted(actual - expected)]
     lines += [
         f"differs: {p.as_posix()}"
         for p in sorted(expected & actual)
@@ -171,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             replace_generated(fresh_root, OUTPUT_ROOT)
             count = len(generated_files(OUTPUT_ROOT))
-            print(
-                f"wrote {count} files under {(OUTPUT_ROOT / PROTO_PACKAGE).relative_to(REPO_ROOT)}"
-            )
+            print(f"wrote {count} files under {(OUTPUT_ROOT / PROTO_PACKAGE).relative_to(REPO_ROOT)}")
             return 0
     except GenerationError as exc:
         print(f"gen_proto: {exc}", file=sys.stderr)

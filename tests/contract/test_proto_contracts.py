@@ -127,29 +127,21 @@ def buf() -> str:
         return str(venv_buf)
     found = shutil.which("buf")
     if found is None:
-        pytest.fail(
-            "buf is not installed: add buf-bin to the dev dependencies and run `uv sync`"
-        )
+        pytest.fail("buf is not installed: add buf-bin to the dev dependencies and run `uv sync`")
     return found
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:
-    return (
-        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    )
+    return f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
 
 
 def copy_module(destination: Path) -> Path:
     """A copy of the buf workspace (buf.yaml + proto/) in destination; returns the copy's root."""
-    shutil.copytree(
-        PROTO_DIR, destination / "proto", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(PROTO_DIR, destination / "proto", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(BUF_CONFIG, destination / "buf.yaml")
     return destination
 
@@ -207,9 +199,7 @@ def field_add(message: Message, field: _descriptor.FieldDescriptor) -> Message:
 def sample_scalar(field: _descriptor.FieldDescriptor):
     if field.enum_type is not None:
         non_zero = [v.number for v in field.enum_type.values if v.number != 0]
-        assert non_zero, (
-            f"enum {field.enum_type.full_name} has no value besides its zero value"
-        )
+        assert non_zero, f"enum {field.enum_type.full_name} has no value besides its zero value"
         return non_zero[-1]
     if field.type == _FD.TYPE_STRING:
         return f"{field.name}-テスト"
@@ -278,17 +268,11 @@ def test_generated_modules_import_by_package_path() -> None:
 
 def main_has_protos() -> str | None:
     """The absolute git dir if the main branch holds proto files, else None."""
-    git_dir = run(
-        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], REPO_ROOT
-    )
+    git_dir = run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], REPO_ROOT)
     if git_dir.returncode != 0:
         return None
-    listed = run(
-        ["git", "ls-tree", "-r", "--name-only", "main", "--", "proto"], REPO_ROOT
-    )
-    if listed.returncode != 0 or not any(
-        n.endswith(".proto") for n in listed.stdout.split()
-    ):
+    listed = run(["git", "ls-tree", "-r", "--name-only", "main", "--", "proto"], REPO_ROOT)
+    if listed.returncode != 0 or not any(n.endswith(".proto") for n in listed.stdout.split()):
         return None
     return git_dir.stdout.strip()
 
@@ -333,9 +317,7 @@ def test_buf_breaking_detects_a_breaking_change(
     result = run([buf, "breaking", "proto", "--against", str(PROTO_DIR)], root)
     assert result.returncode != 0, describe(result)
     for fragment in expected:
-        assert fragment in result.stdout, (
-            f"{fragment!r} not reported\n{describe(result)}"
-        )
+        assert fragment in result.stdout, f"{fragment!r} not reported\n{describe(result)}"
 
 
 def test_buf_breaking_accepts_an_added_field(buf: str, tmp_path: Path) -> None:
@@ -376,9 +358,7 @@ def test_pinned_fields_keep_their_numbers_and_types(message_name: str) -> None:
         f.name: (
             f.number,
             f.type,
-            (f.message_type or f.enum_type).full_name
-            if (f.message_type or f.enum_type)
-            else "",
+            (f.message_type or f.enum_type).full_name if (f.message_type or f.enum_type) else "",
         )
         for f in message.fields
     }
