@@ -9,8 +9,6 @@ running; otherwise they start it and stop the services (not the infra) afterward
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,30 +24,6 @@ from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = "http://127.0.0.1:8080"
 SCREENSHOTS = REPO / ".run" / "screenshots"
-
-
-def _gateway_up() -> bool:
-    try:
-        return httpx.get(GATEWAY + "/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def platform():
-    started = False
-    if not _gateway_up():
-        result = subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "localrt.py"), "all", "up"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, "task up failed:\n" + result.stdout[-2000:] + result.stderr[-4000:]
-        started = True
-    yield GATEWAY
-    if started:
-        subprocess.run([sys.executable, str(REPO / "scripts" / "localrt.py"), "services", "down"], timeout=120)
 
 
 def chat_via_gateway(body: dict, user: str = "e2e-user") -> list[tuple[str, dict]]:

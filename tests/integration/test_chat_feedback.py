@@ -199,12 +199,16 @@ async def test_bad_input_gets_clear_errors_and_loses_nothing(chat):
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": str(uuid.uuid4())})
     assert status == 404
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": "not-an-id"})
-    assert status == 400
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "session_id"
     # Someone else's session is not found, not leaked.
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": session_id}, user="intruder")
     assert status == 404
     status, body = await sse_chat(chat.http_url, {"message": "あ" * 2001, "session_id": session_id})
-    assert status == 400 and "too long" in body[0][1]["message"]
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "message"
+    status, body = await sse_chat(chat.http_url, {"message": "   ", "session_id": session_id})
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "message"
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "temperature": "0.5"})
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "temperature"
     async with httpx.AsyncClient() as client:
         r = await client.post(
             chat.http_url + "/api/v2/chat", content=b"{not json", headers={"content-type": "application/json"}

@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from .config import ConfigError, ServiceSettings, load_settings
 from .errors import DomainError
@@ -33,6 +33,32 @@ from .telemetry import instrument_http_app, setup_tracing
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+# Ids in paths and bodies are UUIDs; saying so in the OpenAPI document lets clients (and
+# schemathesis) know what the service accepts before they call it.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, a message fit to show, and the field at fault."""
+
+    error: str
+    message: str
+    field: str | None = None
+    problems: list[dict[str, str]] | None = None
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The request is well-formed but not acceptable (the message says why)",
+    404: "No such resource (or not yours)",
+    422: "The request does not match this API (the problems list each field)",
+    503: "A dependency (the AI provider) is unavailable; try again shortly",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI `responses=` entries for the errors a route can answer with."""
+    return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 @dataclass

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Literal
 
-from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Path
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from workplace_kit.ai.offline_dialogue import list_situations
 from workplace_kit.errors import DomainError
+from workplace_kit.service import UUID_PATTERN, error_responses
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted
 
@@ -19,12 +21,20 @@ log = logging.getLogger(__name__)
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=20_000, description="The learner's message")
-    session_id: str = Field("", description="Empty to start a new session")
-    partner: Literal["colleague", "senior", "boss"] = "colleague"
-    situation: str = Field("break", max_length=64)
-    language: Literal["", "ja", "en"] = ""
-    temperature: float | None = Field(None, ge=0, le=2)
+    model_config = ConfigDict(strict=True)  # "0.5" is not a temperature
+
+    message: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="The learner's message (not only spaces)"
+    )
+    session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
+    partner: Literal["colleague", "senior", "boss"] = Field("colleague", description="For a new session")
+    situation: str = Field(
+        "break",
+        description="A situation id from GET /api/v2/chat/situations (for a new session)",
+        json_schema_extra={"enum": [s.id for s in list_situations()]},
+    )
+    language: Literal["", "ja", "en"] = Field("", description="Empty: answer in the learner's language")
+    temperature: float | None = Field(None, ge=0, le=2, description="0 makes replies repeatable (and cached)")
 
 
 class SituationOut(BaseModel):
@@ -70,7 +80,10 @@ def build_router(service: ChatService) -> APIRouter:
     @router.post(
         "",
         response_class=EventSourceResponse,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"}},
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"},
+            **error_responses(400, 404, 422),
+        },
     )
     async def chat(body: ChatRequest, x_user_id: str = Header("anonymous", max_length=128)) -> EventSourceResponse:
         """Send a message; the reply streams back as SSE events `start`, `delta`…, `done`.
@@ -106,8 +119,10 @@ def build_router(service: ChatService) -> APIRouter:
     async def situations() -> list[SituationOut]:
         return [SituationOut(**asdict(s)) for s in service.list_situations()]
 
-    @router.get("/sessions/{session_id}", response_model=HistoryOut)
-    async def history(session_id: str, x_user_id: str = Header("anonymous", max_length=128)) -> HistoryOut:
+    @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(404, 422))
+    async def history(
+        session_id: str = Path(pattern=UUID_PATTERN), x_user_id: str = Header("anonymous", max_length=128)
+    ) -> HistoryOut:
         session, messages = await service.history(session_id, x_user_id)
         return HistoryOut(
             session_id=str(session.session_id),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
+from workplace_kit.service import UUID_PATTERN, error_responses
 
 from .domain import FeedbackService
 from .emotion.types import EMOTION_LABELS_JA
@@ -46,12 +47,12 @@ def to_out(a: TurnAnalysis) -> TurnAnalysisOut:
 def build_router(service: FeedbackService) -> APIRouter:
     router = APIRouter(prefix="/api/v2/feedback", tags=["feedback"])
 
-    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut)
-    async def turn(turn_id: str) -> TurnAnalysisOut:
+    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut, responses=error_responses(404, 422))
+    async def turn(turn_id: str = Path(pattern=UUID_PATTERN)) -> TurnAnalysisOut:
         return to_out(await service.turn_analysis(turn_id))
 
-    @router.get("/sessions/{session_id}/turns", response_model=list[TurnAnalysisOut])
-    async def session_turns(session_id: str) -> list[TurnAnalysisOut]:
+    @router.get("/sessions/{session_id}/turns", response_model=list[TurnAnalysisOut], responses=error_responses(422))
+    async def session_turns(session_id: str = Path(pattern=UUID_PATTERN)) -> list[TurnAnalysisOut]:
         return [to_out(a) for a in await service.session_analyses(session_id)]
 
     return router
