@@ -47,6 +47,17 @@ def test_page_is_served_with_security_headers(platform):
     assert httpx.get(platform + "/static/vendor/htmx-2.0.11.min.js").status_code == 200
 
 
+def test_page_speaks_english_when_asked(platform):
+    with httpx.Client(base_url=platform) as client:
+        r = client.get("/?lang=en")
+        assert "Small talk practice" in r.text and '<html lang="en">' in r.text and "Colleague" in r.text
+        assert client.cookies.get("wp_lang") == "en"
+        assert "Small talk practice" in client.get("/").text  # the choice is remembered
+        assert "雑談練習" in client.get("/?lang=ja").text
+    assert "Small talk practice" in httpx.get(platform + "/", headers={"Accept-Language": "en-GB,en;q=0.9"}).text
+    assert "雑談練習" in httpx.get(platform + "/", headers={"Accept-Language": "ja,en;q=0.5"}).text
+
+
 def test_reply_streams_through_gateway_and_feedback_arrives_via_pubsub(platform):
     events = chat_via_gateway({"message": "新しいプロジェクトに参加できて、とても楽しみです！", "partner": "senior"})
     assert events[0][0] == "start" and events[-1][0] == "done"

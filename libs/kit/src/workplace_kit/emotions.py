@@ -31,3 +31,22 @@ EMOTION_LABELS_JA: dict[str, str] = {
     "surprise": "驚き",
     "neutral": "平静",
 }
+
+EMOTION_LABELS_EN: dict[str, str] = {
+    "joy": "Joy",
+    "anger": "Anger",
+    "sadness": "Sadness",
+    "fear": "Worry",
+    "shame": "Embarrassment",
+    "liking": "Warmth",
+    "dislike": "Displeasure",
+    "excitement": "Excitement",
+    "relief": "Relief",
+    "surprise": "Surprise",
+    "neutral": "Calm",
+}
+
+
+def emotion_label(emotion: str, language: str = "ja") -> str:
+    labels = EMOTION_LABELS_EN if language == "en" else EMOTION_LABELS_JA
+    return labels.get(emotion, emotion)

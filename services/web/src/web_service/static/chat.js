@@ -12,6 +12,8 @@ const situation = document.getElementById("situation");
 const situationHint = document.getElementById("situation-hint");
 const feedbackHint = document.getElementById("feedback-hint");
 const chatApi = composer.dataset.chatApi;
+const text = JSON.parse(document.getElementById("ui-text").textContent);
+const lang = document.documentElement.lang || "ja";
 
 let sessionId = "";
 let busy = false;
@@ -41,7 +43,7 @@ function showSituationHint() {
 function connectFeedback(id) {
   const old = document.getElementById("feedback-stream");
   const fresh = old.cloneNode(false);
-  fresh.setAttribute("sse-connect", `/events/sessions/${encodeURIComponent(id)}/feedback`);
+  fresh.setAttribute("sse-connect", `/events/sessions/${encodeURIComponent(id)}/feedback?lang=${lang}`);
   old.replaceWith(fresh);
   htmx.process(fresh);
 }
@@ -60,6 +62,13 @@ function resetConversation() {
   input.focus();
 }
 
+// The engine's own label is Japanese; name it in the page's language.
+function engineLabel(engine) {
+  if (engine.id === "offline-retrieval") return text.engine_offline;
+  if (engine.id === "local-llm") return `${text.engine_local} (${engine.model})`;
+  return engine.label;
+}
+
 function errorMessage(data, fallback) {
   try {
     const body = JSON.parse(data);
@@ -74,8 +83,8 @@ function send(text) {
   const mine = bubble("user", text);
   const reply = bubble("model", "");
   reply.classList.add("pending");
-  reply.querySelector(".body").textContent = "考え中…";
-  statusLine.textContent = "返信を待っています…";
+  reply.querySelector(".body").textContent = text.thinking;
+  statusLine.textContent = text.waiting;
   let received = "";
 
   const source = new SSE(chatApi, {
@@ -109,10 +118,11 @@ function send(text) {
     mine.dataset.turnId = data.user_turn_id;
     const badge = document.createElement("span");
     badge.className = "engine-badge";
-    badge.textContent = data.cached ? `${data.engine.label}（キャッシュ）` : data.engine.label;
-    badge.title = "この返信を作った応答エンジン";
+    const label = engineLabel(data.engine);
+    badge.textContent = data.cached ? `${label}${text.cached}` : label;
+    badge.title = text.engine_title;
     reply.appendChild(badge);
-    statusLine.textContent = "返信中…";
+    statusLine.textContent = text.replying;
   });
   source.addEventListener("delta", (e) => {
     received += JSON.parse(e.data).text;
@@ -132,20 +142,20 @@ function send(text) {
     reply.classList.add("failed");
     reply.querySelector(".body").textContent = message;
     mine.classList.add("unsent");
-    mine.title = "この発言は保存されていません。もう一度送信してください。";
+    mine.title = text.unsent_title;
     input.value = text;
-    statusLine.textContent = "送信できませんでした。内容は入力欄に戻しました。";
+    statusLine.textContent = text.unsent_status;
     finish();
   };
   source.addEventListener("error", (e) => {
     if (!busy) return;
     if (e.data) {
-      fail(errorMessage(e.data, "返信を作れませんでした。少し待ってからもう一度お試しください。"));
+      fail(errorMessage(e.data, text.reply_failed));
     } else {
-      fail("サーバーに接続できませんでした。ネットワークを確認して、もう一度お試しください。");
+      fail(text.network_failed);
     }
   });
-  source.addEventListener("abort", () => { if (busy) fail("送信を中止しました。"); });
+  source.addEventListener("abort", () => { if (busy) fail(text.aborted); });
   source.stream();
 }
 

@@ -117,16 +117,18 @@ class ChatMessage(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., text: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., engine_id: _Optional[str] = ...) -> None: ...
 
 class Situation(_message.Message):
-    __slots__ = ("id", "title_ja", "title_en", "description_ja")
+    __slots__ = ("id", "title_ja", "title_en", "description_ja", "description_en")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_JA_FIELD_NUMBER: _ClassVar[int]
     TITLE_EN_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_JA_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_EN_FIELD_NUMBER: _ClassVar[int]
     id: str
     title_ja: str
     title_en: str
     description_ja: str
-    def __init__(self, id: _Optional[str] = ..., title_ja: _Optional[str] = ..., title_en: _Optional[str] = ..., description_ja: _Optional[str] = ...) -> None: ...
+    description_en: str
+    def __init__(self, id: _Optional[str] = ..., title_ja: _Optional[str] = ..., title_en: _Optional[str] = ..., description_ja: _Optional[str] = ..., description_en: _Optional[str] = ...) -> None: ...
 
 class ListSituationsRequest(_message.Message):
     __slots__ = ()
