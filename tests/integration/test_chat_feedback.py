@@ -25,6 +25,7 @@ from support.services import running_service
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
+from workplace_kit.ai.metrics import AI_REPLIES
 from workplace_kit.bus import EventBus
 
 FAST_RETRY = {"gemini_retry_attempts": 2, "gemini_retry_initial_delay_s": 0.01, "gemini_retry_max_delay_s": 0.02}
@@ -323,8 +324,10 @@ async def test_gemini_overload_reports_error_and_stores_nothing(gemini_chat, sta
     before = await history(gemini_chat.http_url, session_id)
 
     standin.script(Fail(503), times=None)
+    unavailable_before = AI_REPLIES.labels("gemini", "unavailable")._value.get()
     _, events = await sse_chat(gemini_chat.http_url, {"message": "今日は忙しいですか？", "session_id": session_id})
     assert events[-1][0] == "error" and events[-1][1]["error"] == "unavailable"
+    assert AI_REPLIES.labels("gemini", "unavailable")._value.get() == unavailable_before + 1
     assert len([r for r in standin.requests if r.status == 503]) >= 2, "retried before giving up"
     assert await history(gemini_chat.http_url, session_id) == before
 

@@ -8,6 +8,7 @@ call leaves the session exactly as it was.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 from workplace.events.v1 import events_pb2
 from workplace_kit.ai.language import detect_language
+from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
 from workplace_kit.ai.offline_dialogue import Situation, get_persona, list_situations
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
@@ -156,22 +158,29 @@ class ChatService:
 
         if cached is not None:
             text, finish_reason = cached.text, cached.finish_reason
+            AI_REPLIES.labels(engine.id, "cached").inc()
             yield ReplyDelta(text)
         else:
             parts: list[str] = []
             finish_reason = ""
+            asked = time.perf_counter()
             try:
                 async for chunk in self.engine.stream_reply(request):
                     if chunk.text:
+                        if not parts:
+                            AI_FIRST_TOKEN_SECONDS.labels(engine.id).observe(time.perf_counter() - asked)
                         parts.append(chunk.text)
                         yield ReplyDelta(chunk.text)
                     if chunk.final:
                         finish_reason = chunk.finish_reason
             except AIUnavailableError as exc:
+                AI_REPLIES.labels(engine.id, "unavailable").inc()
                 raise Unavailable(str(exc)) from exc
             text = "".join(parts).strip()
             if not text:
+                AI_REPLIES.labels(engine.id, "unavailable").inc()
                 raise Unavailable("the AI returned an empty reply; please try again")
+            AI_REPLIES.labels(engine.id, "ok").inc()
 
         event = events_pb2.ConversationTurn(
             event_id=str(uuid.uuid4()),
