@@ -44,4 +44,8 @@ fi
 
 # 5. Chromium for the browser tests (Debian's build; Playwright drives it, downloads nothing).
 [[ -x /usr/bin/chromium ]] || apt_install chromium
+
+# 6. promtool (Debian's prometheus package) for the rule and dashboard checks in
+#    tests/contract/test_observability.py. Without systemd the package starts no server.
+command -v promtool >/dev/null || apt_install prometheus
 say "ready: .venv/bin/task up | .venv/bin/task test"

@@ -1,0 +1,475 @@
+"""Grafana dashboards as code: writes deploy/grafana/dashboards/*.json (committed).
+
+    uv run --frozen python deploy/grafana/build_dashboards.py            # rewrite the JSON
+    uv run --frozen python deploy/grafana/build_dashboards.py --out DIR  # write elsewhere
+
+tests/contract/test_observability.py regenerates into a temporary folder and fails when the
+committed files differ, parses every expression with promtool and checks that each metric
+name is one the services export. Queries read raw metrics (not the recording rules), so the
+dashboards work on a Prometheus that has not loaded deploy/prometheus/rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+    VariableSort,
+)
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+NS = 'namespace="$namespace"'
+RATE = "[$__rate_interval]"
+# Same exclusions as deploy/prometheus/rules/workplace.rules.yaml: calls that last as long as
+# the AI's reply are not part of the "p95 < 200 ms for non-AI calls" objective.
+STREAMING_HTTP_HANDLERS = "/api/v2/chat|/events/.*"
+AI_OR_STREAMING_RPCS = ".*/Stream[^/]*|.*/(GetReport|GetStrengths|Synthesize)"
+GRPC_SERVER_ERROR_CODES = "UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|UNIMPLEMENTED"
+ERROR_RATIO_SLO = 0.001
+LATENCY_SLO_S = 0.2
+OUTBOX_BACKLOG_THRESHOLD = 100
+
+
+def _query(expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
+    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref_id).datasource(DATASOURCE)
+
+
+def _thresholds(limit: float | None) -> dash.ThresholdsConfig:
+    steps = [Threshold(value=None, color="green")]
+    if limit is not None:
+        steps.append(Threshold(value=limit, color="red"))
+    return dash.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def _graph(
+    title: str,
+    description: str,
+    targets: list[tuple[str, str]],
+    *,
+    unit: str,
+    limit: float | None = None,
+    width: int = 12,
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .min(0)
+        .span(width)
+        .height(8)
+        .thresholds(_thresholds(limit))
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["lastNotNull", "max"])
+        )
+    )
+    if limit is not None:
+        # Draw the objective as a dashed line, so a breach is visible at a glance.
+        panel = panel.thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    for ref_id, (expr, legend) in zip("ABCDEFGH", targets, strict=False):
+        panel = panel.with_target(_query(expr, legend, ref_id))
+    return panel
+
+
+def _stat(title: str, description: str, expr: str, *, unit: str, limit: float | None, width: int = 6) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(4)
+        .thresholds(_thresholds(limit))
+        .with_target(_query(expr, title).instant())
+    )
+
+
+def _base(title: str, uid: str, description: str) -> dash.Dashboard:
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["workplace"])
+        .editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .time("now-6h", "now")
+        .refresh("1m")
+        .timezone("browser")
+        .with_variable(dash.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(
+            dash.QueryVariable("namespace")
+            .label("Namespace")
+            .datasource(DataSourceRef(type_val="prometheus", uid="${datasource}"))
+            .query("label_values(http_requests_total, namespace)")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+        )
+    )
+
+
+def workplace_overview() -> dash.Dashboard:
+    http_total = f"sum by (container) (rate(http_requests_total{{{NS}}}{RATE}))"
+    http_5xx = f'sum by (container) (rate(http_requests_total{{{NS},status=~"5.."}}{RATE}))'
+    grpc_total = f"sum by (container) (rate(grpc_server_handled_total{{{NS}}}{RATE}))"
+    grpc_errors = (
+        f'sum by (container) (rate(grpc_server_handled_total{{{NS},grpc_code=~"{GRPC_SERVER_ERROR_CODES}"}}{RATE}))'
+    )
+    return (
+        _base(
+            "Workplace overview",
+            "workplace-overview",
+            "Per-service traffic, errors, latency and load (SLOs: 5xx < 0.1 %, non-AI p95 < 200 ms).",
+        )
+        .with_row(dash.Row("Health"))
+        .with_panel(
+            _stat(
+                "Targets down",
+                "Scrape targets of this namespace that do not answer (alert: WorkplaceTargetDown).",
+                f"count(up{{{NS}}} == 0) or vector(0)",
+                unit="none",
+                limit=1,
+            )
+        )
+        .with_panel(
+            _stat(
+                "HTTP 5xx share (all services)",
+                "Share of HTTP answers with a 5xx status over the selected range.",
+                f'sum(rate(http_requests_total{{{NS},status=~"5.."}}[$__range]))'
+                f" / sum(rate(http_requests_total{{{NS}}}[$__range]))",
+                unit="percentunit",
+                limit=ERROR_RATIO_SLO,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Requests in flight",
+                "HTTP and gRPC requests being served now, all services (what KEDA scales on).",
+                f"(sum(http_requests_inprogress{{{NS}}}) or vector(0))"
+                f" + (sum(grpc_server_inprogress{{{NS}}}) or vector(0))",
+                unit="none",
+                limit=None,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Outbox events waiting",
+                "Events written to a service's outbox and not yet published, largest outbox.",
+                f"max(outbox_pending_events{{{NS}}}) or vector(0)",
+                unit="none",
+                limit=OUTBOX_BACKLOG_THRESHOLD,
+            )
+        )
+        .with_row(dash.Row("HTTP"))
+        .with_panel(
+            _graph(
+                "Request rate by service",
+                "HTTP requests per second (health, readiness and /metrics are not counted).",
+                [(http_total, "{{container}}")],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "5xx share by service",
+                "Share of HTTP answers with a 5xx status. Objective: below 0.1 % (dashed line).",
+                [(f"{http_5xx} / {http_total}", "{{container}}")],
+                unit="percentunit",
+                limit=ERROR_RATIO_SLO,
+            )
+        )
+        .with_panel(
+            _graph(
+                "p95 latency, non-AI HTTP calls",
+                "95th percentile without the SSE streams (POST /api/v2/chat, /events/...). Objective: "
+                "200 ms. The histogram's buckets are 0.1, 0.5 and 1 s: values between are interpolated.",
+                [
+                    (
+                        "histogram_quantile(0.95, sum by (container, le) (rate(http_request_duration_seconds_bucket"
+                        f'{{{NS},handler!~"{STREAMING_HTTP_HANDLERS}"}}{RATE})))',
+                        "{{container}}",
+                    )
+                ],
+                unit="s",
+                limit=LATENCY_SLO_S,
+            )
+        )
+        .with_panel(
+            _graph(
+                "Requests in flight by service (KEDA signal)",
+                "HTTP plus gRPC requests being served: an SSE reply counts while it streams. "
+                "KEDA's prometheus trigger divides this by autoscaling.inFlightPerReplica.",
+                [
+                    (f"sum by (container) (http_requests_inprogress{{{NS}}})", "{{container}} HTTP"),
+                    (f"sum by (container) (grpc_server_inprogress{{{NS}}})", "{{container}} gRPC"),
+                ],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "HTTP answers by status",
+                "Requests per second by service and status code.",
+                [(f"sum by (container, status) (rate(http_requests_total{{{NS}}}{RATE}))", "{{container}} {{status}}")],
+                unit="reqps",
+                width=24,
+            )
+        )
+        .with_row(dash.Row("gRPC"))
+        .with_panel(
+            _graph(
+                "RPCs by status code",
+                "Completed RPCs per second by service and gRPC status code.",
+                [
+                    (
+                        f"sum by (container, grpc_code) (rate(grpc_server_handled_total{{{NS}}}{RATE}))",
+                        "{{container}} {{grpc_code}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Server error share by service",
+                f"Share of RPCs ending with {GRPC_SERVER_ERROR_CODES.replace('|', ', ')}. Objective: below 0.1 %.",
+                [(f"{grpc_errors} / {grpc_total}", "{{container}}")],
+                unit="percentunit",
+                limit=ERROR_RATIO_SLO,
+            )
+        )
+        .with_panel(
+            _graph(
+                "p95 latency, non-AI RPCs",
+                "95th percentile by method, without server streams and AI-backed calls (reports, strengths, TTS).",
+                [
+                    (
+                        "histogram_quantile(0.95, sum by (grpc_method, le) (rate(grpc_server_handling_seconds_bucket"
+                        f'{{{NS},grpc_method!~"{AI_OR_STREAMING_RPCS}"}}{RATE})))',
+                        "{{grpc_method}}",
+                    )
+                ],
+                unit="s",
+                limit=LATENCY_SLO_S,
+                width=24,
+            )
+        )
+        .with_row(dash.Row("Gateway (Envoy)"))
+        .with_panel(
+            _graph(
+                "Gateway answers by class",
+                "Requests per second answered by the gateway listener, by status class (1xx..5xx).",
+                [
+                    (
+                        "sum by (envoy_response_code_class) (rate(envoy_http_downstream_rq_xx"
+                        f'{{{NS},envoy_http_conn_manager_prefix="gateway"}}{RATE}))',
+                        "{{envoy_response_code_class}}xx",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Upstream 5xx by cluster",
+                "5xx answers (and failed connections) from each upstream cluster, as Envoy saw them.",
+                [
+                    (
+                        "sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_xx"
+                        f'{{{NS},envoy_response_code_class="5"}}{RATE}))',
+                        "{{envoy_cluster_name}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+    )
+
+
+def conversations_and_feedback() -> dash.Dashboard:
+    handled = f"sum by (subscription, outcome) (rate(workplace_bus_handled_total{{{NS}}}{RATE}))"
+    return (
+        _base(
+            "Conversations & feedback",
+            "workplace-conversations",
+            "Chat streams, AI replies, Pub/Sub events between the services, and the outboxes.",
+        )
+        .with_row(dash.Row("Conversations"))
+        .with_panel(
+            _graph(
+                "Chat streams in flight",
+                "Replies streaming now: SSE (POST /api/v2/chat, the chat service's only POST) and gRPC server streams.",
+                [
+                    (
+                        f'sum(http_requests_inprogress{{{NS},container="chat",method="POST"}})',
+                        "SSE POST /api/v2/chat",
+                    ),
+                    (
+                        f'sum by (grpc_method) (grpc_server_inprogress{{{NS},grpc_method=~".*/Stream[^/]*"}})',
+                        "{{grpc_method}}",
+                    ),
+                ],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Feedback streams in flight (web)",
+                "GET requests in flight on web: mostly the feedback SSE streams (/events/...), "
+                "plus page loads, which are short.",
+                [(f'sum(http_requests_inprogress{{{NS},container="web",method="GET"}})', "web GET")],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "AI replies by engine and outcome",
+                "unavailable = quota, overload or timeout after retries and model fallback (alert: "
+                "WorkplaceAIUnavailable). The chat stream still answers 200 then.",
+                [
+                    (
+                        f"sum by (engine, outcome) (rate(workplace_ai_replies_total{{{NS}}}{RATE}))",
+                        "{{engine}} {{outcome}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "AI time to first token, p95",
+                "From asking the engine to its first chunk.",
+                [
+                    (
+                        "histogram_quantile(0.95, sum by (engine, le) "
+                        f"(rate(workplace_ai_first_token_seconds_bucket{{{NS}}}{RATE})))",
+                        "{{engine}}",
+                    )
+                ],
+                unit="s",
+            )
+        )
+        .with_row(dash.Row("Pub/Sub"))
+        .with_panel(
+            _graph(
+                "Published by topic and outcome",
+                "Messages published per second (outcome error: the publish failed).",
+                [
+                    (
+                        f"sum by (topic, outcome) (rate(workplace_bus_published_total{{{NS}}}{RATE}))",
+                        "{{topic}} {{outcome}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Handled by subscription and outcome",
+                "Deliveries per second: ok, duplicate (already handled), error, undecodable.",
+                [(handled, "{{subscription}} {{outcome}}")],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Handler latency p95 by subscription",
+                "Time spent in event handlers.",
+                [
+                    (
+                        "histogram_quantile(0.95, sum by (subscription, le) "
+                        f"(rate(workplace_bus_handler_seconds_bucket{{{NS}}}{RATE})))",
+                        "{{subscription}}",
+                    )
+                ],
+                unit="s",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Nacked towards the dead-letter topic",
+                "error and undecodable deliveries are nacked; after max_delivery_attempts Pub/Sub moves "
+                "them to the subscription's dead-letter topic (<subscription>.dlq). The services do not "
+                "count dead-lettered messages themselves: Cloud Monitoring's "
+                "subscription/dead_letter_message_count has the exact number.",
+                [
+                    (
+                        "sum by (subscription, outcome) (rate(workplace_bus_handled_total"
+                        f'{{{NS},outcome=~"error|undecodable"}}{RATE}))',
+                        "{{subscription}} {{outcome}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_row(dash.Row("Outbox"))
+        .with_panel(
+            _graph(
+                "Outbox events waiting by service",
+                "Events written with the service's data but not yet published by the relay. "
+                f"Alert when above {OUTBOX_BACKLOG_THRESHOLD} for 10 minutes (WorkplaceOutboxBacklogStuck).",
+                [(f"max by (service) (outbox_pending_events{{{NS}}})", "{{service}}")],
+                unit="none",
+                limit=OUTBOX_BACKLOG_THRESHOLD,
+                width=24,
+            )
+        )
+    )
+
+
+def dashboards() -> dict[str, dash.Dashboard]:
+    """File name -> dashboard builder."""
+    return {
+        "workplace-overview.json": workplace_overview(),
+        "workplace-conversations.json": conversations_and_feedback(),
+    }
+
+
+def render(builder: dash.Dashboard) -> str:
+    model = builder.build()
+    # Grafana keys panel state (links, edits, "view panel") on ids unique within a dashboard.
+    for panel_id, panel in enumerate(model.panels or [], start=1):
+        panel.id_val = panel_id
+    return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_all(out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, builder in dashboards().items():
+        path = out_dir / name
+        path.write_text(render(builder), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the JSON files")
+    args = parser.parse_args()
+    for path in write_all(args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
