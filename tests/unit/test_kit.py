@@ -12,6 +12,7 @@ import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from support.services import free_port
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace_kit import outbox
@@ -69,6 +70,15 @@ async def test_ai_cache_only_for_temperature_zero_and_keyed_on_everything():
     warm = _request(temperature=0.7)
     await cache.put(engine, warm, "x", "STOP")
     assert await cache.get(engine, warm) is None
+    await redis.aclose()
+
+
+async def test_ai_cache_degrades_to_no_cache_when_redis_is_down():
+    redis = create_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    cache = AIResponseCache(redis, ttl_s=60)
+    engine, request = EngineInfo("gemini", "Gemini", "flash"), _request()
+    await cache.put(engine, request, "どうも", "STOP")
+    assert await cache.get(engine, request) is None
     await redis.aclose()
 
 

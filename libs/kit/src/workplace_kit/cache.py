@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .ai.types import DialogueRequest, EngineInfo
+
+log = logging.getLogger(__name__)
 
 
 def create_redis(url: str) -> aioredis.Redis:
@@ -28,6 +32,8 @@ class CachedReply:
 
 
 class AIResponseCache:
+    """A cache is an optimisation: when Redis fails, replies come from the engine instead."""
+
     def __init__(self, redis: aioredis.Redis, *, ttl_s: int = 24 * 3600, prefix: str = "ai:reply:v1:"):
         self.redis = redis
         self.ttl_s = ttl_s
@@ -55,7 +61,11 @@ class AIResponseCache:
     async def get(self, engine: EngineInfo, request: DialogueRequest) -> CachedReply | None:
         if not self.cacheable(request):
             return None
-        raw = await self.redis.get(self.key(engine, request))
+        try:
+            raw = await self.redis.get(self.key(engine, request))
+        except RedisError:
+            log.warning("AI-response cache unavailable; asking the engine", exc_info=True)
+            return None
         if raw is None:
             return None
         data = json.loads(raw)
@@ -73,4 +83,7 @@ class AIResponseCache:
             "engine": {"id": engine.id, "label": engine.label, "model": engine.model},
             "finish_reason": finish_reason,
         }
-        await self.redis.set(self.key(engine, request), json.dumps(payload, ensure_ascii=False), ex=self.ttl_s)
+        try:
+            await self.redis.set(self.key(engine, request), json.dumps(payload, ensure_ascii=False), ex=self.ttl_s)
+        except RedisError:
+            log.warning("AI-response cache unavailable; reply not cached", exc_info=True)
