@@ -182,6 +182,12 @@ showSituationHint();
 // Feedback cards arrive as HTML fragments: fill in what CSP forbids inline (bar widths) and
 // the learner's own words for live cards.
 document.body.addEventListener("htmx:afterSwap", () => {
+  // After a reconnect the server sends the stored cards again: keep one card per turn.
+  const seen = new Set();
+  for (const card of document.querySelectorAll("#feedback-stream article.card")) {
+    if (seen.has(card.dataset.turnId)) card.remove();
+    else seen.add(card.dataset.turnId);
+  }
   for (const fill of document.querySelectorAll(".card .fill[data-width]")) {
     fill.style.width = `${fill.dataset.width}%`;
     fill.removeAttribute("data-width");
