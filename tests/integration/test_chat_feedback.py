@@ -26,51 +26,51 @@ from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace_kit.ai.metrics import AI_REPLIES
-from workplace_kit.bus import EventBus
+from workplace_kit.bus import EventBus, Handled
+from workplace_kit.topology import DEFAULT, SUBSCRIPTIONS, SubscriptionSpec, Topology
 
 FAST_RETRY = {"gemini_retry_attempts": 2, "gemini_retry_initial_delay_s": 0.01, "gemini_retry_max_delay_s": 0.02}
 
 
 @pytest.fixture(scope="session")
-def topics(run_id: str) -> dict[str, str]:
-    return {
-        "turns": f"conversation.turns.t{run_id}",
-        "feedback_sub": f"feedback.conversation-turns.t{run_id}",
-        "ready": f"feedback.ready.t{run_id}",
-    }
+def suffix(run_id: str) -> str:
+    """Appended to every topic and subscription name: this run's events stay its own."""
+    return f".t{run_id}"
 
 
 @pytest.fixture(scope="session")
-async def feedback(topics):
-    settings = FeedbackSettings(
-        feedback_turns_topic=topics["turns"],
-        feedback_turns_subscription=topics["feedback_sub"],
-        feedback_ready_topic=topics["ready"],
-        ai_provider="offline",
-    )
+async def feedback(suffix):
+    settings = FeedbackSettings(pubsub_name_suffix=suffix, ai_provider="offline")
     async with running_service(build_feedback, settings) as svc:
         yield svc
 
 
+OBSERVER = "test.feedback-ready-observer"
+
+
 @pytest.fixture(scope="session")
-async def ready_events(topics, run_id) -> AsyncIterator[list[events_pb2.FeedbackReady]]:
+async def ready_events(suffix) -> AsyncIterator[list[events_pb2.FeedbackReady]]:
     """Everything published on feedback.ready during the run, as a subscriber would see it."""
     received: list[events_pb2.FeedbackReady] = []
-    bus = EventBus("workplace-local", redis=None, service_name="test-observer")
-    await bus.ensure_subscription(topics["ready"], f"observer.t{run_id}")
+    observed = Topology(
+        subscriptions=SUBSCRIPTIONS + (SubscriptionSpec(OBSERVER, "feedback.ready", consumer="test"),),
+        suffix=suffix,
+    )
+    bus = EventBus("workplace-local", service_name="test-observer", topology=observed)
+    await bus.provision(topics=["feedback.ready"])
 
     async def on_ready(event, _envelope):
         received.append(event)
 
-    sub = await bus.subscribe(f"observer.t{run_id}", events_pb2.FeedbackReady, on_ready)
+    sub = await bus.subscribe(OBSERVER, events_pb2.FeedbackReady, on_ready)
     yield received
     await sub.close()
     await bus.close()
 
 
 @pytest.fixture(scope="session")
-async def chat(topics, feedback, ready_events):
-    settings = ChatSettings(chat_turns_topic=topics["turns"], ai_provider="offline")
+async def chat(suffix, feedback, ready_events):
+    settings = ChatSettings(pubsub_name_suffix=suffix, ai_provider="offline")
     async with running_service(build_chat, settings) as svc:
         yield svc
 
@@ -82,9 +82,9 @@ def standin():
 
 
 @pytest.fixture(scope="session")
-async def gemini_chat(topics, feedback, standin):
+async def gemini_chat(suffix, feedback, standin):
     settings = ChatSettings(
-        chat_turns_topic=topics["turns"],
+        pubsub_name_suffix=suffix,
         ai_provider="gemini",
         gemini_api_keys=["test-key-1"],
         gemini_base_url=standin.base_url,
@@ -287,7 +287,12 @@ async def test_redelivered_turn_is_analysed_once(feedback, ready_events):
     )
     first = await service.handle_turn(event)
     again = await service.handle_turn(event)
-    assert first is not None and again is None
+    # The same turn under a new event id (a producer that re-created the event) too.
+    renamed = events_pb2.ConversationTurn()
+    renamed.CopyFrom(event)
+    renamed.event_id = str(uuid.uuid4())
+    third = await service.handle_turn(renamed)
+    assert (first, again, third) == (Handled.OK, Handled.DUPLICATE, Handled.DUPLICATE)
     await wait_for(lambda: _async(any(e.turn_id == event.user_turn_id for e in ready_events)))
     await asyncio.sleep(1.0)
     assert sum(e.turn_id == event.user_turn_id for e in ready_events) == 1
@@ -344,11 +349,9 @@ async def test_gemini_overload_reports_error_and_stores_nothing(gemini_chat, sta
     assert len(await history(gemini_chat.http_url, session_id)) == len(before) + 2
 
 
-async def test_turn_that_keeps_failing_lands_in_feedback_dead_letter_topic(feedback, topics):
+async def test_turn_that_can_never_be_analysed_is_dead_lettered_at_once(feedback, suffix):
     """A turn event the feedback service can never handle (here: a learner turn id that is
-    not an id) is retried, then dead-lettered; the service keeps serving."""
-    from google.cloud import pubsub_v1
-
+    not an id) goes straight to the dead-letter topic; the service keeps serving."""
     poison = events_pb2.ConversationTurn(
         event_id=str(uuid.uuid4()),
         session_id=str(uuid.uuid4()),
@@ -356,26 +359,22 @@ async def test_turn_that_keeps_failing_lands_in_feedback_dead_letter_topic(feedb
         learner_text="こんにちは",
         source_service="chat",
     )
-    bus = EventBus("workplace-local", redis=None, service_name="test-producer")
-    await bus.publish(topics["turns"], poison, ordering_key=poison.session_id)
-    await bus.close()
-
-    subscriber = pubsub_v1.SubscriberClient()
-    dlq = subscriber.subscription_path("workplace-local", topics["feedback_sub"] + ".dlq")
-
-    async def dead_lettered():
-        response = await asyncio.to_thread(
-            subscriber.pull, request={"subscription": dlq, "max_messages": 10, "return_immediately": True}
-        )
-        for received in response.received_messages:
-            await asyncio.to_thread(subscriber.acknowledge, request={"subscription": dlq, "ack_ids": [received.ack_id]})
-            if events_pb2.ConversationTurn.FromString(received.message.data).event_id == poison.event_id:
-                return True
-        return False
-
+    bus = EventBus("workplace-local", service_name="test-producer", topology=DEFAULT.with_suffix(suffix))
     try:
-        assert await wait_for(dead_lettered, timeout=60, interval=0.5)
+        await bus.publish(poison, ordering_key=poison.session_id)
+        dlq = bus.subscription_path("feedback.conversation-turns.dlq")
+
+        async def dead_lettered():
+            for received in await bus._pull_now(dlq, 10):
+                await bus._subscriber.acknowledge(request={"subscription": dlq, "ack_ids": [received.ack_id]})
+                if received.message.attributes.get("event_id") == poison.event_id:
+                    return received.message.attributes
+            return None
+
+        attributes = await wait_for(dead_lettered, timeout=30, interval=0.5)
+        assert attributes["dead_letter_reason"] == "permanent"
+        assert "UUID" in attributes["dead_letter_detail"]
     finally:
-        subscriber.close()
+        await bus.close()
     async with httpx.AsyncClient() as client:
         assert (await client.get(feedback.http_url + "/readyz")).status_code == 200

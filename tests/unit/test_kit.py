@@ -1,8 +1,7 @@
-"""The shared kit's generic parts: settings, HTTP and gRPC error mapping, AI cache, outbox."""
+"""The shared kit's generic parts: settings, HTTP and gRPC error mapping, AI cache."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 
@@ -10,16 +9,12 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from support.services import free_port
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
-from workplace.events.v1 import events_pb2
-from workplace_kit import outbox
 from workplace_kit.ai.types import DialogueRequest, EngineInfo, Turn
 from workplace_kit.cache import AIResponseCache, create_redis
 from workplace_kit.config import ConfigError, ServiceSettings, load_settings
-from workplace_kit.errors import InvalidInput, NotFound
+from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.grpc_server import GRPC_HANDLED, GrpcService, start_grpc_server
 from workplace_kit.service import create_http_app
 
@@ -97,6 +92,18 @@ async def test_http_errors_are_json_without_traces():
     async def boom():
         raise RuntimeError("secret detail")
 
+    @app.get("/db-down")
+    async def db_down():
+        raise ConnectionRefusedError("connect call failed ('127.0.0.1', 5440)")
+
+    @app.get("/db-restarting")
+    async def db_restarting():
+        raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    @app.get("/ai-down")
+    async def ai_down():
+        raise Unavailable("the AI provider is overloaded")
+
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         r = await client.get("/bad")
@@ -108,6 +115,12 @@ async def test_http_errors_are_json_without_traces():
         assert (await client.get("/missing")).status_code == 404
         r = await client.get("/boom")
         assert r.status_code == 500 and "secret detail" not in r.text and r.json()["error"] == "internal"
+        # A dependency outage is a 503 with Retry-After, never a 500, and says nothing internal.
+        for path in ("/db-down", "/db-restarting", "/ai-down"):
+            r = await client.get(path)
+            assert r.status_code == 503 and r.json()["error"] == "unavailable", path
+            assert int(r.headers["retry-after"]) > 0
+            assert "5440" not in r.text and "starting up" not in r.text
         assert (await client.get("/healthz")).json()["status"] == "ok"
         metrics = (await client.get("/metrics")).text
         assert "http_requests_total" in metrics and 'http_requests_inprogress{method="GET"} 0.0' in metrics
@@ -123,6 +136,8 @@ class _Servicer(chat_pb2_grpc.ChatServiceServicer):
             raise InvalidInput("session_id is not a valid id")
         if request.session_id == "missing":
             raise NotFound("no such chat session")
+        if request.session_id == "db-down":
+            raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
         raise RuntimeError("secret detail")
 
     async def StreamReply(self, request, context):  # noqa: N802
@@ -139,6 +154,7 @@ async def test_grpc_errors_map_to_status_codes():
             for session_id, code in (
                 ("bad", grpc.StatusCode.INVALID_ARGUMENT),
                 ("missing", grpc.StatusCode.NOT_FOUND),
+                ("db-down", grpc.StatusCode.UNAVAILABLE),
                 ("other", grpc.StatusCode.INTERNAL),
             ):
                 with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -160,70 +176,31 @@ async def test_grpc_errors_map_to_status_codes():
         await server.stop(None)
 
 
-class _RecordingBus:
-    """Stands in for EventBus inside this unit test of the outbox relay."""
+def test_dependency_outages_are_told_apart_from_bugs():
+    import redis.exceptions
+    from google.api_core import exceptions as gexc
+    from workplace_kit.ai.types import AIUnavailableError
 
-    def __init__(self, fail_on: set[str] = frozenset()):
-        self.published: list[tuple[str, str, str]] = []
-        self.trace_ids: list[int] = []
-        self.fail_on = fail_on
-
-    async def publish(self, topic, message, *, ordering_key):
-        if message.event_id in self.fail_on:
-            raise RuntimeError("publish failed")
-        self.published.append((topic, ordering_key, message.event_id))
-        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
-        return "id"
-
-
-@pytest.fixture
-async def outbox_pool():
-    schema = f"outbox_test_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(os.environ["WP_DATABASE_URL"])
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    await conn.close()
-    pool = await asyncpg.create_pool(os.environ["WP_DATABASE_URL"], server_settings={"search_path": schema})
-    await pool.execute(
-        "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, ordering_key text NOT NULL, "
-        "type_name text NOT NULL, payload bytea NOT NULL, attempts integer NOT NULL DEFAULT 0, "
-        "created_at timestamptz NOT NULL DEFAULT now(), trace_context jsonb NOT NULL DEFAULT '{}'::jsonb)"
-    )
-    yield pool
-    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
-    await pool.close()
-
-
-async def test_outbox_publishes_in_order_and_keeps_what_failed(outbox_pool):
-    events = [events_pb2.ConversationTurn(event_id=f"e{i}", session_id="s1") for i in range(4)]
-    with TracerProvider().get_tracer(__name__).start_as_current_span("request") as span:
-        writer_trace = span.get_span_context().trace_id
-        assert writer_trace != 0
-        async with outbox_pool.acquire() as conn, conn.transaction():
-            for e in events:
-                await outbox.enqueue(conn, "turns", e, ordering_key=e.session_id)
-    # A transaction that rolls back leaves no event behind.
-    with pytest.raises(RuntimeError):
-        async with outbox_pool.acquire() as conn, conn.transaction():
-            await outbox.enqueue(conn, "turns", events_pb2.ConversationTurn(event_id="ghost"), ordering_key="s1")
-            raise RuntimeError("rollback")
-
-    bus = _RecordingBus(fail_on={"e2"})
-    relay = outbox.OutboxRelay(outbox_pool, bus, service="test")
-    assert await relay.publish_pending() == 2
-    assert [p[2] for p in bus.published] == ["e0", "e1"]  # stops at e2 to keep the order
-    assert await outbox_pool.fetchval("SELECT attempts FROM outbox WHERE ordering_key = 's1' ORDER BY id LIMIT 1") == 1
-
-    bus.fail_on = set()
-    relay.kick()
-    task = asyncio.create_task(relay.run())
-    try:
-        for _ in range(50):
-            if await outbox_pool.fetchval("SELECT count(*) FROM outbox") == 0:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        task.cancel()
-    assert [p[2] for p in bus.published] == ["e0", "e1", "e2", "e3"]
-    assert all(p[:2] == ("turns", "s1") for p in bus.published)
-    # Published in the trace of the request that wrote them, not the relay's.
-    assert bus.trace_ids == [writer_trace] * 4
+    for outage in (
+        ConnectionRefusedError(),
+        TimeoutError(),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+        asyncpg.InterfaceError("connection is closed"),
+        redis.exceptions.ConnectionError("Connection refused"),
+        gexc.ServiceUnavailable("broker down"),
+        AIUnavailableError("quota"),
+        Unavailable("down"),
+    ):
+        assert is_dependency_outage(outage), outage
+    for bug in (
+        RuntimeError("x"),
+        ValueError("x"),
+        KeyError("x"),
+        FileNotFoundError("x"),
+        asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        asyncpg.exceptions.QueryCanceledError("canceling statement"),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    ):
+        assert not is_dependency_outage(bug), bug

@@ -1,107 +1,106 @@
-"""Event bus on Google Cloud Pub/Sub, bridged into asyncio.
+"""Event bus on Google Cloud Pub/Sub, in asyncio.
 
-Publishing: protobuf payloads, ordering key (the session id), attributes that name the
-event type and producer and carry the OpenTelemetry trace context.
+Topics and subscriptions come from one table (workplace_kit.topology); `provision()` creates
+them, and runs again whenever the broker answers NOT_FOUND.
 
-Subscribing: streaming pull with flow control; the client's callback thread hands each
-message to the service's event loop. Handling is idempotent by message id, because
-Pub/Sub delivers at least once: a delivery first claims
-``bus:processing:<subscription>:<message_id>`` (SET NX EX) and is skipped (acked) if
-``bus:done:<subscription>:<message_id>`` already exists; success sets the done marker
-(7 days) and acks, failure releases the claim and nacks, so the message is redelivered
-and ends on the dead-letter topic after ``max_delivery_attempts``.
+Publishing: one Publish RPC per batch (the outbox relay hands over what it has), protobuf
+payloads, attributes naming the event type, the event's own id and the producer, and the
+trace context of the request that wrote the event. No client-side retry and a short deadline:
+the outbox keeps an event until the broker has taken it, and retries.
 
-Without Redis (``redis=None``) the done markers live in an in-process LRU. Trade-off:
-that only protects against redelivery to *this* process while it runs. A redelivery to
-another replica, or after a restart, or after the id fell out of the LRU, reaches the
-handler again, so use it only for single-replica tools and tests, or with handlers that
-are idempotent themselves.
+Subscribing: unary pull (long polling) with our own flow control and lease extension, not
+the client library's streaming pull. The Pub/Sub emulator does not notice that a streaming
+pull's client died (SIGKILL) and keeps routing messages to the dead stream; they come back
+only when the stream's ack deadline (60 s by default) expires, and may go to the dead stream
+again. Measured here (bench/emulator_redelivery.py) after a SIGKILLed consumer, 100 messages:
+streaming pull delivered none within 10 s and left 7-52 undelivered after 150 s; unary pull
+delivered 99 within 5 s and the last one after one ack deadline. Unary pull also gives real
+retry backoff on the emulator: a failed message's ack deadline is set to the delay, which the
+emulator honours (it ignores the subscription's retry policy; that is set too, for Pub/Sub).
 
-Subscription names given to this module are short names (``chat.turns.feedback``); the
-project is added here. Dead letters go to ``<topic>.dlq`` by default with an inspection
-subscription ``<subscription>.dlq``.
+Exactly once in effect: Pub/Sub delivers at least once. A consumer records each event's own
+id (never the broker's message id: the emulator numbers messages from 1 again after every
+restart) in its own database, in the same transaction as its result: workplace_kit.inbox.
 
-Pub/Sub emulator 0.8.20 quirks (checked here; production Pub/Sub does not have them):
-- it does not notice a cancelled streaming pull and keeps routing ordering keys to the
-  dead stream for ~60 s; ``Subscription.close()`` therefore half-closes the stream first
-  when PUBSUB_EMULATOR_HOST is set.
-- on subscriptions with message ordering it never moves a message to the dead-letter
-  topic: after ``max_delivery_attempts`` the message just stops being delivered.
+When a handler fails:
+- it raises: the message comes back after a backoff (min → max, doubling, with jitter);
+  after max_delivery_attempts Pub/Sub moves it to the subscription's dead-letter topic.
+  If the failure is a dependency outage (database, Redis, AI provider unavailable) the
+  subscription also stops taking work: it pulls one message at a time after a growing pause
+  until one succeeds, so an outage spends the attempts of one message, not of the backlog.
+- it raises PermanentFailure, or the payload does not decode: the message is dead-lettered at
+  once (published to the dead-letter topic with the reason) and acked.
+Every dead letter is counted (workplace_bus_dead_lettered_total, alerted on) and `task
+dlq:replay` republishes them (`python -m workplace_kit.pubsub replay <subscription>`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
+import contextlib
 import logging
-import os
-import threading
+import math
+import random
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future as ConcurrentFuture
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-import redis.asyncio as aioredis
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message as PubsubMessage
-from google.cloud.pubsub_v1.types import FlowControl, PublisherOptions
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from google.pubsub_v1 import types as pubsub_types
+from google.pubsub_v1.services.publisher import PublisherAsyncClient
+from google.pubsub_v1.services.subscriber import SubscriberAsyncClient
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TracerProvider
 from prometheus_client import Counter, Histogram
 
+from .errors import is_dependency_outage
+from .topology import BROKER_EPOCH_TOPIC, DEFAULT, SubscriptionSpec, Topology
+
 __all__ = [
     "CONTENT_TYPE_PROTOBUF",
-    "DONE_TTL_S",
     "Envelope",
     "EventBus",
     "EventBusError",
+    "Handled",
     "Handler",
+    "Outgoing",
+    "PermanentFailure",
     "Subscription",
-    "dead_letter_subscription_name",
-    "default_dead_letter_topic",
-    "done_key",
-    "processing_key",
+    "retry_delay_s",
 ]
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE_PROTOBUF = "application/protobuf"
-DONE_TTL_S = 7 * 24 * 3600
-# Longer than any handler should run; if a worker dies mid-handler the claim expires and a
-# redelivery can proceed.
-DEFAULT_PROCESSING_TTL_S = 60
-_CLAIM_POLL_S = 0.2
-_LOCAL_DONE_CAPACITY = 100_000
-# Sync pull returns at most 100 messages per call (service and emulator limit).
-_PULL_BATCH = 100
-_EMULATOR_HALF_CLOSE_WAIT_S = 2.0
+_PULL_BATCH = 100  # Pub/Sub's most messages per pull
 _ADMIN_TIMEOUT_S = 15.0
-_PUBLISH_KEYWORDS = frozenset({"topic", "data", "ordering_key", "retry", "timeout"})
+_ACK_TIMEOUT_S = 10.0
+_MAX_OUTAGE_PAUSE_S = 30.0
+# Attributes Pub/Sub and we add on the way to a dead-letter topic; dropped on replay.
+_DEAD_LETTER_ATTRIBUTE_PREFIXES = ("CloudPubSubDeadLetter", "dead_letter_")
 
-PUBLISHED = Counter(
-    "workplace_bus_published_total",
-    "Messages published to Pub/Sub",
-    ["topic", "outcome"],
-)
+PUBLISHED = Counter("workplace_bus_published_total", "Messages published to Pub/Sub", ["topic", "outcome"])
 HANDLED = Counter(
     "workplace_bus_handled_total",
-    "Pub/Sub deliveries handled, by outcome (ok, duplicate, error, undecodable)",
+    "Pub/Sub deliveries handled, by outcome (ok, duplicate, retry, dead_lettered, undecodable)",
     ["subscription", "outcome"],
 )
-HANDLER_SECONDS = Histogram(
-    "workplace_bus_handler_seconds",
-    "Time spent in event handlers",
-    ["subscription"],
+HANDLER_SECONDS = Histogram("workplace_bus_handler_seconds", "Time spent in event handlers", ["subscription"])
+DEAD_LETTERED = Counter(
+    "workplace_bus_dead_lettered_total",
+    "Messages sent to a dead-letter topic (attempts_exhausted, undecodable, permanent)",
+    ["subscription", "reason"],
+)
+PULL_ERRORS = Counter(
+    "workplace_bus_pull_errors_total", "Failed pulls from a subscription, by gRPC status", ["subscription", "code"]
 )
 
 M = TypeVar("M", bound=ProtoMessage)
@@ -111,20 +110,15 @@ class EventBusError(RuntimeError):
     """The bus was misused or the broker refused an operation."""
 
 
-def done_key(subscription: str, message_id: str) -> str:
-    return f"bus:done:{subscription}:{message_id}"
+class PermanentFailure(Exception):  # noqa: N818 - reads as what it is
+    """The event can never be handled (bad data): dead-letter it now instead of retrying."""
 
 
-def processing_key(subscription: str, message_id: str) -> str:
-    return f"bus:processing:{subscription}:{message_id}"
+class Handled(Enum):
+    """What a handler may return; None means OK."""
 
-
-def default_dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
-
-
-def dead_letter_subscription_name(subscription: str) -> str:
-    return f"{subscription}.dlq"
+    OK = "ok"
+    DUPLICATE = "duplicate"  # the event id was already recorded: nothing was done
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,357 +126,341 @@ class Envelope:
     """Delivery metadata handed to a handler next to the decoded message."""
 
     message_id: str
+    event_id: str  # the event's own id: key idempotency on this
     attributes: dict[str, str]
-    # None when the subscription has no dead-letter policy (Pub/Sub only counts then).
-    delivery_attempt: int | None
+    delivery_attempt: int  # 1 for the first delivery
     publish_time: datetime
     ordering_key: str
 
 
-Handler = Callable[[M, Envelope], Awaitable[None]]
+Handler = Callable[[M, Envelope], Awaitable["Handled | None"]]
 
 
-# --- idempotency ledgers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to publish; `trace_carrier` is the writer's trace context (the outbox keeps it)."""
+
+    message: ProtoMessage
+    ordering_key: str = ""
+    trace_carrier: dict[str, str] | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
-class _ClaimResult(Enum):
-    CLAIMED = "claimed"
-    ALREADY_DONE = "already_done"
-    BUSY = "busy"  # someone else kept the claim for longer than we wait
+def retry_delay_s(attempt: int, min_s: float, max_s: float) -> float:
+    """Backoff before delivery `attempt + 1`: min_s doubling up to max_s, jittered down by up
+    to 20 % so that messages that failed together do not come back together."""
+    base = min(max_s, min_s * 2 ** max(0, attempt - 1))
+    return base * random.uniform(0.8, 1.0)
 
 
-class _Ledger(Protocol):
-    async def claim(self, subscription: str, message_id: str, token: str) -> _ClaimResult: ...
-
-    async def complete(self, subscription: str, message_id: str, token: str) -> None: ...
-
-    async def release(self, subscription: str, message_id: str, token: str) -> None: ...
+def _duration(seconds: float) -> dict[str, int]:
+    return {"seconds": int(seconds), "nanos": int(round((seconds % 1) * 1e9))}
 
 
-# Only the claim's owner may delete it: a claim that expired and was taken by another
-# consumer must survive our late release.
-_RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_COMPLETE_SCRIPT = """
-redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
-if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
-return 1
-"""
-
-
-class _RedisLedger:
-    def __init__(self, client: aioredis.Redis, processing_ttl_s: int) -> None:
-        self._redis = client
-        self._ttl = processing_ttl_s
-        self._release = client.register_script(_RELEASE_SCRIPT)
-        self._complete = client.register_script(_COMPLETE_SCRIPT)
-
-    async def claim(self, subscription: str, message_id: str, token: str) -> _ClaimResult:
-        done = done_key(subscription, message_id)
-        claim = processing_key(subscription, message_id)
-        # A concurrent duplicate (another replica got the same message) waits for the
-        # first to finish instead of nacking, because nacks count towards dead-lettering.
-        deadline = time.monotonic() + self._ttl + 1
-        while True:
-            if await self._redis.exists(done):
-                return _ClaimResult.ALREADY_DONE
-            if await self._redis.set(claim, token, nx=True, ex=self._ttl):
-                return _ClaimResult.CLAIMED
-            if time.monotonic() > deadline:
-                return _ClaimResult.BUSY
-            await asyncio.sleep(_CLAIM_POLL_S)
-
-    async def complete(self, subscription: str, message_id: str, token: str) -> None:
-        await self._complete(
-            keys=[processing_key(subscription, message_id), done_key(subscription, message_id)],
-            args=[token, "1", DONE_TTL_S],
-        )
-
-    async def release(self, subscription: str, message_id: str, token: str) -> None:
-        await self._release(keys=[processing_key(subscription, message_id)], args=[token])
-
-
-class _LocalLedger:
-    """In-process fallback; see the module docstring for what it does not cover."""
-
-    def __init__(self, processing_ttl_s: int, capacity: int = _LOCAL_DONE_CAPACITY) -> None:
-        self._ttl = processing_ttl_s
-        self._capacity = capacity
-        self._done: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
-        self._processing: dict[tuple[str, str], str] = {}
-
-    async def claim(self, subscription: str, message_id: str, token: str) -> _ClaimResult:
-        key = (subscription, message_id)
-        deadline = time.monotonic() + self._ttl + 1
-        while True:
-            if key in self._done:
-                self._done.move_to_end(key)
-                return _ClaimResult.ALREADY_DONE
-            if key not in self._processing:
-                self._processing[key] = token
-                return _ClaimResult.CLAIMED
-            if time.monotonic() > deadline:
-                return _ClaimResult.BUSY
-            await asyncio.sleep(_CLAIM_POLL_S)
-
-    async def complete(self, subscription: str, message_id: str, token: str) -> None:
-        key = (subscription, message_id)
-        self._done[key] = None
-        self._done.move_to_end(key)
-        while len(self._done) > self._capacity:
-            self._done.popitem(last=False)
-        if self._processing.get(key) == token:
-            del self._processing[key]
-
-    async def release(self, subscription: str, message_id: str, token: str) -> None:
-        key = (subscription, message_id)
-        if self._processing.get(key) == token:
-            del self._processing[key]
+def _event_id(message: ProtoMessage) -> str:
+    return str(getattr(message, "event_id", "") or "")
 
 
 # --- subscription ----------------------------------------------------------------------
 
 
 class Subscription(Generic[M]):
-    """A running streaming pull. ``close()`` drains in-flight handlers, then stops it."""
+    """A running pull loop. `close()` stops pulling and lets in-flight handlers finish."""
 
     def __init__(
         self,
         *,
         bus: EventBus,
-        name: str,
-        path: str,
+        spec: SubscriptionSpec,
         message_type: type[M],
         handler: Handler[M],
-        loop: asyncio.AbstractEventLoop,
+        max_messages: int,
+        pull_timeout_s: float,
         drain_timeout_s: float,
     ) -> None:
         self._bus = bus
-        self.name = name
-        self._path = path
+        self.spec = spec
+        self.name = bus.topology.name(spec.name)
+        self.path = bus.subscription_path(spec.name)
         self._message_type = message_type
         self._handler = handler
-        self._loop = loop
+        self._max_messages = max_messages
+        self._pull_timeout_s = pull_timeout_s
         self._drain_timeout_s = drain_timeout_s
-        self._closing = False
+        self._in_flight: dict[str, float] = {}  # ack id -> when it was pulled
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._outage_streak = 0  # consecutive handler failures that were dependency outages
+        self._probes = 0  # pulls of one message made while the streak lasts
+        self._loop_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._closed = False
-        self._lock = threading.Lock()
-        self._in_flight: set[ConcurrentFuture[None]] = set()
-        self._pull_future: pubsub_v1.subscriber.futures.StreamingPullFuture | None = None
 
-    def _start(self, subscriber: pubsub_v1.SubscriberClient, max_messages: int) -> None:
-        self._pull_future = subscriber.subscribe(
-            self._path,
-            callback=self._on_message,
-            flow_control=FlowControl(max_messages=max_messages),
-        )
-        self._pull_future.add_done_callback(self._on_pull_done)
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._pull_loop(), name=f"pull:{self.name}")
+        self._lease_task = asyncio.create_task(self._extend_leases(), name=f"lease:{self.name}")
 
     @property
     def running(self) -> bool:
-        return self._pull_future is not None and not self._pull_future.done()
+        return self._loop_task is not None and not self._loop_task.done()
 
-    # Runs on a client thread.
-    def _on_message(self, message: PubsubMessage) -> None:
-        if self._closing:
-            message.nack()
-            return
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._process(message), self._loop)
-        except RuntimeError:  # the event loop is closed: let Pub/Sub redeliver elsewhere
-            message.nack()
-            return
-        with self._lock:
-            self._in_flight.add(future)
-        future.add_done_callback(self._forget)
+    @property
+    def in_outage(self) -> bool:
+        return self._outage_streak > 0
 
-    def _forget(self, future: ConcurrentFuture[None]) -> None:
-        with self._lock:
-            self._in_flight.discard(future)
+    # pulling
 
-    def _on_pull_done(self, future: ConcurrentFuture[bool]) -> None:
-        if self._closing:
-            return
-        error = future.exception()
-        if error is not None:
-            _log.error(
-                "streaming pull stopped",
-                extra={"subscription": self.name, "error": repr(error)},
-            )
+    async def _pull_loop(self) -> None:
+        client = self._bus._subscriber
+        pull_failures = 0
+        while True:
+            if self._outage_streak:
+                # Circuit open: one message at a time, after a pause that grows with each probe.
+                while self._in_flight:
+                    await self._wait_for_room()
+                if self._outage_streak:
+                    await asyncio.sleep(min(_MAX_OUTAGE_PAUSE_S, 0.5 * 2 ** min(self._probes, 6)))
+                    self._probes += 1
+                limit = 1
+            else:
+                free = self._max_messages - len(self._in_flight)
+                if free <= 0:
+                    await self._wait_for_room()
+                    continue
+                limit = min(free, _PULL_BATCH)
+            try:
+                response = await client.pull(
+                    request={"subscription": self.path, "max_messages": limit},
+                    retry=None,
+                    timeout=self._pull_timeout_s,
+                )
+            except asyncio.CancelledError:
+                raise
+            except gexc.DeadlineExceeded:
+                continue  # a long poll that found nothing
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any broker trouble
+                pull_failures += 1
+                code = type(exc).__name__
+                PULL_ERRORS.labels(self.name, code).inc()
+                if pull_failures == 1 or pull_failures % 20 == 0:
+                    log.warning("pull failed; retrying", extra={"subscription": self.name, "error": repr(exc)[:300]})
+                if isinstance(exc, gexc.NotFound):
+                    # The broker lost the subscription (an emulator restart): declare it again.
+                    with contextlib.suppress(Exception):
+                        await self._bus.provision(topics=[self.spec.topic])
+                await asyncio.sleep(min(10.0, 0.2 * 2 ** min(pull_failures, 6)))
+                continue
+            if pull_failures:
+                log.info("pulling again", extra={"subscription": self.name, "after_failures": pull_failures})
+            pull_failures = 0
+            for received in response.received_messages:
+                self._in_flight[received.ack_id] = time.monotonic()
+                task = asyncio.create_task(self._process(received))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, message: PubsubMessage) -> None:
+    async def _wait_for_room(self) -> None:
+        self._room.clear()
+        await self._room.wait()
+
+    async def _extend_leases(self) -> None:
+        """Keep handlers that run long from losing their message to a redelivery."""
+        every = max(1.0, self.spec.ack_deadline_s / 3)
+        while True:
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            due = [ack_id for ack_id, since in self._in_flight.items() if now - since >= every]
+            if due:
+                await self._modack(due, self.spec.ack_deadline_s)
+
+    # handling
+
+    async def _process(self, received: pubsub_types.ReceivedMessage) -> None:
+        message = received.message
         attributes = dict(message.attributes)
+        producer_context = trace.get_current_span(propagate.extract(attributes)).get_span_context()
+        links = [Link(producer_context)] if producer_context.is_valid else []
+        try:
+            with self._bus._tracer.start_as_current_span(
+                f"{self.name} process",
+                # A new trace linked to the producer's: processing may happen long after the
+                # request that published the event.
+                context=otel_context.Context(),
+                kind=SpanKind.CONSUMER,
+                links=links,
+                attributes={
+                    "messaging.system": "gcp_pubsub",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.subscription.name": self.name,
+                    "messaging.message.id": message.message_id,
+                    "messaging.gcp_pubsub.message.ordering_key": message.ordering_key,
+                    "messaging.gcp_pubsub.message.delivery_attempt": received.delivery_attempt or 1,
+                },
+            ) as span:
+                try:
+                    outcome = await self._handle(received, attributes, span)
+                except Exception as exc:  # noqa: BLE001 - a bug here must not strand the message
+                    log.exception("bus delivery failed outside the handler", extra={"subscription": self.name})
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, "delivery failed"))
+                    await self._modack([received.ack_id], 0)
+                    outcome = "retry"
+                span.set_attribute("workplace.bus.outcome", outcome)
+                HANDLED.labels(self.name, outcome).inc()
+        finally:
+            self._in_flight.pop(received.ack_id, None)
+            self._room.set()
+
+    async def _handle(
+        self, received: pubsub_types.ReceivedMessage, attributes: dict[str, str], span: trace.Span
+    ) -> str:
+        message = received.message
+        decoded = self._decode(message, attributes)
+        if decoded is None:
+            span.set_status(Status(StatusCode.ERROR, "undecodable"))
+            await self._dead_letter(received, attributes, "undecodable")
+            return "undecodable"
         envelope = Envelope(
             message_id=message.message_id,
+            event_id=attributes.get("event_id") or _event_id(decoded) or message.message_id,
             attributes=attributes,
-            delivery_attempt=message.delivery_attempt,
+            delivery_attempt=received.delivery_attempt or 1,
             publish_time=message.publish_time,
             ordering_key=message.ordering_key,
         )
-        producer_context = trace.get_current_span(propagate.extract(attributes)).get_span_context()
-        links = [Link(producer_context)] if producer_context.is_valid else []
-        with self._bus._tracer.start_as_current_span(
-            f"{self.name} process",
-            # A new trace linked to the producer's: processing may happen long after the
-            # request that published the event.
-            context=otel_context.Context(),
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes={
-                "messaging.system": "gcp_pubsub",
-                "messaging.operation.type": "process",
-                "messaging.destination.subscription.name": self.name,
-                "messaging.message.id": message.message_id,
-                "messaging.gcp_pubsub.message.ordering_key": message.ordering_key,
-                "messaging.gcp_pubsub.message.delivery_attempt": message.delivery_attempt or 0,
-            },
-        ) as span:
-            try:
-                outcome = await self._handle(message, envelope, span)
-            # A bug here must not leave the message leased until the lease limit.
-            except Exception as exc:  # noqa: BLE001
-                _log.exception(
-                    "bus delivery failed outside the handler",
-                    extra={"subscription": self.name, "message_id": message.message_id},
-                )
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, "delivery failed"))
-                message.nack()
-                outcome = "error"
-            span.set_attribute("workplace.bus.outcome", outcome)
-            HANDLED.labels(self.name, outcome).inc()
-
-    async def _handle(self, message: PubsubMessage, envelope: Envelope, span: trace.Span) -> str:
-        decoded = self._decode(message)
-        if decoded is None:
-            span.set_status(Status(StatusCode.ERROR, "undecodable"))
-            message.nack()  # counts towards max_delivery_attempts, then dead-letter topic
-            return "undecodable"
-
-        ledger = self._bus._ledger
-        token = f"{self._bus.service_name}:{uuid.uuid4().hex}"
-        claim = await ledger.claim(self.name, message.message_id, token)
-        if claim is _ClaimResult.ALREADY_DONE:
-            message.ack()
-            return "duplicate"
-        if claim is _ClaimResult.BUSY:
-            _log.warning(
-                "message still claimed by another consumer; nacking",
-                extra={"subscription": self.name, "message_id": message.message_id},
-            )
-            message.nack()
-            return "error"
-
         started = time.perf_counter()
         try:
-            await self._handler(decoded, envelope)
-        except Exception as exc:  # noqa: BLE001 - any handler failure means redelivery
-            HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-            _log.warning(
-                "event handler failed; nacking for redelivery",
-                exc_info=True,
-                extra={
-                    "subscription": self.name,
-                    "message_id": message.message_id,
-                    "delivery_attempt": message.delivery_attempt,
-                },
+            result = await self._handler(decoded, envelope)
+        except PermanentFailure as exc:
+            span.set_status(Status(StatusCode.ERROR, "permanent failure"))
+            log.error(
+                "event cannot be handled; dead-lettering it",
+                extra={"subscription": self.name, "event_id": envelope.event_id, "reason": str(exc)[:500]},
             )
+            await self._dead_letter(received, attributes, "permanent", detail=str(exc))
+            return "dead_lettered"
+        except Exception as exc:  # noqa: BLE001 - any other failure: try again later
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            await ledger.release(self.name, message.message_id, token)
-            message.nack()
-            return "error"
-        HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        # Done marker before the ack: if the ack is lost, the redelivery is skipped.
-        try:
-            await ledger.complete(self.name, message.message_id, token)
-        except Exception:  # noqa: BLE001 - the work is done; a nack would redo it
-            _log.warning(
-                "could not record the message as done; acking anyway",
-                exc_info=True,
-                extra={"subscription": self.name, "message_id": message.message_id},
-            )
-        message.ack()
-        return "ok"
+            return await self._retry_later(received, envelope, exc)
+        finally:
+            HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        self._outage_streak = self._probes = 0
+        await self._ack(received.ack_id)
+        return "duplicate" if result is Handled.DUPLICATE else "ok"
 
-    def _decode(self, message: PubsubMessage) -> M | None:
+    async def _retry_later(self, received: pubsub_types.ReceivedMessage, envelope: Envelope, exc: Exception) -> str:
+        outage = is_dependency_outage(exc)
+        if outage:
+            if self._outage_streak == 0:
+                log.warning(
+                    "a dependency is unavailable; taking one message at a time until it answers",
+                    extra={"subscription": self.name, "error": repr(exc)[:300]},
+                )
+            self._outage_streak += 1
+        attempt = envelope.delivery_attempt
+        if attempt >= self.spec.max_delivery_attempts:
+            # Pub/Sub forwards it to the dead-letter topic after this attempt.
+            DEAD_LETTERED.labels(self.name, "attempts_exhausted").inc()
+            log.error(
+                "event failed on its last attempt; Pub/Sub moves it to the dead-letter topic",
+                exc_info=exc,
+                extra={"subscription": self.name, "event_id": envelope.event_id, "attempt": attempt},
+            )
+            await self._modack([received.ack_id], 0)
+            return "dead_lettered"
+        delay = retry_delay_s(attempt, self.spec.min_backoff_s, self.spec.max_backoff_s)
+        log.warning(
+            "event handler failed; retrying later",
+            exc_info=None if outage else exc,
+            extra={
+                "subscription": self.name,
+                "event_id": envelope.event_id,
+                "attempt": attempt,
+                "retry_in_s": round(delay, 1),
+                "error": repr(exc)[:300],
+            },
+        )
+        await self._modack([received.ack_id], math.ceil(delay))
+        return "retry"
+
+    def _decode(self, message: pubsub_types.PubsubMessage, attributes: dict[str, str]) -> M | None:
         expected = self._message_type.DESCRIPTOR.full_name
         # Protobuf parsing is lenient (foreign bytes often parse as unknown fields), so the
         # declared type is checked too when the producer set it.
-        declared = message.attributes.get("event_type")
+        declared = attributes.get("event_type")
         if declared is not None and declared != expected:
-            _log.error(
-                "event type mismatch; nacking towards the dead-letter topic",
-                extra={
-                    "subscription": self.name,
-                    "message_id": message.message_id,
-                    "event_type": declared,
-                    "expected": expected,
-                },
+            log.error(
+                "event type mismatch; dead-lettering",
+                extra={"subscription": self.name, "event_type": declared, "expected": expected},
             )
             return None
         try:
             return self._message_type.FromString(message.data)
         except DecodeError as exc:
-            _log.error(
-                "undecodable payload; nacking towards the dead-letter topic",
-                extra={
-                    "subscription": self.name,
-                    "message_id": message.message_id,
-                    "expected": expected,
-                    "error": str(exc),
-                },
+            log.error(
+                "undecodable payload; dead-lettering",
+                extra={"subscription": self.name, "expected": expected, "error": str(exc)},
             )
             return None
 
-    async def _half_close_for_emulator(self) -> None:
-        """End the stream gracefully before cancelling it (emulator only).
-
-        The emulator (0.8.20) crashes while handling a cancelled stream (RST_STREAM) and
-        keeps the dead stream registered for ~60 s: it goes on routing ordering keys to
-        it, and sync pull on the subscription fails (OrderedMessageBacklog NPE). A
-        half-close lets it unregister the stream. The client library has no public way to
-        half-close, hence the private attributes, looked up defensively.
-        """
-        assert self._pull_future is not None
-        manager = getattr(self._pull_future, "_StreamingPullFuture__manager", None)
-        rpc = getattr(manager, "_rpc", None)
-        request_queue = getattr(rpc, "_request_queue", None)
-        if request_queue is None:
-            _log.debug("cannot half-close the streaming pull; plain cancel")
+    async def _dead_letter(
+        self, received: pubsub_types.ReceivedMessage, attributes: dict[str, str], reason: str, detail: str = ""
+    ) -> None:
+        dead_attrs = dict(attributes)
+        dead_attrs.update(
+            dead_letter_reason=reason,
+            dead_letter_subscription=self.name,
+            dead_letter_detail=detail[:1000],
+        )
+        try:
+            await self._bus._publish_raw(
+                self.spec.dead_letter_topic,
+                [pubsub_types.PubsubMessage(data=received.message.data, attributes=dead_attrs)],
+            )
+        except Exception:  # noqa: BLE001 - keep the message; try again after a pause
+            log.warning("could not dead-letter a message; retrying later", exc_info=True)
+            await self._modack([received.ack_id], 10)
             return
-        request_queue.put(None)  # the request generator ends -> half-close
-        await asyncio.to_thread(concurrent.futures.wait, [self._pull_future], _EMULATOR_HALF_CLOSE_WAIT_S)
+        DEAD_LETTERED.labels(self.name, reason).inc()
+        await self._ack(received.ack_id)
+
+    async def _ack(self, ack_id: str) -> None:
+        try:
+            await self._bus._subscriber.acknowledge(
+                request={"subscription": self.path, "ack_ids": [ack_id]}, timeout=_ACK_TIMEOUT_S
+            )
+        except Exception:  # noqa: BLE001 - a lost ack means a redelivery, which the inbox absorbs
+            log.warning("ack failed; the event will be delivered again", exc_info=True)
+
+    async def _modack(self, ack_ids: list[str], seconds: int) -> None:
+        try:
+            await self._bus._subscriber.modify_ack_deadline(
+                request={"subscription": self.path, "ack_ids": ack_ids, "ack_deadline_seconds": seconds},
+                timeout=_ACK_TIMEOUT_S,
+            )
+        except Exception:  # noqa: BLE001 - the deadline then simply runs out
+            log.warning("modify_ack_deadline failed", exc_info=True)
 
     async def close(self) -> None:
-        """Stop taking messages, let in-flight handlers finish (bounded), stop the pull.
-
-        Handlers finish before the stream stops so their acks are still sent; messages
-        the client held but had not dispatched are nacked by the client.
-        """
+        """Stop pulling, give in-flight handlers drain_timeout_s to finish, then stop."""
         if self._closed:
             return
         self._closed = True
-        self._closing = True
-        with self._lock:
-            pending = [asyncio.wrap_future(f, loop=self._loop) for f in self._in_flight]
-        if pending:
-            _done, not_done = await asyncio.wait(pending, timeout=self._drain_timeout_s)
-            if not_done:
-                _log.warning(
-                    "closing subscription with handlers still running",
-                    extra={"subscription": self.name, "running": len(not_done)},
+        for task in (self._loop_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning(
+                    "closed with handlers still running; their events come back after the ack deadline",
+                    extra={"subscription": self.name, "running": len(pending)},
                 )
-        if self._pull_future is not None:
-            if os.environ.get("PUBSUB_EMULATOR_HOST"):
-                await self._half_close_for_emulator()
-            self._pull_future.cancel()
-            try:
-                await asyncio.to_thread(self._pull_future.result, self._drain_timeout_s)
-            except Exception as exc:  # noqa: BLE001 - already reported by _on_pull_done
-                _log.debug("streaming pull ended with %r", exc)
         self._bus._forget_subscription(self)
 
 
@@ -490,17 +468,18 @@ class Subscription(Generic[M]):
 
 
 class EventBus:
-    """Publisher and subscriber for one service. Create one per process; ``close()`` it."""
+    """Publisher and subscriber for one service. Create one per process; `close()` it."""
 
     def __init__(
         self,
         project: str,
         *,
-        redis: aioredis.Redis | None,
         service_name: str,
-        processing_ttl_s: int = DEFAULT_PROCESSING_TTL_S,
+        topology: Topology = DEFAULT,
         tracer_provider: TracerProvider | None = None,
         drain_timeout_s: float = 10.0,
+        pull_timeout_s: float = 20.0,
+        publish_timeout_s: float = 10.0,
     ) -> None:
         if not project:
             raise EventBusError("project must not be empty")
@@ -508,246 +487,323 @@ class EventBus:
             raise EventBusError("service_name must not be empty")
         self.project = project
         self.service_name = service_name
+        self.topology = topology
         self._drain_timeout_s = drain_timeout_s
-        self._publisher = pubsub_v1.PublisherClient(publisher_options=PublisherOptions(enable_message_ordering=True))
-        self._subscriber = pubsub_v1.SubscriberClient()
-        self._ledger: _Ledger = (
-            _RedisLedger(redis, processing_ttl_s) if redis is not None else _LocalLedger(processing_ttl_s)
-        )
+        self._pull_timeout_s = pull_timeout_s
+        self._publish_timeout_s = publish_timeout_s
+        self._publisher = PublisherAsyncClient()
+        self._subscriber = SubscriberAsyncClient()
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-        self._subscriptions: set[Subscription[ProtoMessage]] = set()
-        self._backlog_lock = asyncio.Lock()
+        self._subscriptions: set[Subscription] = set()
+        self._provision_lock = asyncio.Lock()
         self._closed = False
 
-    # paths
+    # names
 
     def topic_path(self, topic: str) -> str:
-        return self._publisher.topic_path(self.project, topic)
+        return f"projects/{self.project}/topics/{self.topology.name(topic)}"
 
     def subscription_path(self, subscription: str) -> str:
-        return self._subscriber.subscription_path(self.project, subscription)
+        return f"projects/{self.project}/subscriptions/{self.topology.name(subscription)}"
 
-    # admin
+    @property
+    def _epoch_subscription(self) -> str:
+        return f"{BROKER_EPOCH_TOPIC}.{self.service_name}"
 
-    async def ensure_topic(self, topic: str) -> None:
-        path = self.topic_path(topic)
+    # provisioning
 
-        def create() -> None:
-            try:
-                self._publisher.create_topic(request={"name": path}, timeout=_ADMIN_TIMEOUT_S)
-            except gexc.AlreadyExists:
-                pass
+    async def _create_topic(self, topic: str) -> bool:
+        try:
+            await self._publisher.create_topic(request={"name": self.topic_path(topic)}, timeout=_ADMIN_TIMEOUT_S)
+        except gexc.AlreadyExists:
+            return False
+        return True
 
-        await asyncio.to_thread(create)
+    async def _create_subscription(self, request: dict) -> bool:
+        try:
+            await self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
+        except gexc.AlreadyExists:
+            return False
+        return True
 
-    async def ensure_subscription(
-        self,
-        topic: str,
-        subscription: str,
-        *,
-        dead_letter_topic: str | None = None,
-        max_delivery_attempts: int = 5,
-        ack_deadline_s: int = 30,
-        enable_message_ordering: bool = True,
-    ) -> None:
-        """Create topic, dead-letter topic, subscription and its ``.dlq`` subscription.
+    async def provision(self, *, topics: Iterable[str] | None = None) -> list[str]:
+        """Create the declared topics (or only `topics`), each with its subscriptions, their
+        dead-letter topics and inspection subscriptions. Idempotent; returns what was created.
 
-        An existing subscription is left as it is (its settings are not compared).
-        """
-        if not 5 <= max_delivery_attempts <= 100:
-            raise EventBusError(
-                f"max_delivery_attempts must be within 5..100 (Pub/Sub limit), got {max_delivery_attempts}"
+        An existing subscription is left as it is (its settings are not compared)."""
+        wanted = [self.topology.topic(t) for t in topics] if topics is not None else list(self.topology.topics)
+        created: list[str] = []
+        async with self._provision_lock:
+            for topic in wanted:
+                if await self._create_topic(topic.name):
+                    created.append(self.topology.name(topic.name))
+                for sub in self.topology.subscriptions_of(topic.name):
+                    if await self._create_topic(sub.dead_letter_topic):
+                        created.append(self.topology.name(sub.dead_letter_topic))
+                    requests = (
+                        {
+                            "name": self.subscription_path(sub.name),
+                            "topic": self.topic_path(sub.topic),
+                            "ack_deadline_seconds": sub.ack_deadline_s,
+                            "enable_message_ordering": False,
+                            "dead_letter_policy": {
+                                "dead_letter_topic": self.topic_path(sub.dead_letter_topic),
+                                "max_delivery_attempts": sub.max_delivery_attempts,
+                            },
+                            "retry_policy": {
+                                "minimum_backoff": _duration(sub.min_backoff_s),
+                                "maximum_backoff": _duration(sub.max_backoff_s),
+                            },
+                        },
+                        {
+                            "name": self.subscription_path(sub.dead_letter_subscription),
+                            "topic": self.topic_path(sub.dead_letter_topic),
+                            "ack_deadline_seconds": 60,
+                        },
+                    )
+                    for request in requests:
+                        if await self._create_subscription(request):
+                            created.append(request["name"].rsplit("/", 1)[1])
+        if created:
+            log.info("Pub/Sub topology provisioned", extra={"created": created})
+        return created
+
+    async def broker_state_lost(self) -> bool:
+        """True if the broker does not know this service's sentinel subscription: it lost its
+        state (the emulator keeps everything in memory) or never had it (first start). Then the
+        whole topology and the sentinel are declared again before this returns, and the caller
+        should republish what the broker may have lost (the outbox does)."""
+        try:
+            await self._subscriber.get_subscription(
+                request={"subscription": self.subscription_path(self._epoch_subscription)}, timeout=_ADMIN_TIMEOUT_S
             )
-        if not 10 <= ack_deadline_s <= 600:
-            raise EventBusError(f"ack_deadline_s must be within 10..600, got {ack_deadline_s}")
-        dlq_topic = dead_letter_topic or default_dead_letter_topic(topic)
-        await self.ensure_topic(topic)
-        await self.ensure_topic(dlq_topic)
-
-        main_request = {
-            "name": self.subscription_path(subscription),
-            "topic": self.topic_path(topic),
-            "ack_deadline_seconds": ack_deadline_s,
-            "enable_message_ordering": enable_message_ordering,
-            "dead_letter_policy": {
-                "dead_letter_topic": self.topic_path(dlq_topic),
-                "max_delivery_attempts": max_delivery_attempts,
-            },
-        }
-        dlq_request = {
-            "name": self.subscription_path(dead_letter_subscription_name(subscription)),
-            "topic": self.topic_path(dlq_topic),
-            "ack_deadline_seconds": ack_deadline_s,
-        }
-
-        def create() -> None:
-            for request in (main_request, dlq_request):
-                try:
-                    self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
-                except gexc.AlreadyExists:
-                    pass
-
-        await asyncio.to_thread(create)
+            return False
+        except gexc.NotFound:
+            pass
+        await self.provision()
+        await self._create_topic(BROKER_EPOCH_TOPIC)
+        await self._create_subscription(
+            {"name": self.subscription_path(self._epoch_subscription), "topic": self.topic_path(BROKER_EPOCH_TOPIC)}
+        )
+        return True
 
     # publish
 
-    async def publish(
-        self,
-        topic: str,
-        message: ProtoMessage,
-        *,
-        ordering_key: str,
-        attributes: dict[str, str] | None = None,
-    ) -> str:
-        """Publish one protobuf message; returns the Pub/Sub message id."""
+    async def _publish_raw(self, topic: str, messages: list[pubsub_types.PubsubMessage]) -> list[str]:
+        """One Publish RPC; on NOT_FOUND the topology of `topic` is declared and it is tried once more."""
+        path = self.topic_path(topic)
+        for attempt in (1, 2):
+            try:
+                response = await self._publisher.publish(
+                    request={"topic": path, "messages": messages}, retry=None, timeout=self._publish_timeout_s
+                )
+                return list(response.message_ids)
+            except gexc.NotFound:
+                if attempt == 2:
+                    raise
+                log.warning("topic missing on the broker; declaring the topology again", extra={"topic": path})
+                if topic.endswith(".dlq"):
+                    await self.provision()
+                else:
+                    await self.provision(topics=[topic])
+        raise AssertionError("unreachable")
+
+    async def publish_batch(self, items: Sequence[Outgoing]) -> list[str]:
+        """Publish events in order, one RPC per topic; returns their Pub/Sub message ids.
+
+        Raises if the broker does not take them (the caller keeps them and retries)."""
         if self._closed:
             raise EventBusError("event bus is closed")
-        path = self.topic_path(topic)
-        event_type = message.DESCRIPTOR.full_name
-        attrs = dict(attributes or {})
-        clashing = _PUBLISH_KEYWORDS.intersection(attrs)
-        if clashing:
-            # PublisherClient.publish takes attributes as **kwargs next to these.
-            raise EventBusError(f"attribute names reserved by the client: {sorted(clashing)}")
-        # Ours win over the caller's so consumers can trust them.
-        attrs.update(
-            event_type=event_type,
-            content_type=CONTENT_TYPE_PROTOBUF,
-            producer=self.service_name,
-        )
-        data = message.SerializeToString()
-        with self._tracer.start_as_current_span(
-            f"{topic} publish",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "gcp_pubsub",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": topic,
-                "messaging.gcp_pubsub.message.ordering_key": ordering_key,
-                "workplace.bus.event_type": event_type,
-            },
-        ) as span:
-            propagate.inject(attrs)
+        by_topic: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            by_topic.setdefault(self.topology.topic_for(item.message).name, []).append(index)
+        ids: list[str] = [""] * len(items)
+        for topic, indexes in by_topic.items():
+            spans = []
+            messages = []
+            for index in indexes:
+                item = items[index]
+                event_type = item.message.DESCRIPTOR.full_name
+                parent = propagate.extract(item.trace_carrier) if item.trace_carrier is not None else None
+                span = self._tracer.start_span(
+                    f"{topic} publish",
+                    context=parent,
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "gcp_pubsub",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": self.topology.name(topic),
+                        "messaging.gcp_pubsub.message.ordering_key": item.ordering_key,
+                        "workplace.bus.event_type": event_type,
+                    },
+                )
+                attrs = dict(item.attributes)
+                # Ours win over the caller's so consumers can trust them.
+                attrs.update(
+                    event_type=event_type,
+                    event_id=_event_id(item.message),
+                    content_type=CONTENT_TYPE_PROTOBUF,
+                    producer=self.service_name,
+                )
+                propagate.inject(attrs, context=trace.set_span_in_context(span))
+                spans.append(span)
+                messages.append(
+                    pubsub_types.PubsubMessage(
+                        data=item.message.SerializeToString(), attributes=attrs, ordering_key=item.ordering_key
+                    )
+                )
             try:
-                future = self._publisher.publish(path, data, ordering_key=ordering_key, **attrs)
-                message_id: str = await asyncio.wrap_future(future)
+                message_ids = await self._publish_raw(topic, messages)
             except Exception as exc:
-                PUBLISHED.labels(topic, "error").inc()
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                if ordering_key:
-                    # A failed ordered publish pauses the key; later publishes would fail.
-                    self._publisher.resume_publish(path, ordering_key)
+                PUBLISHED.labels(self.topology.name(topic), "error").inc(len(messages))
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    span.end()
                 raise
-            span.set_attribute("messaging.message.id", message_id)
-        PUBLISHED.labels(topic, "ok").inc()
+            PUBLISHED.labels(self.topology.name(topic), "ok").inc(len(messages))
+            for index, span, message_id in zip(indexes, spans, message_ids, strict=True):
+                span.set_attribute("messaging.message.id", message_id)
+                span.end()
+                ids[index] = message_id
+        return ids
+
+    async def publish(
+        self, message: ProtoMessage, *, ordering_key: str = "", attributes: dict[str, str] | None = None
+    ) -> str:
+        """Publish one event to its topic (in the current trace); returns the message id."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        (message_id,) = await self.publish_batch([Outgoing(message, ordering_key, carrier, dict(attributes or {}))])
         return message_id
 
     # subscribe
 
     async def subscribe(
-        self,
-        subscription: str,
-        message_type: type[M],
-        handler: Handler[M],
-        *,
-        max_messages: int = 32,
+        self, subscription: str, message_type: type[M], handler: Handler[M], *, max_messages: int = 32
     ) -> Subscription[M]:
-        """Start a streaming pull; ``handler`` runs on the calling event loop."""
+        """Start pulling `subscription` (a declared name); `handler` runs on this event loop."""
         if self._closed:
             raise EventBusError("event bus is closed")
         if max_messages < 1:
             raise EventBusError(f"max_messages must be >= 1, got {max_messages}")
+        spec = self.topology.subscription(subscription)
+        expected = self.topology.topic(spec.topic).event_type
+        if expected.DESCRIPTOR.full_name != message_type.DESCRIPTOR.full_name:
+            raise EventBusError(
+                f"{subscription} carries {expected.DESCRIPTOR.full_name}, not {message_type.DESCRIPTOR.full_name}"
+            )
         sub = Subscription(
             bus=self,
-            name=subscription,
-            path=self.subscription_path(subscription),
+            spec=spec,
             message_type=message_type,
             handler=handler,
-            loop=asyncio.get_running_loop(),
+            max_messages=max_messages,
+            pull_timeout_s=self._pull_timeout_s,
             drain_timeout_s=self._drain_timeout_s,
         )
-        sub._start(self._subscriber, max_messages)
-        self._subscriptions.add(sub)  # type: ignore[arg-type]
+        sub.start()
+        self._subscriptions.add(sub)
         return sub
 
-    def _forget_subscription(self, sub: Subscription[M]) -> None:
-        self._subscriptions.discard(sub)  # type: ignore[arg-type]
+    def _forget_subscription(self, sub: Subscription) -> None:
+        self._subscriptions.discard(sub)
 
-    # backlog
+    # inspection and repair
 
-    async def backlog(self, subscription: str) -> int:
-        """Exact number of messages available on ``subscription``.
-
-        Snapshot, pull everything with return_immediately and count, seek back to the
-        snapshot, delete it. Pulled messages are acked while counting, because on an
-        ordered subscription the next messages of a key are only handed out once the
-        earlier ones are acked; the seek makes them all deliverable again (delivery
-        attempts are not raised). If the seek fails, the snapshot is kept and the error
-        names it, so the messages can be restored by seeking to it by hand.
-
-        Meant for tests and the local KEDA simulation (the emulator has no metrics API):
-        run it while no streaming subscriber is attached, because the seek also makes
-        messages a subscriber holds at that moment deliverable again.
-        """
-        sub_path = self.subscription_path(subscription)
-        snapshot_path = self._subscriber.snapshot_path(self.project, f"backlog-{uuid.uuid4().hex}")
-
-        def pull_batch() -> list[str]:
+    async def _pull_now(self, path: str, limit: int) -> list[pubsub_types.ReceivedMessage]:
+        try:
             with warnings.catch_warnings():
-                # Deprecated for production consumers; for counting it is the point.
+                # Deprecated for consumers; for counting and replaying it is the point.
                 warnings.filterwarnings("ignore", message=".*return_immediately.*")
-                response = self._subscriber.pull(
-                    request={
-                        "subscription": sub_path,
-                        "max_messages": _PULL_BATCH,
-                        "return_immediately": True,
-                    },
+                response = await self._subscriber.pull(
+                    request={"subscription": path, "max_messages": limit, "return_immediately": True},
+                    retry=None,
                     timeout=_ADMIN_TIMEOUT_S,
                 )
-            return [received.ack_id for received in response.received_messages]
+        except gexc.DeadlineExceeded:
+            return []
+        return list(response.received_messages)
 
-        def count() -> int:
-            self._subscriber.create_snapshot(
-                request={"name": snapshot_path, "subscription": sub_path},
-                timeout=_ADMIN_TIMEOUT_S,
-            )
-            total = 0
+    async def backlog(self, subscription: str) -> int:
+        """Exact number of messages waiting on `subscription` (a declared name or its `.dlq`).
+
+        Snapshot, pull everything and count (acking, so that nothing is handed out twice while
+        counting), seek back to the snapshot, delete it. For tests, the local KEDA simulation and
+        the dead-letter report (the emulator has no metrics API); run it while no consumer pulls.
+        """
+        path = self.subscription_path(subscription)
+        snapshot = f"projects/{self.project}/snapshots/backlog-{uuid.uuid4().hex}"
+        await self._subscriber.create_snapshot(
+            request={"name": snapshot, "subscription": path}, timeout=_ADMIN_TIMEOUT_S
+        )
+        total = 0
+        try:
+            while received := await self._pull_now(path, _PULL_BATCH):
+                total += len(received)
+                await self._subscriber.acknowledge(
+                    request={"subscription": path, "ack_ids": [r.ack_id for r in received]}, timeout=_ADMIN_TIMEOUT_S
+                )
+        finally:
             try:
-                while ack_ids := pull_batch():
-                    total += len(ack_ids)
-                    self._subscriber.acknowledge(
-                        request={"subscription": sub_path, "ack_ids": ack_ids},
-                        timeout=_ADMIN_TIMEOUT_S,
-                    )
-            finally:
-                try:
-                    self._subscriber.seek(
-                        request={"subscription": sub_path, "snapshot": snapshot_path},
-                        timeout=_ADMIN_TIMEOUT_S,
-                    )
-                except Exception as exc:
-                    raise EventBusError(
-                        f"backlog count of {subscription} could not seek back; "
-                        f"{total} messages were acked: restore them by seeking to {snapshot_path}"
-                    ) from exc
-            self._subscriber.delete_snapshot(request={"snapshot": snapshot_path}, timeout=_ADMIN_TIMEOUT_S)
-            return total
+                await self._subscriber.seek(
+                    request={"subscription": path, "snapshot": snapshot}, timeout=_ADMIN_TIMEOUT_S
+                )
+            except Exception as exc:
+                raise EventBusError(
+                    f"backlog count of {subscription} could not seek back; {total} messages were acked: "
+                    f"restore them by seeking to {snapshot}"
+                ) from exc
+        await self._subscriber.delete_snapshot(request={"snapshot": snapshot}, timeout=_ADMIN_TIMEOUT_S)
+        return total
 
-        async with self._backlog_lock:
-            return await asyncio.to_thread(count)
+    async def dead_letters(self, subscription: str) -> int:
+        """How many messages wait on the subscription's dead-letter inspection subscription."""
+        return await self.backlog(self.topology.subscription(subscription).dead_letter_subscription)
+
+    async def replay_dead_letters(self, subscription: str, *, limit: int | None = None) -> int:
+        """Republish what was dead-lettered from `subscription` to its topic, then ack it there.
+
+        Every subscription of that topic gets the event again; consumers are idempotent by event
+        id, so only the ones that had not handled it do any work."""
+        spec = self.topology.subscription(subscription)
+        dlq_path = self.subscription_path(spec.dead_letter_subscription)
+        replayed = 0
+        while limit is None or replayed < limit:
+            batch = await self._pull_now(dlq_path, _PULL_BATCH if limit is None else min(_PULL_BATCH, limit - replayed))
+            if not batch:
+                break
+            messages = []
+            for received in batch:
+                attrs = {
+                    k: v
+                    for k, v in received.message.attributes.items()
+                    if not k.startswith(_DEAD_LETTER_ATTRIBUTE_PREFIXES)
+                }
+                attrs["replayed_from"] = self.topology.name(spec.dead_letter_subscription)
+                messages.append(
+                    pubsub_types.PubsubMessage(
+                        data=received.message.data, attributes=attrs, ordering_key=received.message.ordering_key
+                    )
+                )
+            await self._publish_raw(spec.topic, messages)
+            await self._subscriber.acknowledge(
+                request={"subscription": dlq_path, "ack_ids": [r.ack_id for r in batch]}, timeout=_ADMIN_TIMEOUT_S
+            )
+            replayed += len(batch)
+        if replayed:
+            log.info("dead letters replayed", extra={"subscription": subscription, "count": replayed})
+        return replayed
 
     # lifecycle
 
     async def close(self) -> None:
-        """Close subscriptions (draining handlers), flush the publisher, close clients.
-
-        The Redis client belongs to the caller and stays open.
-        """
+        """Close subscriptions (draining handlers) and the clients."""
         if self._closed:
             return
         self._closed = True
         for sub in list(self._subscriptions):
             await sub.close()
-        await asyncio.to_thread(self._publisher.stop)
-        await asyncio.to_thread(self._subscriber.close)
+        for client in (self._publisher, self._subscriber):
+            with contextlib.suppress(Exception):
+                await client.transport.close()

@@ -40,8 +40,11 @@ class ServiceSettings(BaseSettings):
     # The google-cloud-pubsub client reads PUBSUB_EMULATOR_HOST itself; we mirror it here
     # so the effective target shows up in the startup log.
     pubsub_emulator_host: str | None = Field(None, validation_alias="PUBSUB_EMULATOR_HOST")
-    pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100)
-    pubsub_flow_max_messages: int = Field(32, ge=1, le=10_000)
+    # Appended to every topic and subscription name (workplace_kit.topology), so that test
+    # runs sharing one emulator never see each other's events.
+    pubsub_name_suffix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=40)
+    # Events a consumer handles at once (its flow control).
+    pubsub_flow_max_messages: int = Field(32, ge=1, le=1000)
 
     # AI: "auto" uses Gemini when keys are set, else the offline engines.
     ai_provider: Literal["auto", "gemini", "offline", "local"] = "auto"

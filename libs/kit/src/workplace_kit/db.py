@@ -2,7 +2,8 @@
 
 Each service owns one schema (chat, feedback, ...) and keeps plain SQL migrations in its
 package; yoyo applies them, tracking what ran in that schema's own yoyo tables, so services
-migrate independently of one another.
+migrate independently of one another. The kit's own tables (outbox, inbox) come from the
+kit's migrations, applied to every service schema after the service's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncpg
 from pgvector.asyncpg import register_vector
 
 log = logging.getLogger(__name__)
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -59,11 +61,15 @@ def _apply_sync(database_url: str, schema: str, migrations_dir: Path) -> list[st
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             backend = get_backend(_yoyo_url(database_url, schema))
-            migrations = read_migrations(str(migrations_dir))
-            todo = backend.to_apply(migrations)
-            with backend.lock():
-                backend.apply_migrations(todo)
-            return [m.id for m in todo]
+            applied: list[str] = []
+            # The service's own migrations first, then the kit's tables (outbox, inbox), which
+            # are written to apply after whatever a service created before the kit owned them.
+            for folder in (migrations_dir, KIT_MIGRATIONS):
+                todo = backend.to_apply(read_migrations(str(folder)))
+                with backend.lock():
+                    backend.apply_migrations(todo)
+                applied += [m.id for m in todo]
+            return applied
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"migrate:{schema}",))
 

@@ -6,6 +6,8 @@ clear message and never a stack trace.
 
 from __future__ import annotations
 
+import socket
+
 
 class DomainError(Exception):
     http_status = 400
@@ -40,3 +42,39 @@ class Unavailable(DomainError):
     http_status = 503
     grpc_code_name = "UNAVAILABLE"
     error_code = "unavailable"
+
+
+# How long a client should wait before trying again after a dependency outage (HTTP Retry-After).
+RETRY_AFTER_S = 5
+
+
+def is_dependency_outage(exc: BaseException) -> bool:
+    """True when `exc` says a dependency (database, Redis, broker, AI provider) cannot serve
+    now, so the same request may work later: answer 503 with Retry-After, retry an event later.
+    """
+    # Imported here: this module is imported by everything, the drivers are not.
+    import asyncpg
+    import redis.exceptions
+    from google.api_core import exceptions as gexc
+
+    from .ai.types import AIUnavailableError
+
+    if isinstance(exc, Unavailable | AIUnavailableError):
+        return True
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
+    ) and not isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc).lower()
+        return "connection" in text or "pool" in text
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
+    if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.RetryError):
+        return True
+    # Refused or reset connections, names that do not resolve, timeouts (also waiting for a
+    # connection from a pool).
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import Counter, Gauge, Histogram
 
-from .errors import DomainError
+from .errors import DomainError, is_dependency_outage
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class GrpcService:
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, DomainError):
         return getattr(grpc.StatusCode, exc.grpc_code_name), exc.message
+    if is_dependency_outage(exc):
+        return grpc.StatusCode.UNAVAILABLE, "a service this needs is unavailable; try again shortly"
     if isinstance(exc, NotImplementedError):
         # Generated base servicers raise this for RPCs a service does not serve yet.
         return grpc.StatusCode.UNIMPLEMENTED, "not implemented yet"

@@ -2,12 +2,24 @@
 then published by a relay. A crash between commit and publish loses no event, and a failed
 AI call or transaction publishes nothing.
 
-Each service schema has an `outbox` table (see the service's migrations):
-    id bigserial primary key, topic text, ordering_key text, type_name text, payload bytea,
-    attempts int, created_at timestamptz, trace_context jsonb
+The `outbox` table is the kit's (migration kit_0001_outbox_inbox, in every service schema).
+The trace context of the request that wrote an event is kept with it, so the event's
+attributes carry the original trace, not the relay's.
 
-The trace context of the request that wrote the event is kept with it and restored while the
-relay publishes, so the event's attributes carry the original trace, not the relay's.
+The relay:
+- takes due rows in a short transaction (a claim that expires, so a relay that dies
+  mid-publish leaves them to another), publishes them outside any transaction with a short
+  deadline, one RPC per topic, then marks them published;
+- on a broker error, retries those rows later with a backoff (capped, never giving up: the
+  broker will come back); rows that can never be published (undecodable, refused by the
+  broker as invalid) are set aside as dead after a few attempts, counted and alerted on;
+  a failing row never holds up the others;
+- keeps published rows for `retention_s`: when the broker has lost its state (the emulator
+  keeps everything in memory; see EventBus.broker_state_lost), everything still retained is
+  published again. Consumers are idempotent by event id, so that costs a lookup, not a
+  duplicate.
+Order: rows go out in id order. Subscriptions are unordered (every consumer is order
+independent), so a row that was retried can arrive after later ones.
 """
 
 from __future__ import annotations
@@ -15,20 +27,38 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import asyncpg
+from google.api_core import exceptions as gexc
 from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.message import Message
-from opentelemetry import context as otel_context
+from google.protobuf.message import DecodeError, Message
 from opentelemetry import propagate
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
+
+from .bus import EventBus, Outgoing
+from .topology import DEFAULT, Topology
 
 log = logging.getLogger(__name__)
+
 OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet published", ["service"])
+OUTBOX_OLDEST_PENDING = Gauge(
+    "outbox_oldest_pending_age_seconds", "Age of the oldest event not yet published", ["service"]
+)
+OUTBOX_DEAD = Gauge("outbox_dead_events", "Events the relay gave up on (see outbox.last_error)", ["service"])
+OUTBOX_REPUBLISHED = Counter(
+    "outbox_republished_total", "Published events sent again because the broker lost its state", ["service"]
+)
+
+# Broker answers that no retry can fix.
+_PERMANENT_ERRORS = (gexc.InvalidArgument, LookupError)
 
 
-async def enqueue(conn: asyncpg.Connection, topic: str, message: Message, *, ordering_key: str) -> None:
-    """Write an event inside the caller's transaction."""
+async def enqueue(
+    conn: asyncpg.Connection, message: Message, *, ordering_key: str, topology: Topology = DEFAULT
+) -> None:
+    """Write an event inside the caller's transaction; its topic comes from the topology."""
+    topic = topology.topic_for(message).name  # raises for an undeclared event type
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     await conn.execute(
@@ -43,52 +73,140 @@ async def enqueue(conn: asyncpg.Connection, topic: str, message: Message, *, ord
 
 
 def _decode(type_name: str, payload: bytes) -> Message:
-    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)  # KeyError if unknown
     return message_factory.GetMessageClass(descriptor).FromString(payload)
 
 
-class OutboxRelay:
-    """Publishes outbox rows in insertion order; `kick()` after a commit publishes at once."""
+_CLAIM = """
+UPDATE outbox SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now()
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, ordering_key, type_name, payload, trace_context, attempts
+"""
+_PUBLISHED = (
+    "UPDATE outbox SET published_at = now(), claimed_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])"
+)
+_FAILED = """
+UPDATE outbox SET claimed_until = NULL, last_error = $2,
+    next_attempt_at = now() + make_interval(secs => least($3::float8, 0.5 * power(2, attempts - 1))),
+    dead_at = CASE WHEN $4 AND attempts >= $5 THEN now() END
+WHERE id = ANY($1::bigint[])
+"""
+_STATS = """
+SELECT count(*) FILTER (WHERE published_at IS NULL AND dead_at IS NULL) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE published_at IS NULL AND dead_at IS NULL)), 0)
+           AS oldest,
+       count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead
+FROM outbox WHERE published_at IS NULL
+"""
 
-    def __init__(self, pool: asyncpg.Pool, bus, *, service: str, poll_interval_s: float = 2.0, batch: int = 100):
+
+class OutboxRelay:
+    """Publishes outbox rows; `kick()` after a commit publishes at once."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: EventBus,
+        *,
+        service: str,
+        poll_interval_s: float = 2.0,
+        batch: int = 100,
+        claim_s: float = 30.0,
+        max_backoff_s: float = 30.0,
+        max_permanent_attempts: int = 3,
+        retention_s: float = 6 * 3600,
+        broker_check_interval_s: float = 5.0,
+        housekeeping_interval_s: float = 15.0,
+    ):
         self.pool = pool
         self.bus = bus
         self.service = service
         self.poll_interval_s = poll_interval_s
         self.batch = batch
+        self.claim_s = claim_s
+        self.max_backoff_s = max_backoff_s
+        self.max_permanent_attempts = max_permanent_attempts
+        self.retention_s = retention_s
+        self.broker_check_interval_s = broker_check_interval_s
+        self.housekeeping_interval_s = housekeeping_interval_s
         self._wake = asyncio.Event()
 
     def kick(self) -> None:
         self._wake.set()
 
+    async def _mark_failed(self, ids: list[int], error: BaseException) -> None:
+        permanent = isinstance(error, _PERMANENT_ERRORS)
+        await self.pool.execute(
+            _FAILED, ids, repr(error)[:1000], self.max_backoff_s, permanent, self.max_permanent_attempts
+        )
+
     async def publish_pending(self) -> int:
-        """Publish what is pending; returns how many were published."""
-        published = 0
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                rows = await conn.fetch(
-                    "SELECT id, topic, ordering_key, type_name, payload, trace_context FROM outbox "
-                    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    self.batch,
+        """Publish what is due; returns how many rows were taken (published or not)."""
+        rows = sorted(await self.pool.fetch(_CLAIM, self.batch, self.claim_s), key=lambda r: r["id"])
+        if not rows:
+            return 0
+        by_topic: dict[str, list[tuple[int, Outgoing]]] = {}
+        for row in rows:
+            try:
+                message = _decode(row["type_name"], bytes(row["payload"]))
+            except (KeyError, DecodeError) as exc:
+                # No retry can fix that: set it aside at once (dead), visible and alerted on.
+                log.error("outbox row cannot be decoded; setting it aside", extra={"id": row["id"]})
+                await self.pool.execute(
+                    "UPDATE outbox SET dead_at = now(), claimed_until = NULL, last_error = $2 WHERE id = $1",
+                    row["id"],
+                    f"undecodable: {type(exc).__name__}: {exc}"[:1000],
                 )
-                for row in rows:
-                    carrier = json.loads(row["trace_context"] or "{}")
-                    token = otel_context.attach(propagate.extract(carrier))
-                    try:
-                        message = _decode(row["type_name"], bytes(row["payload"]))
-                        await self.bus.publish(row["topic"], message, ordering_key=row["ordering_key"])
-                    except Exception:  # noqa: BLE001 - retried on the next pass
-                        log.warning("outbox publish failed; will retry", exc_info=True, extra={"id": row["id"]})
-                        await conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", row["id"])
-                        break  # keep per-key order: stop at the first failure
-                    finally:
-                        otel_context.detach(token)
-                    await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
-                    published += 1
-            OUTBOX_PENDING.labels(self.service).set(await conn.fetchval("SELECT count(*) FROM outbox"))
-        return published
+                continue
+            carrier = json.loads(row["trace_context"] or "{}")
+            by_topic.setdefault(row["topic"], []).append((row["id"], Outgoing(message, row["ordering_key"], carrier)))
+        for topic, items in by_topic.items():
+            ids = [row_id for row_id, _ in items]
+            try:
+                await self.bus.publish_batch([outgoing for _, outgoing in items])
+            except Exception as exc:  # noqa: BLE001 - kept and retried; other topics go on
+                log.warning(
+                    "outbox publish failed; will retry",
+                    extra={"topic": topic, "events": len(ids), "error": repr(exc)[:300]},
+                )
+                await self._mark_failed(ids, exc)
+                continue
+            await self.pool.execute(_PUBLISHED, ids)
+        return len(rows)
+
+    async def republish_if_broker_lost_state(self) -> int:
+        """Publish again whatever is retained if the broker lost its state; returns how many."""
+        if not await self.bus.broker_state_lost():
+            return 0
+        result = await self.pool.execute(
+            "UPDATE outbox SET published_at = NULL, next_attempt_at = now(), claimed_until = NULL "
+            "WHERE published_at IS NOT NULL"
+        )
+        count = int(result.split()[-1])
+        if count:
+            log.warning(
+                "the broker lost its topics and subscriptions; publishing retained events again",
+                extra={"events": count, "retention_s": self.retention_s},
+            )
+            OUTBOX_REPUBLISHED.labels(self.service).inc(count)
+        return count
+
+    async def housekeeping(self) -> None:
+        await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", self.retention_s
+        )
+        stats = await self.pool.fetchrow(_STATS)
+        OUTBOX_PENDING.labels(self.service).set(stats["pending"])
+        OUTBOX_OLDEST_PENDING.labels(self.service).set(float(stats["oldest"]))
+        OUTBOX_DEAD.labels(self.service).set(stats["dead"])
 
     async def run(self) -> None:
+        next_broker_check = next_housekeeping = 0.0
+        failures = 0
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
@@ -96,9 +214,25 @@ class OutboxRelay:
                 pass
             self._wake.clear()
             try:
+                now = time.monotonic()
+                if now >= next_broker_check:
+                    next_broker_check = now + self.broker_check_interval_s
+                    try:
+                        await self.republish_if_broker_lost_state()
+                    except gexc.GoogleAPICallError as exc:
+                        log.debug("broker check failed: %r", exc)  # the broker is down: publishing fails too
                 while await self.publish_pending() == self.batch:
                     pass
+                if now >= next_housekeeping:
+                    next_housekeeping = now + self.housekeeping_interval_s
+                    await self.housekeeping()
+                if failures:
+                    log.info("outbox relay works again", extra={"after_failures": failures})
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the relay must outlive a database hiccup
-                log.warning("outbox relay pass failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - the relay must outlive a database outage
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.warning("outbox relay pass failed; retrying", exc_info=True)
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** min(failures, 5)))

@@ -3,6 +3,7 @@ so every service starts and stops them the same way."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,20 +15,20 @@ from .bus import EventBus
 from .cache import create_redis
 from .config import ServiceSettings
 from .db import apply_migrations, create_pool
+from .topology import DEFAULT
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Resources:
-    redis: aioredis.Redis
     bus: EventBus
+    redis: aioredis.Redis | None = None
     pool: asyncpg.Pool | None = None
 
     async def check_database(self) -> None:
         if self.pool is not None:
             await self.pool.fetchval("SELECT 1")
-
-    async def check_redis(self) -> None:
-        await self.redis.ping()
 
 
 async def open_resources(
@@ -36,16 +37,31 @@ async def open_resources(
     *,
     schema: str | None = None,
     migrations_dir: Path | None = None,
+    redis: bool = False,
 ) -> Resources:
-    """Redis and the bus always; the database (migrated first) when `schema` is given."""
-    redis = create_redis(settings.redis_url)
-    stack.push_async_callback(redis.aclose)
-    bus = EventBus(settings.pubsub_project, redis=redis, service_name=settings.service_name)
+    """The bus always (its topology provisioned); the database (migrated first) when `schema`
+    is given; Redis when asked for. Only what a service cannot work without belongs in its
+    readiness check: Redis is an optimisation for chat and a live channel for web."""
+    bus = EventBus(
+        settings.pubsub_project,
+        service_name=settings.service_name,
+        topology=DEFAULT.with_suffix(settings.pubsub_name_suffix),
+    )
     stack.push_async_callback(bus.close)
+    # Declared before anything is published or pulled. If the broker is down the service still
+    # starts; the bus declares the topology again when the broker answers NOT_FOUND.
+    try:
+        await bus.provision()
+    except Exception:  # noqa: BLE001 - logged; retried on NOT_FOUND
+        log.warning("could not provision Pub/Sub now; will retry", exc_info=True)
+    client = None
+    if redis:
+        client = create_redis(settings.redis_url)
+        stack.push_async_callback(client.aclose)
     pool = None
     if schema is not None:
         if migrations_dir is not None:
             await apply_migrations(settings.database_url, schema=schema, migrations_dir=migrations_dir)
         pool = await create_pool(settings.database_url, schema=schema, max_size=settings.database_pool_max)
         stack.push_async_callback(pool.close)
-    return Resources(redis=redis, bus=bus, pool=pool)
+    return Resources(bus=bus, redis=client, pool=pool)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .config import ConfigError, ServiceSettings, load_settings
-from .errors import DomainError
+from .errors import RETRY_AFTER_S, DomainError, Unavailable, is_dependency_outage
 from .grpc_server import GrpcService, start_grpc_server
 from .logging import setup_logging
 from .telemetry import instrument_http_app, setup_tracing
@@ -52,7 +52,7 @@ _ERROR_DESCRIPTIONS = {
     400: "The request is well-formed but not acceptable (the message says why)",
     404: "No such resource (or not yours)",
     422: "The request does not match this API (the problems list each field)",
-    503: "A dependency (the AI provider) is unavailable; try again shortly",
+    503: "A dependency (database, AI provider) is unavailable; try again after Retry-After seconds",
 }
 
 
@@ -82,7 +82,8 @@ def create_http_app(
 
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.http_status)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
+        return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,6 +99,14 @@ def create_http_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_dependency_outage(exc):
+            # The database (or another dependency) is down or restarting: try again shortly.
+            log.warning("dependency unavailable: %r", exc)
+            return JSONResponse(
+                {"error": "unavailable", "message": "a service this needs is unavailable; try again shortly"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(
             {"error": "internal", "message": "internal error; the problem has been logged"},

@@ -22,7 +22,8 @@ def pubsub_consumer(
     max_messages: int = 32,
     check_interval_s: float = 5.0,
 ) -> Callable[[], Awaitable[None]]:
-    """A worker that keeps a streaming pull open until cancelled, reopening it if it dies."""
+    """A worker that keeps pulling `subscription` until cancelled, restarting the pull loop if
+    it ever stops (it retries broker errors itself; this is the last line of defence)."""
 
     async def consume() -> None:
         sub = await bus.subscribe(subscription, message_type, handler, max_messages=max_messages)
@@ -30,7 +31,7 @@ def pubsub_consumer(
             while True:
                 await asyncio.sleep(check_interval_s)
                 if not sub.running:
-                    log.warning("streaming pull stopped; reopening", extra={"subscription": subscription})
+                    log.error("pull loop stopped; starting it again", extra={"subscription": subscription})
                     await sub.close()
                     sub = await bus.subscribe(subscription, message_type, handler, max_messages=max_messages)
         finally:

@@ -21,8 +21,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
-    res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS)
-    await res.bus.ensure_topic(settings.chat_turns_topic)
+    # Redis only holds the AI-response cache here: chat works without it, so it is not part
+    # of readiness (a Redis outage must not take healthy pods out of service).
+    res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS, redis=True)
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     engine = build_dialogue_engine(settings)
     service = ChatService(
@@ -36,7 +37,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
         settings,
         title="Workplace Roleplay chat API",
         description="Free-chat practice (雑談練習) with an AI colleague, senior or boss.",
-        readiness=[res.check_database, res.check_redis],
+        readiness=[res.check_database],
     )
     app.include_router(build_router(service))
     app.state.service = service  # for in-process tests

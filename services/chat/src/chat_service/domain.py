@@ -3,6 +3,11 @@
 HTTP and gRPC both call `ChatService.open_reply` and iterate the result, so the two
 transports cannot drift apart. Nothing is stored until the reply is complete: a failed AI
 call leaves the session exactly as it was.
+
+The database is checked before anything streams, so an outage is a plain 503 (UNAVAILABLE)
+with nothing half-done. If it fails while a reply streams, storing is retried for a few
+seconds; if that fails too, the stream ends with a `not_saved` error, so the learner knows the
+turn did not count and can send it again.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 from workplace.events.v1 import events_pb2
 from workplace_kit.ai.language import detect_language
 from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
 from workplace_kit.ai.offline_dialogue import Situation, get_persona, list_situations
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
-from workplace_kit.errors import InvalidInput, NotFound, Unavailable
+from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.outbox import OutboxRelay
 
 from . import prompts
@@ -67,6 +73,12 @@ class ReplyDone:
 
 
 ReplyEvent = ReplyStarted | ReplyDelta | ReplyDone
+
+
+class ReplyNotSaved(Unavailable):
+    """The reply was shown but could not be stored: the turn does not count; send it again."""
+
+    error_code = "not_saved"
 
 
 class ChatService:
@@ -118,6 +130,8 @@ class ChatService:
                     f"unknown situation {cmd.situation!r}; choose one of {', '.join(self.situations)}",
                     field="situation",
                 )
+            # Nothing is read for a new session: check the database answers before streaming.
+            await self.repository.ping()
             session = Session(uuid.uuid4(), user_id, cmd.partner, cmd.situation, cmd.language or None)
             is_new = True
             count, history = 0, []
@@ -199,22 +213,36 @@ class ChatService:
         )
         event.occurred_at.FromDatetime(datetime.now(UTC))
         try:
-            await self.repository.store_exchange(
-                session,
-                is_new=is_new,
-                expected_index=count,
-                user_turn_id=user_turn_id,
-                user_text=request.message,
-                reply_turn_id=reply_turn_id,
-                reply_text=text,
-                engine_id=engine.id,
-                event_topic=self.settings.chat_turns_topic,
-                event=event,
-            )
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(self.settings.chat_store_retry_s),
+                wait=wait_exponential_jitter(initial=0.2, max=2.0),
+                retry=retry_if_exception(is_dependency_outage),
+                reraise=True,
+            ):
+                with attempt:
+                    await self.repository.store_exchange(
+                        session,
+                        is_new=is_new,
+                        expected_index=count,
+                        user_turn_id=user_turn_id,
+                        user_text=request.message,
+                        reply_turn_id=reply_turn_id,
+                        reply_text=text,
+                        engine_id=engine.id,
+                        event=event,
+                    )
         except ConcurrentTurnError:
             raise InvalidInput(
                 "another message in this session was answered at the same time; reload the conversation"
             ) from None
+        except Exception as exc:
+            if not is_dependency_outage(exc):
+                raise
+            log.warning("reply could not be stored", extra={"session_id": str(session.session_id)}, exc_info=True)
+            raise ReplyNotSaved(
+                "the reply could not be saved (the database is unavailable); this turn does not count: "
+                "send your message again"
+            ) from exc
         self.relay.kick()
         if cached is None:
             await self.cache.put(engine, request, text, finish_reason)

@@ -83,7 +83,7 @@ def build_router(service: ChatService) -> APIRouter:
         response_class=EventSourceResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"},
-            **error_responses(400, 404, 422),
+            **error_responses(400, 404, 422, 503),
         },
     )
     async def chat(body: ChatRequest, x_user_id: str = Header("anonymous", max_length=128)) -> EventSourceResponse:
@@ -120,7 +120,7 @@ def build_router(service: ChatService) -> APIRouter:
     async def situations() -> list[SituationOut]:
         return [SituationOut(**asdict(s)) for s in service.list_situations()]
 
-    @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(404, 422))
+    @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(404, 422, 503))
     async def history(
         session_id: str = Path(pattern=UUID_PATTERN), x_user_id: str = Header("anonymous", max_length=128)
     ) -> HistoryOut:

@@ -39,6 +39,10 @@ class ChatRepository:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
+    async def ping(self) -> None:
+        """Raises if the database cannot serve now (checked before a reply starts streaming)."""
+        await self.pool.fetchval("SELECT 1")
+
     async def get_session(self, session_id: uuid.UUID) -> Session | None:
         row = await self.pool.fetchrow(
             "SELECT session_id, user_id, partner, situation, language FROM sessions WHERE session_id = $1",
@@ -76,11 +80,13 @@ class ChatRepository:
         reply_turn_id: uuid.UUID,
         reply_text: str,
         engine_id: str,
-        event_topic: str,
         event: Message,
     ) -> None:
-        """Store the learner's turn, the reply and the event, all or nothing."""
+        """Store the learner's turn, the reply and the event, all or nothing. Storing the same
+        exchange again (a retry after the commit's answer was lost) does nothing."""
         async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT 1 FROM messages WHERE turn_id = $1", user_turn_id):
+                return
             if is_new:
                 await conn.execute(
                     "INSERT INTO sessions (session_id, user_id, partner, situation, language) "
@@ -105,4 +111,4 @@ class ChatRepository:
                 ],
             )
             await conn.execute("UPDATE sessions SET updated_at = now() WHERE session_id = $1", session.session_id)
-            await outbox.enqueue(conn, event_topic, event, ordering_key=str(session.session_id))
+            await outbox.enqueue(conn, event, ordering_key=str(session.session_id))

@@ -12,4 +12,6 @@ class ChatSettings(ServiceSettings):
     chat_history_turns: int = Field(20, ge=0, le=200)
     chat_default_temperature: float = Field(0.7, ge=0, le=2)
     chat_max_message_chars: int = Field(2000, ge=1, le=20_000)
-    chat_turns_topic: str = "conversation.turns"
+    # How long a finished reply keeps trying to be stored through a database hiccup before the
+    # learner is told it was not saved.
+    chat_store_retry_s: float = Field(8.0, ge=0, le=60)

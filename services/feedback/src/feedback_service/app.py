@@ -19,40 +19,31 @@ from .repository import FeedbackRepository
 from .settings import FeedbackSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The subscription it reads (declared in workplace_kit.topology).
+TURNS_SUBSCRIPTION = "feedback.conversation-turns"
 
 
 async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServiceParts:
     res = await open_resources(stack, settings, schema="feedback", migrations_dir=MIGRATIONS)
-    await res.bus.ensure_topic(settings.feedback_ready_topic)
-    await res.bus.ensure_subscription(
-        settings.feedback_turns_topic,
-        settings.feedback_turns_subscription,
-        max_delivery_attempts=settings.pubsub_max_delivery_attempts,
-        # Turns are analysed independently, so no ordering is needed; without it a turn that
-        # keeps failing reaches the dead-letter topic (the emulator never dead-letters
-        # ordered subscriptions).
-        enable_message_ordering=False,
-    )
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     analyser, fallback = build_emotion_analysers(settings)
-    service = FeedbackService(settings, FeedbackRepository(res.pool), analyser, relay, fallback)
-
-    async def on_turn(event: events_pb2.ConversationTurn, envelope) -> None:
-        await service.handle_turn(event, envelope)
+    service = FeedbackService(
+        settings, FeedbackRepository(res.pool), analyser, relay, fallback, consumer=TURNS_SUBSCRIPTION
+    )
 
     app = create_http_app(
         settings,
         title="Workplace Roleplay feedback API",
         description="Emotion analysis of each learner turn, reports and strengths.",
-        readiness=[res.check_database, res.check_redis],
+        readiness=[res.check_database],
     )
     app.include_router(build_router(service))
     app.state.service = service
     consumer = pubsub_consumer(
         res.bus,
-        settings.feedback_turns_subscription,
+        TURNS_SUBSCRIPTION,
         events_pb2.ConversationTurn,
-        on_turn,
+        service.handle_turn,
         max_messages=settings.pubsub_flow_max_messages,
     )
     workers = [relay.run, consumer]

@@ -1,7 +1,8 @@
 """Feedback: analyse the emotion of each learner turn as conversation-turn events arrive.
 
-Idempotent twice over: the bus skips message ids it has handled, and the database keys each
-analysis by the learner's turn id, so a redelivered or re-published turn is analysed once.
+Exactly once in effect: each event's id is recorded in the feedback database (the inbox) in
+the same transaction as the analysis and its feedback.ready event, and the analysis is keyed
+on the learner's turn id, so a redelivered, replayed or re-published turn is analysed once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2
 from workplace_kit.ai.types import AIUnavailableError
+from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound
 from workplace_kit.outbox import OutboxRelay
 
@@ -49,20 +51,36 @@ class FeedbackService:
         analyser: EmotionAnalyser,
         relay: OutboxRelay,
         fallback: EmotionAnalyser | None = None,
+        *,
+        consumer: str = "feedback.conversation-turns",
     ):
         self.settings = settings
+        self.consumer = consumer  # the subscription it reads: the inbox records event ids under it
         self.repository = repository
         self.analyser = analyser
         self.fallback = fallback
         self.relay = relay
 
-    async def handle_turn(self, event: events_pb2.ConversationTurn, _envelope=None) -> TurnAnalysis | None:
-        """Analyse the learner's side of one turn; returns None when there is nothing to do."""
+    async def handle_turn(self, event: events_pb2.ConversationTurn, envelope: Envelope | None = None) -> Handled:
+        """Analyse the learner's side of one turn, once per event id and once per turn."""
+        event_id = envelope.event_id if envelope is not None else event.event_id
+        if not event_id:
+            raise PermanentFailure("the turn event has no event_id")
+        if await self.repository.already_handled(self.consumer, event_id):
+            return Handled.DUPLICATE
         if not event.learner_text.strip():
-            return None  # AI-only turns (watch mode) have no learner text
-        turn_id = uuid.UUID(event.user_turn_id)
+            # AI-only turns (watch mode) have no learner text: nothing to analyse.
+            await self.repository.record_handled(self.consumer, event_id)
+            return Handled.OK
+        try:
+            turn_id = uuid.UUID(event.user_turn_id)
+            session_id = uuid.UUID(event.session_id)
+        except ValueError:
+            raise PermanentFailure("the turn event's user_turn_id or session_id is not a UUID") from None
         if await self.repository.exists(turn_id):
-            return None
+            # The same turn under another event id (a producer that re-created the event).
+            await self.repository.record_handled(self.consumer, event_id)
+            return Handled.DUPLICATE
         language = event.language if event.language in ("ja", "en") else None
         try:
             result = await self.analyser.analyse(event.learner_text, language)
@@ -83,7 +101,7 @@ class FeedbackService:
         stored = await self.repository.store(
             TurnAnalysis(
                 turn_id=turn_id,
-                session_id=uuid.UUID(event.session_id),
+                session_id=session_id,
                 user_id=event.user_id,
                 source_service=event.source_service,
                 turn_index=event.turn_index,
@@ -91,13 +109,15 @@ class FeedbackService:
                 result=result,
                 analysed_at=now,
             ),
-            event_topic=self.settings.feedback_ready_topic,
+            consumer=self.consumer,
+            event_id=event_id,
             event=ready,
             ordering_key=event.session_id,
         )
-        if stored is not None:
-            self.relay.kick()
-        return stored
+        if stored is None:
+            return Handled.DUPLICATE
+        self.relay.kick()
+        return Handled.OK
 
     async def turn_analysis(self, raw_turn_id: str) -> TurnAnalysis:
         analysis = await self.repository.get(_parse_id(raw_turn_id, "turn_id"))

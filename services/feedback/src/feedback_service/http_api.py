@@ -47,11 +47,13 @@ def to_out(a: TurnAnalysis) -> TurnAnalysisOut:
 def build_router(service: FeedbackService) -> APIRouter:
     router = APIRouter(prefix="/api/v2/feedback", tags=["feedback"])
 
-    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut, responses=error_responses(404, 422))
+    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut, responses=error_responses(404, 422, 503))
     async def turn(turn_id: str = Path(pattern=UUID_PATTERN)) -> TurnAnalysisOut:
         return to_out(await service.turn_analysis(turn_id))
 
-    @router.get("/sessions/{session_id}/turns", response_model=list[TurnAnalysisOut], responses=error_responses(422))
+    @router.get(
+        "/sessions/{session_id}/turns", response_model=list[TurnAnalysisOut], responses=error_responses(422, 503)
+    )
     async def session_turns(session_id: str = Path(pattern=UUID_PATTERN)) -> list[TurnAnalysisOut]:
         return [to_out(a) for a in await service.session_analyses(session_id)]
 

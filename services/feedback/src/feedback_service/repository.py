@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 from google.protobuf.message import Message
-from workplace_kit import outbox
+from workplace_kit import inbox, outbox
 
 from .emotion.types import EmotionResult
 
@@ -60,12 +60,22 @@ class FeedbackRepository:
     async def exists(self, turn_id: uuid.UUID) -> bool:
         return bool(await self.pool.fetchval("SELECT 1 FROM turn_analyses WHERE turn_id = $1", turn_id))
 
+    async def already_handled(self, consumer: str, event_id: str) -> bool:
+        return await inbox.already_handled(self.pool, consumer, event_id)
+
+    async def record_handled(self, consumer: str, event_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            await inbox.record(conn, consumer, event_id)
+
     async def store(
-        self, analysis: TurnAnalysis, *, event_topic: str, event: Message, ordering_key: str
+        self, analysis: TurnAnalysis, *, consumer: str, event_id: str, event: Message, ordering_key: str
     ) -> TurnAnalysis | None:
-        """Store the analysis and its event together; None if this turn was already stored."""
+        """Record the event as handled, store the analysis and its feedback.ready event, all in
+        one transaction; None if the event or the turn was handled already."""
         r = analysis.result
         async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.record(conn, consumer, event_id):
+                return None
             row = await conn.fetchrow(
                 f"INSERT INTO turn_analyses ({_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now()) "
@@ -85,7 +95,7 @@ class FeedbackRepository:
             )
             if row is None:
                 return None
-            await outbox.enqueue(conn, event_topic, event, ordering_key=ordering_key)
+            await outbox.enqueue(conn, event, ordering_key=ordering_key)
             return _from_row(row)
 
     async def get(self, turn_id: uuid.UUID) -> TurnAnalysis | None:

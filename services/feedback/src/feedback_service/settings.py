@@ -8,6 +8,3 @@ class FeedbackSettings(ServiceSettings):
     service_name: str = "feedback"
     http_port: int = Field(8102, ge=0, le=65535)
     grpc_port: int = Field(50052, ge=0, le=65535)
-    feedback_turns_topic: str = "conversation.turns"
-    feedback_turns_subscription: str = "feedback.conversation-turns"
-    feedback_ready_topic: str = "feedback.ready"

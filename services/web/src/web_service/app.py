@@ -3,6 +3,7 @@ feedback to the browser by SSE."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -15,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
@@ -69,13 +71,13 @@ def feedback_view(turn_id: str, learner_text: str, analysis: emotion_pb2.Emotion
     }
 
 
+# The subscription it reads (declared in workplace_kit.topology).
+FEEDBACK_SUBSCRIPTION = "web.feedback-ready"
+
+
 async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
-    res = await open_resources(stack, settings)
-    await res.bus.ensure_subscription(
-        settings.web_feedback_ready_topic,
-        settings.web_feedback_subscription,
-        max_delivery_attempts=settings.pubsub_max_delivery_attempts,
-    )
+    res = await open_resources(stack, settings, redis=True)
+    assert res.redis is not None
     chat_channel = create_channel(settings.web_chat_grpc_addr)
     stack.push_async_callback(chat_channel.close)
     feedback_channel = create_channel(settings.web_feedback_grpc_addr)
@@ -85,7 +87,9 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
     fanout = FeedbackFanout(res.redis)
     templates = Jinja2Templates(directory=HERE / "templates")
 
-    app = create_http_app(settings, title="Workplace Roleplay web", readiness=[res.check_redis])
+    # No readiness checks beyond the process itself: pages render without Redis (feedback then
+    # arrives by polling) and a down chat service is shown as a notice on the page.
+    app = create_http_app(settings, title="Workplace Roleplay web")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -129,43 +133,61 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
 
     @app.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:
-        lang = pick_language(request)
         """SSE: the analyses already stored for the session, then each new one as it arrives."""
+        lang = pick_language(request)
         try:
             uuid.UUID(session_id)
         except ValueError:
             raise InvalidInput("session_id is not a valid id", field="session_id") from None
         template = templates.get_template("_feedback_card.html")
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            seen: set[str] = set()
-            # Subscribe first, then read what is stored, so nothing falls between the two.
-            async with fanout.listen(session_id) as live:
-                try:
-                    stored = await feedback.ListSessionAnalyses(
-                        feedback_pb2.ListSessionAnalysesRequest(session_id=session_id),
-                        timeout=settings.web_grpc_timeout_s,
-                    )
-                    for a in stored.analyses:
-                        seen.add(a.turn_id)
-                        html = template.render(
-                            card=feedback_view(a.turn_id, a.learner_text, a.analysis, lang), t=TEXT[lang]
-                        )
-                        yield ServerSentEvent(html, event="feedback")
-                except grpc.aio.AioRpcError:
-                    log.warning("feedback service unreachable", exc_info=True)
+        seen: set[str] = set()
+        notified: list[bool] = []  # the "feedback unreachable" notice is sent once
+
+        def card(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis) -> ServerSentEvent:
+            seen.add(turn_id)
+            html = template.render(card=feedback_view(turn_id, learner_text, analysis, lang), t=TEXT[lang])
+            return ServerSentEvent(html, event="feedback")
+
+        async def stored() -> AsyncIterator[ServerSentEvent]:
+            """The session's stored analyses not sent yet (all of them on a first connect)."""
+            try:
+                reply = await feedback.ListSessionAnalyses(
+                    feedback_pb2.ListSessionAnalysesRequest(session_id=session_id),
+                    timeout=settings.web_grpc_timeout_s,
+                )
+            except grpc.aio.AioRpcError:
+                log.warning("feedback service unreachable", exc_info=True)
+                if not notified:
+                    notified.append(True)
                     notice = {"message": TEXT[lang]["feedback_unreachable"]}
                     yield ServerSentEvent(json.dumps(notice, ensure_ascii=False), event="notice")
-                async for event in live:
-                    if event is None or event.turn_id in seen:
-                        continue
-                    seen.add(event.turn_id)
-                    html = template.render(card=feedback_view(event.turn_id, "", event.analysis, lang), t=TEXT[lang])
-                    yield ServerSentEvent(html, event="feedback")
+                return
+            for a in reply.analyses:
+                if a.turn_id not in seen:
+                    yield card(a.turn_id, a.learner_text, a.analysis)
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            while True:
+                try:
+                    # Subscribe first, then read what is stored, so nothing falls between the two.
+                    async with fanout.listen(session_id) as live:
+                        async for sse in stored():
+                            yield sse
+                        async for event in live:
+                            if event is not None and event.turn_id not in seen:
+                                yield card(event.turn_id, "", event.analysis)
+                except RedisError:
+                    log.warning("Redis unavailable; reading stored feedback every %ss", settings.web_feedback_poll_s)
+                # Without the live channel: read what is stored until Redis answers again.
+                while True:
+                    async for sse in stored():
+                        yield sse
+                    await asyncio.sleep(settings.web_feedback_poll_s)
+                    if await fanout.available():
+                        break
 
         return EventSourceResponse(events(), ping=15, headers={"X-Accel-Buffering": "no"})
 
-    consumer = pubsub_consumer(
-        res.bus, settings.web_feedback_subscription, events_pb2.FeedbackReady, fanout.on_feedback_ready
-    )
+    consumer = pubsub_consumer(res.bus, FEEDBACK_SUBSCRIPTION, events_pb2.FeedbackReady, fanout.on_feedback_ready)
     return ServiceParts(http_app=app, workers=[consumer])

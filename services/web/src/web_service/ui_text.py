@@ -33,6 +33,10 @@ TEXT: dict[str, dict[str, str]] = {
         "engine_offline": "オフライン応答エンジン（multilingual-e5-small による検索型）",
         "engine_local": "ローカルLLM",
         "reply_failed": "返信を作れませんでした。少し待ってからもう一度お試しください。",
+        "reply_unavailable": "ただいまサービスが一時的に利用できません。数秒待ってから、もう一度送信してください。",
+        "reply_not_saved": (
+            "返信は表示されましたが、保存できませんでした。この発言は記録されていません。もう一度送信してください。"
+        ),
         "network_failed": "サーバーに接続できませんでした。ネットワークを確認して、もう一度お試しください。",
         "aborted": "送信を中止しました。",
         "unsent_title": "この発言は保存されていません。もう一度送信してください。",
@@ -63,6 +67,8 @@ TEXT: dict[str, dict[str, str]] = {
         "engine_offline": "Offline reply engine (retrieval with multilingual-e5-small)",
         "engine_local": "Local LLM",
         "reply_failed": "No reply could be made. Please wait a moment and try again.",
+        "reply_unavailable": "The service is briefly unavailable. Wait a few seconds and send your message again.",
+        "reply_not_saved": "The reply was shown but not saved: this turn was not recorded. Please send it again.",
         "network_failed": "The server could not be reached. Check your connection and try again.",
         "aborted": "Sending was cancelled.",
         "unsent_title": "This message was not saved. Please send it again.",

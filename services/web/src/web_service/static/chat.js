@@ -12,7 +12,8 @@ const situation = document.getElementById("situation");
 const situationHint = document.getElementById("situation-hint");
 const feedbackHint = document.getElementById("feedback-hint");
 const chatApi = composer.dataset.chatApi;
-const text = JSON.parse(document.getElementById("ui-text").textContent);
+// The page's wording (ui_text.py), in its language.
+const ui = JSON.parse(document.getElementById("ui-text").textContent);
 const lang = document.documentElement.lang || "ja";
 
 let sessionId = "";
@@ -23,12 +24,12 @@ function guestId() {
   return match ? decodeURIComponent(match[1]) : "anonymous";
 }
 
-function bubble(role, text) {
+function bubble(role, content) {
   const li = document.createElement("li");
   li.className = `msg ${role}`;
   const body = document.createElement("div");
   body.className = "body";
-  body.textContent = text;
+  body.textContent = content;
   li.appendChild(body);
   log.appendChild(li);
   li.scrollIntoView({ block: "end" });
@@ -64,34 +65,39 @@ function resetConversation() {
 
 // The engine's own label is Japanese; name it in the page's language.
 function engineLabel(engine) {
-  if (engine.id === "offline-retrieval") return text.engine_offline;
-  if (engine.id === "local-llm") return `${text.engine_local} (${engine.model})`;
+  if (engine.id === "offline-retrieval") return ui.engine_offline;
+  if (engine.id === "local-llm") return `${ui.engine_local} (${engine.model})`;
   return engine.label;
 }
+
+// The APIs answer errors as {"error": code, "message": English text}: say the ones a learner
+// meets during an outage in the page's language, and anything else as the server put it.
+const ERROR_TEXT = { unavailable: "reply_unavailable", not_saved: "reply_not_saved" };
 
 function errorMessage(data, fallback) {
   try {
     const body = JSON.parse(data);
+    if (body && ERROR_TEXT[body.error]) return ui[ERROR_TEXT[body.error]];
     if (body && body.message) return body.message;
   } catch (_) { /* not JSON */ }
   return fallback;
 }
 
-function send(text) {
+function send(message) {
   busy = true;
   sendButton.disabled = true;
-  const mine = bubble("user", text);
+  const mine = bubble("user", message);
   const reply = bubble("model", "");
   reply.classList.add("pending");
-  reply.querySelector(".body").textContent = text.thinking;
-  statusLine.textContent = text.waiting;
+  reply.querySelector(".body").textContent = ui.thinking;
+  statusLine.textContent = ui.waiting;
   let received = "";
 
   const source = new SSE(chatApi, {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-User-Id": guestId() },
     payload: JSON.stringify({
-      message: text,
+      message,
       session_id: sessionId,
       partner: partner.value,
       situation: situation.value,
@@ -119,10 +125,10 @@ function send(text) {
     const badge = document.createElement("span");
     badge.className = "engine-badge";
     const label = engineLabel(data.engine);
-    badge.textContent = data.cached ? `${label}${text.cached}` : label;
-    badge.title = text.engine_title;
+    badge.textContent = data.cached ? `${label}${ui.cached}` : label;
+    badge.title = ui.engine_title;
     reply.appendChild(badge);
-    statusLine.textContent = text.replying;
+    statusLine.textContent = ui.replying;
   });
   source.addEventListener("delta", (e) => {
     received += JSON.parse(e.data).text;
@@ -137,34 +143,34 @@ function send(text) {
     statusLine.textContent = "";
     finish();
   });
-  const fail = (message) => {
+  const fail = (reason) => {
     reply.classList.remove("pending");
     reply.classList.add("failed");
-    reply.querySelector(".body").textContent = message;
+    reply.querySelector(".body").textContent = reason;
     mine.classList.add("unsent");
-    mine.title = text.unsent_title;
-    input.value = text;
-    statusLine.textContent = text.unsent_status;
+    mine.title = ui.unsent_title;
+    input.value = message;
+    statusLine.textContent = ui.unsent_status;
     finish();
   };
   source.addEventListener("error", (e) => {
     if (!busy) return;
     if (e.data) {
-      fail(errorMessage(e.data, text.reply_failed));
+      fail(errorMessage(e.data, ui.reply_failed));
     } else {
-      fail(text.network_failed);
+      fail(ui.network_failed);
     }
   });
-  source.addEventListener("abort", () => { if (busy) fail(text.aborted); });
+  source.addEventListener("abort", () => { if (busy) fail(ui.aborted); });
   source.stream();
 }
 
 composer.addEventListener("submit", (e) => {
   e.preventDefault();
-  const text = input.value.trim();
-  if (!text || busy) return;
+  const message = input.value.trim();
+  if (!message || busy) return;
   input.value = "";
-  send(text);
+  send(message);
 });
 
 input.addEventListener("keydown", (e) => {

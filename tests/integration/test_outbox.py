@@ -1,0 +1,206 @@
+"""The transactional outbox and its relay against the real PostgreSQL, with the kit's own
+migration. The relay publishes through a recording stand-in for EventBus (our own code,
+faked inside a test of something else); the real bus is covered in test_bus.py and the
+whole pipeline in tests/resilience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from google.api_core import exceptions as gexc
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import TracerProvider
+from workplace.events.v1 import events_pb2
+from workplace_kit import inbox, outbox
+from workplace_kit.bus import Outgoing
+from workplace_kit.db import apply_migrations, create_pool
+
+
+class RecordingBus:
+    """Stands in for EventBus: records what the relay publishes, fails topics on demand."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []  # (event type, event id)
+        self.trace_ids: list[int] = []
+        self.failing: dict[str, Exception] = {}  # event type -> error
+        self.lost_state = False
+
+    async def publish_batch(self, items: list[Outgoing]) -> list[str]:
+        kind = items[0].message.DESCRIPTOR.name
+        if kind in self.failing:
+            raise self.failing[kind]
+        for item in items:
+            self.published.append((kind, item.message.event_id))
+            context = propagate.extract(item.trace_carrier or {})
+            self.trace_ids.append(trace.get_current_span(context).get_span_context().trace_id)
+        return [str(len(self.published))] * len(items)
+
+    async def broker_state_lost(self) -> bool:
+        lost, self.lost_state = self.lost_state, False
+        return lost
+
+
+@pytest.fixture
+async def pool():
+    schema = f"outbox_test_{uuid.uuid4().hex[:8]}"
+    url = os.environ["WP_DATABASE_URL"]
+    with tempfile.TemporaryDirectory() as empty:  # a service with no migrations of its own
+        applied = await apply_migrations(url, schema=schema, migrations_dir=Path(empty))
+    assert applied == ["kit_0001_outbox_inbox"]
+    db = await create_pool(url, schema=schema)
+    yield db
+    await db.execute(f"DROP SCHEMA {schema} CASCADE")
+    await db.close()
+
+
+def turn(i: int) -> events_pb2.ConversationTurn:
+    return events_pb2.ConversationTurn(event_id=f"t{i}", session_id="s1")
+
+
+def ready(i: int) -> events_pb2.FeedbackReady:
+    return events_pb2.FeedbackReady(event_id=f"r{i}", session_id="s1")
+
+
+async def write(pool: asyncpg.Pool, *events) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for event in events:
+            await outbox.enqueue(conn, event, ordering_key=event.session_id)
+
+
+async def test_events_go_out_in_order_in_the_writers_trace_and_are_kept(pool):
+    with TracerProvider().get_tracer(__name__).start_as_current_span("request") as span:
+        writer_trace = span.get_span_context().trace_id
+        await write(pool, *(turn(i) for i in range(3)))
+    # A transaction that rolls back leaves no event behind.
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, turn(99), ordering_key="s1")
+            raise RuntimeError("rollback")
+    # An event type with no declared topic is refused when written, not when published.
+    with pytest.raises(LookupError):
+        async with pool.acquire() as conn:
+            await outbox.enqueue(conn, _Undeclared(), ordering_key="")
+
+    bus = RecordingBus()
+    relay = outbox.OutboxRelay(pool, bus, service="test")
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0
+    assert bus.published == [("ConversationTurn", f"t{i}") for i in range(3)]
+    assert bus.trace_ids == [writer_trace] * 3
+    rows = await pool.fetch("SELECT topic, published_at, attempts FROM outbox ORDER BY id")
+    assert [r["topic"] for r in rows] == ["conversation.turns"] * 3
+    assert all(r["published_at"] is not None and r["attempts"] == 1 for r in rows)
+
+
+class _Undeclared:
+    """A message type no topic is declared for."""
+
+    class DESCRIPTOR:  # noqa: N801 - mimics a protobuf message
+        full_name = "workplace.events.v1.NotAnEvent"
+
+
+async def test_a_failing_topic_backs_off_without_holding_up_the_others(pool):
+    await write(pool, turn(0), ready(0), turn(1))
+    bus = RecordingBus()
+    bus.failing["ConversationTurn"] = gexc.ServiceUnavailable("broker down")
+    relay = outbox.OutboxRelay(pool, bus, service="test")
+    assert await relay.publish_pending() == 3
+    assert bus.published == [("FeedbackReady", "r0")]
+    waiting = await pool.fetch(
+        "SELECT attempts, last_error, next_attempt_at > now() AS later, dead_at FROM outbox WHERE published_at IS NULL"
+    )
+    assert len(waiting) == 2
+    assert all(r["later"] and "broker down" in r["last_error"] and r["dead_at"] is None for r in waiting)
+    assert await relay.publish_pending() == 0  # not due yet
+
+    del bus.failing["ConversationTurn"]
+    await pool.execute("UPDATE outbox SET next_attempt_at = now()")  # skip the wait
+    assert await relay.publish_pending() == 2
+    assert [e for _, e in bus.published] == ["r0", "t0", "t1"]
+
+
+async def test_rows_that_can_never_be_published_are_set_aside_as_dead(pool):
+    await write(pool, turn(0), ready(0))
+    await pool.execute("UPDATE outbox SET type_name = 'workplace.events.v1.Gone' WHERE topic = 'feedback.ready'")
+    bus = RecordingBus()
+    bus.failing["ConversationTurn"] = gexc.InvalidArgument("message too large")
+    relay = outbox.OutboxRelay(pool, bus, service="test", max_permanent_attempts=3)
+    for _ in range(3):
+        await relay.publish_pending()
+        await pool.execute("UPDATE outbox SET next_attempt_at = now()")
+    dead = await pool.fetch("SELECT topic, attempts FROM outbox WHERE dead_at IS NOT NULL ORDER BY id")
+    assert [(r["topic"], r["attempts"]) for r in dead] == [("conversation.turns", 3), ("feedback.ready", 1)]
+    await relay.housekeeping()
+    assert outbox.OUTBOX_DEAD.labels("test")._value.get() == 2
+    # A transient error never kills a row, however often it happens.
+    await write(pool, turn(1))
+    bus.failing["ConversationTurn"] = gexc.ServiceUnavailable("down")
+    for _ in range(6):
+        await relay.publish_pending()
+        await pool.execute("UPDATE outbox SET next_attempt_at = now() WHERE dead_at IS NULL")
+    row = await pool.fetchrow("SELECT attempts, dead_at FROM outbox WHERE dead_at IS NULL AND published_at IS NULL")
+    assert row["attempts"] == 6 and row["dead_at"] is None
+
+
+async def test_two_relays_never_take_the_same_row(pool):
+    await write(pool, *(turn(i) for i in range(200)))
+    bus = RecordingBus()
+    relays = [outbox.OutboxRelay(pool, bus, service="test", batch=7) for _ in range(3)]
+
+    async def drain(relay):
+        while await relay.publish_pending():
+            pass
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    ids = [e for _, e in bus.published]
+    assert sorted(ids) == sorted(f"t{i}" for i in range(200)) and len(ids) == len(set(ids))
+
+
+async def test_a_claim_left_by_a_crashed_relay_expires_and_the_row_goes_out(pool):
+    await write(pool, turn(0))
+    # A relay took the row and died before publishing it.
+    await pool.execute("UPDATE outbox SET claimed_until = now() - interval '1 second', attempts = 1")
+    bus = RecordingBus()
+    assert await outbox.OutboxRelay(pool, bus, service="test").publish_pending() == 1
+    assert bus.published == [("ConversationTurn", "t0")]
+
+
+async def test_when_the_broker_lost_its_state_retained_events_go_out_again(pool):
+    await write(pool, turn(0), ready(0))
+    bus = RecordingBus()
+    relay = outbox.OutboxRelay(pool, bus, service="test")
+    await relay.publish_pending()
+    bus.lost_state = True
+    assert await relay.republish_if_broker_lost_state() == 2
+    assert await relay.republish_if_broker_lost_state() == 0
+    await relay.publish_pending()
+    assert sorted(e for _, e in bus.published) == ["r0", "r0", "t0", "t0"]
+    # Older than the retention: purged, not published again.
+    await pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours'")
+    await outbox.OutboxRelay(pool, bus, service="test", retention_s=3600).housekeeping()
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_inbox_records_an_event_once(pool):
+    async with pool.acquire() as conn, conn.transaction():
+        assert await inbox.record(conn, "feedback.turns", "e1") is True
+        assert await inbox.record(conn, "feedback.turns", "e1") is False
+        assert await inbox.record(conn, "other.consumer", "e1") is True
+    assert await inbox.already_handled(pool, "feedback.turns", "e1")
+    assert not await inbox.already_handled(pool, "feedback.turns", "e2")
+    # A transaction that rolls back records nothing: the event is handled again later.
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await inbox.record(conn, "feedback.turns", "e2")
+            raise RuntimeError("the result could not be stored")
+    assert not await inbox.already_handled(pool, "feedback.turns", "e2")
+    with pytest.raises(ValueError):
+        async with pool.acquire() as conn:
+            await inbox.record(conn, "feedback.turns", "")
