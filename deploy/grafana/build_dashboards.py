@@ -41,6 +41,7 @@ GRPC_SERVER_ERROR_CODES = "UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEE
 ERROR_RATIO_SLO = 0.001
 LATENCY_SLO_S = 0.2
 OUTBOX_BACKLOG_THRESHOLD = 100
+OUTBOX_OLDEST_PENDING_THRESHOLD_S = 300
 
 
 def _query(expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
@@ -308,11 +309,19 @@ def workplace_overview() -> dash.Dashboard:
 
 def conversations_and_feedback() -> dash.Dashboard:
     handled = f"sum by (subscription, outcome) (rate(workplace_bus_handled_total{{{NS}}}{RATE}))"
+    # A pod creates a (subscription, reason) series on its first dead letter, already at 1, which
+    # increase() alone does not see: a series that is new within the interval counts whole (as in
+    # the recording rule behind WorkplaceBusDeadLetters).
+    dead_lettered = f"workplace_bus_dead_lettered_total{{{NS}}}"
+    dead_letters = (
+        f"sum by (subscription, reason) (({dead_lettered} unless {dead_lettered} offset $__rate_interval)"
+        f" or increase({dead_lettered}{RATE}))"
+    )
     return (
         _base(
             "Conversations & feedback",
             "workplace-conversations",
-            "Chat streams, AI replies, Pub/Sub events between the services, and the outboxes.",
+            "Chat streams, AI replies, Pub/Sub events between the services, dead letters, and the outboxes.",
         )
         .with_row(dash.Row("Conversations"))
         .with_panel(
@@ -386,7 +395,10 @@ def conversations_and_feedback() -> dash.Dashboard:
         .with_panel(
             _graph(
                 "Handled by subscription and outcome",
-                "Deliveries per second: ok, duplicate (already handled), error, undecodable.",
+                "Deliveries per second. ok; duplicate: the event id was handled before, skipped (normal after a "
+                "redelivery or a replay); retry: the handler failed, the message comes back after a backoff; "
+                "dead_lettered: PermanentFailure or the last of max_delivery_attempts failed; undecodable: "
+                "dead-lettered at once. Alert: WorkplaceBusConsumerFailing, when more than 5 % fail for 15 minutes.",
                 [(handled, "{{subscription}} {{outcome}}")],
                 unit="reqps",
             )
@@ -407,19 +419,31 @@ def conversations_and_feedback() -> dash.Dashboard:
         )
         .with_panel(
             _graph(
-                "Nacked towards the dead-letter topic",
-                "error and undecodable deliveries are nacked; after max_delivery_attempts Pub/Sub moves "
-                "them to the subscription's dead-letter topic (<subscription>.dlq). The services do not "
-                "count dead-lettered messages themselves: Cloud Monitoring's "
-                "subscription/dead_letter_message_count has the exact number.",
+                "Dead letters by subscription and reason",
+                "Events sent to the subscription's dead-letter topic (<subscription>.dlq), per interval. "
+                "attempts_exhausted: every delivery attempt failed; permanent: the handler raised "
+                "PermanentFailure; undecodable: the payload does not match the consumer's schema. They are "
+                "not lost: fix the cause, then `task dlq:replay -- <subscription>` (in the cluster: "
+                "python -m workplace_kit.pubsub replay <subscription> in the consuming pod). Alert: "
+                "WorkplaceBusDeadLetters. Cloud Monitoring's subscription/num_undelivered_messages on "
+                "<subscription>.dlq shows how many still wait.",
+                [(dead_letters, "{{subscription}} {{reason}}")],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Pull errors by subscription and code",
+                "Failed pulls per second (broker unreachable, subscription missing: the bus declares it "
+                "again itself). Empty long polls are not errors. Alert: WorkplaceBusPullFailing (10 minutes).",
                 [
                     (
-                        "sum by (subscription, outcome) (rate(workplace_bus_handled_total"
-                        f'{{{NS},outcome=~"error|undecodable"}}{RATE}))',
-                        "{{subscription}} {{outcome}}",
+                        f"sum by (subscription, code) (rate(workplace_bus_pull_errors_total{{{NS}}}{RATE}))",
+                        "{{subscription}} {{code}}",
                     )
                 ],
                 unit="reqps",
+                width=24,
             )
         )
         .with_row(dash.Row("Outbox"))
@@ -431,7 +455,42 @@ def conversations_and_feedback() -> dash.Dashboard:
                 [(f"max by (service) (outbox_pending_events{{{NS}}})", "{{service}}")],
                 unit="none",
                 limit=OUTBOX_BACKLOG_THRESHOLD,
-                width=24,
+            )
+        )
+        .with_panel(
+            _graph(
+                "Oldest event waiting in the outbox",
+                "Age of the oldest event not yet published. The relay retries a failed publish within 30 s, "
+                f"so an age above {OUTBOX_OLDEST_PENDING_THRESHOLD_S // 60} minutes means it cannot publish "
+                "(alert: WorkplaceOutboxOldestPendingHigh, for 5 minutes).",
+                [(f"max by (service) (outbox_oldest_pending_age_seconds{{{NS}}})", "{{service}}")],
+                unit="s",
+                limit=OUTBOX_OLDEST_PENDING_THRESHOLD_S,
+            )
+        )
+        .with_panel(
+            _graph(
+                "Outbox events set aside (dead)",
+                "Rows the relay gave up on: undecodable, or refused by the broker as invalid. They are not "
+                "published until re-queued; the outbox table's last_error says why (alert: "
+                "WorkplaceOutboxDeadEvents, any).",
+                [(f"max by (service) (outbox_dead_events{{{NS}}})", "{{service}}")],
+                unit="none",
+                limit=1,
+            )
+        )
+        .with_panel(
+            _graph(
+                "Events republished after broker state loss",
+                "Published events sent again because the broker lost its topics and subscriptions (an "
+                "emulator restart). Not an error: consumers skip what they already handled (outcome duplicate).",
+                [
+                    (
+                        f"sum by (service) (increase(outbox_republished_total{{{NS}}}{RATE}))",
+                        "{{service}}",
+                    )
+                ],
+                unit="none",
             )
         )
     )

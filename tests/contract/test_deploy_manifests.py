@@ -338,7 +338,8 @@ def test_single_feedback_deployment_runs_everything(renders, monkeypatch: pytest
 def test_default_ports_match_the_local_runtime(renders) -> None:
     localrt = _load_script("localrt_for_deploy_tests", REPO / "scripts" / "localrt.py")
     deployments = _kind(renders["default"], "Deployment")
-    for service, http_port, grpc_port in localrt.SERVICES:
+    for spec in localrt.SERVICES:
+        service, http_port, grpc_port = spec.name, spec.http_port, spec.grpc_port
         ports = {p["name"]: p["containerPort"] for p in _container(deployments[f"{RELEASE}-{service}"])["ports"]}
         assert ports == ({"http": http_port} | ({"grpc": grpc_port} if grpc_port else {})), service
 

@@ -1,4 +1,4 @@
-"""The whole platform as `task up` runs it: every service as its own process under honcho,
+"""The whole platform as `task up` runs it: every service as its own process under supervisord,
 Envoy in front, the real PostgreSQL, Redis and Pub/Sub emulator. Browser, HTTP and gRPC
 clients all go through the gateway on 127.0.0.1:8080.
 
@@ -158,5 +158,80 @@ def test_browser_chat_streams_reply_and_shows_feedback(platform):
         assert "昨日の会議" in card.locator(".quote").inner_text()
         page.wait_for_timeout(600)  # let the card's arrival animation finish before the picture
         page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+
+
+def test_browser_says_clearly_when_a_reply_fails_and_keeps_the_message(platform):
+    """The page's own error paths, with the chat API answered by Playwright: a 503 during an
+    outage, a stream that breaks after the reply began (the page asks the history whether the
+    turn was saved), and a cached reply's badge. Every line is in the page's language."""
+    from playwright.sync_api import sync_playwright
+    from web_service.ui_text import TEXT
+
+    ja = TEXT["ja"]
+    session_id, turn_id = str(uuid.uuid4()), str(uuid.uuid4())
+    start = {"session_id": session_id, "user_turn_id": turn_id, "engine": {"id": "offline-retrieval"}}
+    answers = {
+        "503": {
+            "status": 503,
+            "headers": {"Retry-After": "5"},
+            "content_type": "application/json",
+            "body": json.dumps({"error": "unavailable", "message": "a service this needs is unavailable"}),
+        },
+        "broken": {
+            "status": 200,
+            "content_type": "text/event-stream",
+            "body": f"event: start\ndata: {json.dumps(start)}\n\n"
+            f"event: delta\ndata: {json.dumps({'text': '途中'})}\n\n",
+        },
+        "cached": {
+            "status": 200,
+            "content_type": "text/event-stream",
+            "body": (
+                f"event: start\ndata: {json.dumps({**start, 'cached': True})}\n\n"
+                f"event: delta\ndata: {json.dumps({'text': 'はい。'})}\n\n"
+                "event: done\ndata: "
+                + json.dumps({"session_id": session_id, "reply_turn_id": str(uuid.uuid4()), "text": "はい。"})
+                + "\n\n"
+            ),
+        },
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
+        page = browser.new_page(locale="ja-JP")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        current = {"answer": "503"}
+        page.route("**/api/v2/chat", lambda route: route.fulfill(**answers[current["answer"]]))
+        page.goto(platform + "/")
+
+        def send_and_settle(message: str) -> None:
+            page.fill("#message", message)
+            page.press("#message", "Enter")
+            page.wait_for_selector("#send:not([disabled])", timeout=15_000)
+
+        send_and_settle("今日は早退させてください。")
+        failed = page.locator("li.msg.model").last
+        assert failed.locator(".body").inner_text() == ja["reply_unavailable"]
+        assert page.locator("#status").inner_text() == ja["unsent_status"]
+        assert page.input_value("#message") == "今日は早退させてください。"  # back in the box
+        assert page.locator("li.msg.user").last.get_attribute("class").endswith("unsent")
+        assert page.is_enabled("#partner"), "no session was adopted from a failed first turn"
+
+        current["answer"] = "broken"  # the history does not know this turn: it was not saved
+        send_and_settle("もう一度お願いします。")
+        assert page.locator("li.msg.model").last.locator(".body").inner_text() == ja["network_failed"]
+        assert page.locator("#status").inner_text() == ja["unsent_status"]
+        assert page.input_value("#message") == "もう一度お願いします。"
+
+        current["answer"] = "cached"
+        send_and_settle("ありがとうございます。")
+        badge = page.locator("li.msg.model").last.locator(".engine-badge").inner_text()
+        assert badge == ja["engine_offline"] + ja["cached"] and "undefined" not in badge
+        assert page.locator("#status").inner_text() == ""
         browser.close()
     assert not errors, errors

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -95,7 +95,7 @@ async def make_bus(spans=None, **sub_options) -> EventBus:
         service_name="bus-test",
         topology=topology(**sub_options),
         tracer_provider=spans[0] if spans else None,
-        pull_timeout_s=5,
+        pull_timeout_s=2,
         drain_timeout_s=2,
     )
 
@@ -117,8 +117,14 @@ async def test_provision_is_idempotent_and_wires_dead_letters_and_retries(bus: E
     assert sub.ack_deadline_seconds == 10
     assert sub.dead_letter_policy.dead_letter_topic == bus.topic_path(f"{SUB}.dlq")
     assert sub.dead_letter_policy.max_delivery_attempts == 5
+    assert sub.retry_policy.minimum_backoff == timedelta(seconds=1)
+    assert sub.retry_policy.maximum_backoff == timedelta(seconds=2)
     dlq = await admin.get_subscription(request={"subscription": bus.subscription_path(f"{SUB}.dlq")})
     assert dlq.topic == bus.topic_path(f"{SUB}.dlq")
+    assert dlq.message_retention_duration == timedelta(days=7)
+    # Neither expires when idle (Pub/Sub's default deletes a subscription after 31 idle days).
+    for kept in (sub, dlq):
+        assert "expiration_policy" in kept and not kept.expiration_policy.ttl
 
 
 async def test_round_trip_decodes_message_and_envelope(bus: EventBus) -> None:
@@ -277,14 +283,32 @@ async def test_exhausted_attempts_dead_letter_then_replay_delivers_again(bus: Ev
     subscription = await bus.subscribe(SUB, ConversationTurn, handler)
     # 5 attempts, 1-2 s apart, then Pub/Sub moves it to the dead-letter topic.
     await wait_until(lambda: dead_lettered(bus, "attempts_exhausted") == 1, within_s=30, what="5 attempts")
-    await subscription.close()
+    # The emulator forwards it when it would deliver it a sixth time: keep pulling till then.
     await wait_until_async(lambda: bus.dead_letters(SUB), 1)
+    await subscription.close()
 
     healthy = True
     assert await bus.replay_dead_letters(SUB) == 1
     assert await bus.dead_letters(SUB) == 0
     subscription = await bus.subscribe(SUB, ConversationTurn, handler)
-    await wait_until(lambda: handled_ids == [event.event_id], what="the replayed event")
+    await wait_until(lambda: handled_ids == [event.event_id], within_s=5, what="the replayed event")
+    await subscription.close()
+
+
+async def test_closed_subscriptions_leave_no_pull_behind_to_swallow_the_next_event(bus: EventBus) -> None:
+    """The emulator hands the next message to a pull that was cancelled (it never notices),
+    where it waits out the ack deadline; close() therefore lets the long-poll end instead."""
+
+    async def handler(message: ConversationTurn, envelope: Envelope) -> None:
+        received.append(message.event_id)
+
+    received: list[str] = []
+    for _ in range(3):
+        await (await bus.subscribe(SUB, ConversationTurn, handler)).close()
+    event = turn(9)
+    await bus.publish(event)
+    subscription = await bus.subscribe(SUB, ConversationTurn, handler)
+    await wait_until(lambda: received == [event.event_id], within_s=4, what="the event, well before an ack deadline")
     await subscription.close()
 
 

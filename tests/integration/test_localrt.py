@@ -1,8 +1,10 @@
 """The local runtime (scripts/localrt.py) and the Envoy gateway config, against the real
-components: PostgreSQL+pgvector, Redis, the Pub/Sub emulator, Envoy.
+components: PostgreSQL+pgvector, Redis, the Pub/Sub emulator, supervisord, Envoy.
 
-`infra down` is never called here: other tests share the running components. Stopping is
-tested on harmless child processes through the same start/stop helpers.
+`infra down` is never called on the default runtime here: other tests share the running
+components. Stopping is tested on harmless child processes through the same start/stop
+helpers, and on runtimes of their own (own run folder, free ports): supervisord with two
+light placeholder services, and a second copy of the infra whose parts are killed.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +27,10 @@ import asyncpg
 import grpc
 import httpx
 import pytest
+import yaml
 from dotenv import dotenv_values
 from pgvector.asyncpg import register_vector
+from supervisor.options import ServerOptions
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALRT = REPO / "scripts" / "localrt.py"
@@ -321,3 +327,231 @@ async def test_gateway_routes_grpc_by_service_prefix_over_h2c(gateway):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await other(b"x", timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# ------------------------------------------------------------------- supervisord
+
+
+def _supervisord_options(conf: str, tmp_path: Path) -> ServerOptions:
+    """supervisord's own reading of a configuration (what it would run)."""
+    path = tmp_path / "supervisord.conf"
+    path.write_text(conf)
+    options = ServerOptions()
+    options.realize(args=["-c", str(path)])
+    return options
+
+
+def test_supervisord_conf_lists_exactly_services_and_gateway_with_their_ports(tmp_path):
+    env = {key: f"value-of-{key}" for key in EXPECTED_ENV_KEYS}
+    options = _supervisord_options(localrt.supervisord_conf(localrt.DEFAULT, env=env), tmp_path)
+    programs = {pc.name: pc for group in options.process_group_configs for pc in group.process_configs}
+    assert set(programs) == {spec.name for spec in localrt.SERVICES} | {"gateway"}
+    assert options.server_configs[0]["file"] == str(REPO / ".run" / "supervisor.sock")
+    for spec in localrt.SERVICES:
+        program = programs[spec.name]
+        assert program.command == f"{REPO}/.venv/bin/python -m {spec.name}_service"
+        assert program.environment["WP_SERVICE_NAME"] == spec.name
+        assert program.environment["WP_HTTP_PORT"] == str(spec.http_port)
+        assert program.environment.get("WP_GRPC_PORT") == (str(spec.grpc_port) if spec.grpc_port else None)
+        assert program.environment["PYTHONUNBUFFERED"] == "1"
+    web = programs["web"].environment
+    assert web["WP_WEB_CHAT_GRPC_ADDR"] == "127.0.0.1:50051"
+    assert web["WP_WEB_FEEDBACK_GRPC_ADDR"] == "127.0.0.1:50052"
+    gateway = programs["gateway"]
+    assert gateway.command == (
+        f"{REPO}/.venv/bin/envoy -c {REPO}/deploy/envoy/envoy.yaml --log-level warn --disable-hot-restart"
+    )
+    for program in programs.values():
+        assert {k: program.environment[k] for k in env} == env  # the env file, in every program
+        assert program.autorestart is not False and program.stopasgroup and program.killasgroup
+        assert program.redirect_stderr
+        assert program.stdout_logfile == str(REPO / ".run" / "logs" / f"{program.name}.log")
+
+
+def test_envoy_upstreams_are_the_ports_of_the_services_table():
+    clusters = yaml.safe_load(ENVOY_CONFIG.read_text())["static_resources"]["clusters"]
+    upstreams = {
+        cluster["name"]: cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"
+        ]["port_value"]
+        for cluster in clusters
+    }
+    expected = {f"{spec.name}_http": spec.http_port for spec in localrt.SERVICES}
+    expected |= {f"{spec.name}_grpc": spec.grpc_port for spec in localrt.SERVICES if spec.grpc_port}
+    assert upstreams == expected
+
+
+def test_supervisord_conf_of_another_runtime_keeps_awkward_values(tmp_path):
+    rt = localrt.Runtime(
+        tmp_path / "rt",
+        services=(localrt.ServiceSpec("tts", 18106, 58056),),
+        gateway=False,
+        extra_env=(("WP_EXTRA", "a,b=c 100%"),),
+    )
+    rt.ensure()  # supervisord checks that its log folder exists
+    options = _supervisord_options(localrt.supervisord_conf(rt, env={"WP_DATABASE_URL": "postgresql://x/y"}), tmp_path)
+    [program] = [pc for group in options.process_group_configs for pc in group.process_configs]
+    assert program.name == "tts"
+    assert program.environment["WP_EXTRA"] == "a,b=c 100%"
+    assert program.environment["WP_HTTP_PORT"] == "18106" and program.environment["WP_GRPC_PORT"] == "58056"
+    assert program.environment["WP_DATABASE_URL"] == "postgresql://x/y"
+    assert rt.supervisor_socket != localrt.DEFAULT.supervisor_socket
+
+
+def test_service_commands_without_a_known_name_list_the_names():
+    for args in (("service", "restart"), ("service", "logs", "nope")):
+        result = run_localrt(*args)
+        assert result.returncode == 1
+        assert "one of: web, chat, feedback, auth, scenario, watch, tts, gateway" in result.stderr, result.stderr
+
+
+def _process_of(root: Path) -> list[str]:
+    """Command lines of live processes that mention root or carry its owner marker."""
+    found = []
+    marker = f"{localrt.OWNER_ENV}={root}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if str(root).encode() in cmdline or marker in (entry / "environ").read_bytes().split(b"\0"):
+                if localrt.is_alive(int(entry.name)):
+                    found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def svc_runtime(infra_env):
+    """supervisord with two light placeholder services on free ports, in a run folder of its
+    own, using the default runtime's infra (reused as is: nothing started or stopped)."""
+    root = Path(tempfile.mkdtemp(prefix="wp-localrt-"))
+    rt = localrt.Runtime(
+        root,
+        services=(
+            localrt.ServiceSpec("tts", _free_port(), _free_port()),
+            localrt.ServiceSpec("watch", _free_port(), _free_port()),
+        ),
+        gateway=False,
+    )
+    try:
+        localrt.infra_up(rt)
+        assert not list(rt.pids.glob("*.pid")), "infra up started something although the default infra runs"
+        localrt.services_up(rt, timeout=60)
+        yield rt
+    finally:
+        localrt.services_down(rt)
+        left = _process_of(root)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"left running: {left}"
+
+
+def _wait_healthy(rt, name: str, timeout: float = 30) -> None:
+    port = rt.service(name).http_port
+    deadline = time.monotonic() + timeout
+    while not localrt.service_healthy(port):
+        assert time.monotonic() < deadline, f"{name} does not answer on :{port} after {timeout}s"
+        time.sleep(0.1)
+
+
+def test_restart_one_service_by_name_keeps_the_others(svc_runtime):
+    rt = svc_runtime
+    tts_before, watch_before = localrt.service_pid(rt, "tts"), localrt.service_pid(rt, "watch")
+    assert tts_before and watch_before
+    localrt.service_restart(rt, "tts")
+    tts_after = localrt.service_pid(rt, "tts")
+    assert tts_after not in (None, tts_before)
+    assert not localrt.is_alive(tts_before)
+    assert localrt.service_healthy(rt.service("tts").http_port)
+    assert localrt.service_pid(rt, "watch") == watch_before
+    states = {row.name: row.state.split()[0] for row in localrt.services_status(rt)}
+    assert states == {"tts": "RUNNING", "watch": "RUNNING"}
+    with pytest.raises(localrt.LocalRuntimeError, match="one of: tts, watch"):
+        localrt.service_restart(rt, "chat")
+
+
+def test_a_killed_service_is_restarted_by_supervisord(svc_runtime):
+    rt = svc_runtime
+    before = localrt.service_pid(rt, "tts")
+    localrt.service_kill(rt, "tts")
+    assert not localrt.is_alive(before)
+    _wait_healthy(rt, "tts")
+    assert localrt.service_pid(rt, "tts") not in (None, before)
+    assert "tts (terminated by SIGKILL; not expected)" in rt.log_file("supervisord").read_text()
+
+
+def test_service_kill_with_down_for_keeps_it_down_then_starts_it(svc_runtime):
+    rt = svc_runtime
+    down_for, port = 2.0, rt.service("tts").http_port
+    before = localrt.service_pid(rt, "tts")
+    samples: list[tuple[float, bool, str]] = []
+    started = time.monotonic()
+    killer = threading.Thread(target=localrt.service_kill, args=(rt, "tts"), kwargs={"down_for_s": down_for})
+    killer.start()
+    while killer.is_alive():
+        state = localrt._process_info(rt, "tts")["statename"]
+        samples.append((time.monotonic() - started, localrt.service_healthy(port), state))
+        time.sleep(0.05)
+    killer.join()
+    elapsed = time.monotonic() - started
+    assert elapsed >= down_for
+    window = [(t, healthy, state) for t, healthy, state in samples if 0.3 < t < down_for - 0.1]
+    assert len(window) > 10, samples
+    assert not any(healthy for _, healthy, _ in window), f"answered while it should be down: {window}"
+    assert {state for _, _, state in window} == {"STOPPED"}, window
+    assert localrt.service_healthy(port)
+    assert localrt.service_pid(rt, "tts") not in (None, before)
+    assert localrt.service_pid(rt, "watch") is not None
+
+
+def test_a_second_runtime_runs_its_own_infra_beside_the_default_one(infra_env):
+    root = Path(tempfile.mkdtemp(prefix="wp-localrt-"))
+    rt = localrt.Runtime(
+        root,
+        pg_port=_free_port(),
+        redis_port=_free_port(),
+        pubsub_port=_free_port(),
+        services=(),
+        gateway=False,
+        extra_env=(("WP_ENVIRONMENT", "test"),),
+    )
+    default_pids = _pid_files()
+    pg_base = localrt.pg_base_dir(rt)
+    try:
+        env = dotenv_values(localrt.infra_up(rt))
+        assert env["WP_DATABASE_URL"] == f"postgresql://postgres@127.0.0.1:{rt.pg_port}/workplace"
+        assert env["WP_REDIS_URL"] == f"redis://127.0.0.1:{rt.redis_port}/0"
+        assert env["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{rt.pubsub_port}"
+        assert env["WP_ENVIRONMENT"] == "test"
+        rows = localrt.infra_status(rt)
+        assert all(row.up and row.ours for row in rows), rows
+        assert all(row.up for row in localrt.infra_status(localrt.DEFAULT))
+
+        # Killing and restarting its parts leaves the default runtime's alone.
+        default_redis = int(infra_env["WP_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        for name, answers in (
+            ("redis", lambda: localrt.redis_ping(rt.redis_port)),
+            ("postgres", lambda: localrt.pg_ready(rt.pg_port)),
+            ("pubsub", lambda: localrt.pubsub_answers(rt.pubsub_port)),
+        ):
+            localrt.component_kill(rt, name)
+            assert not answers(), f"{name} still answers after component_kill"
+            localrt.component_start(rt, name, timeout=60)
+            assert answers(), f"{name} does not answer after component_start"
+        assert localrt.redis_ping(default_redis) and localrt.pg_ready(5440) and localrt.pubsub_answers(8085)
+        assert _pid_files() == default_pids
+
+        # Nothing it did not start: a runtime reusing the default infra refuses to kill it.
+        borrower = localrt.Runtime(root / "borrower", services=(), gateway=False)
+        for name in ("redis", "postgres", "pubsub"):
+            with pytest.raises(localrt.LocalRuntimeError, match="refusing"):
+                localrt.component_kill(borrower, name)
+    finally:
+        localrt.infra_down(rt)
+        left = _process_of(root) + _process_of(pg_base)
+        shutil.rmtree(root, ignore_errors=True)
+        if pg_base != root:
+            shutil.rmtree(pg_base, ignore_errors=True)
+    assert not left, f"left running: {left}"
+    assert all(row.up for row in localrt.infra_status(localrt.DEFAULT))

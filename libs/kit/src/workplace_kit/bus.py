@@ -8,15 +8,17 @@ payloads, attributes naming the event type, the event's own id and the producer,
 trace context of the request that wrote the event. No client-side retry and a short deadline:
 the outbox keeps an event until the broker has taken it, and retries.
 
-Subscribing: unary pull (long polling) with our own flow control and lease extension, not
-the client library's streaming pull. The Pub/Sub emulator does not notice that a streaming
-pull's client died (SIGKILL) and keeps routing messages to the dead stream; they come back
-only when the stream's ack deadline (60 s by default) expires, and may go to the dead stream
-again. Measured here (bench/emulator_redelivery.py) after a SIGKILLed consumer, 100 messages:
-streaming pull delivered none within 10 s and left 7-52 undelivered after 150 s; unary pull
-delivered 99 within 5 s and the last one after one ack deadline. Unary pull also gives real
-retry backoff on the emulator: a failed message's ack deadline is set to the delay, which the
-emulator honours (it ignores the subscription's retry policy; that is set too, for Pub/Sub).
+Subscribing: unary pull with our own flow control and lease extension, not the client
+library's streaming pull. The Pub/Sub emulator does not notice that a streaming pull's client
+died (SIGKILL) and keeps routing messages to the dead stream; they come back only when the
+stream's ack deadline (60 s by default) expires, and may go to the dead stream again. It does
+not notice a cancelled or abandoned unary pull either, so against the emulator the pulls return
+at once and the loop polls (see Subscription._pull_loop); on Pub/Sub they are long polls.
+Measured here (bench/emulator_redelivery.py) after a SIGKILLed consumer, 100 messages: streaming
+pull delivered none within 10 s and left 7-52 undelivered after 150 s; unary pull delivered
+them within seconds. Unary pull also gives real retry backoff on the emulator: a failed
+message's ack deadline is set to the delay, which the emulator honours (it ignores the
+subscription's retry policy; that is set too, for Pub/Sub).
 
 Exactly once in effect: Pub/Sub delivers at least once. A consumer records each event's own
 id (never the broker's message id: the emulator numbers messages from 1 again after every
@@ -40,6 +42,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 import uuid
@@ -82,8 +85,12 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE_PROTOBUF = "application/protobuf"
 _PULL_BATCH = 100  # Pub/Sub's most messages per pull
 _ADMIN_TIMEOUT_S = 15.0
+_NEVER_EXPIRE: dict = {}  # an expiration policy without a ttl: the subscription never expires
 _ACK_TIMEOUT_S = 10.0
 _MAX_OUTAGE_PAUSE_S = 30.0
+_SLOW_HANDLER_WARN_S = 30.0
+_IDLE_POLL_MIN_S = 0.05
+_IDLE_POLL_MAX_S = 0.4
 # Attributes Pub/Sub and we add on the way to a dead-letter topic; dropped on replay.
 _DEAD_LETTER_ATTRIBUTE_PREFIXES = ("CloudPubSubDeadLetter", "dead_letter_")
 
@@ -190,6 +197,7 @@ class Subscription(Generic[M]):
         self._in_flight: dict[str, float] = {}  # ack id -> when it was pulled
         self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._outage_streak = 0  # consecutive handler failures that were dependency outages
         self._probes = 0  # pulls of one message made while the streak lasts
         self._loop_task: asyncio.Task[None] | None = None
@@ -210,16 +218,29 @@ class Subscription(Generic[M]):
 
     # pulling
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the subscription is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
     async def _pull_loop(self) -> None:
+        """Pull and dispatch until close(). A pull is never cancelled: close() lets it end.
+
+        On Pub/Sub, pulls are long polls. On the emulator they return at once and the loop polls
+        (every 50 ms, slowing to 400 ms while nothing comes): the emulator does not notice that
+        a waiting pull was cancelled, timed out on the client side, or belonged to a process that
+        died, and hands the next message to it, where it waits out the ack deadline, sometimes
+        again and again (measured: 10-30 s, and one event not back after 60 s)."""
         client = self._bus._subscriber
         pull_failures = 0
-        while True:
+        idle_pause = _IDLE_POLL_MIN_S
+        while not self._stopping.is_set():
             if self._outage_streak:
                 # Circuit open: one message at a time, after a pause that grows with each probe.
-                while self._in_flight:
+                while self._in_flight and not self._stopping.is_set():
                     await self._wait_for_room()
                 if self._outage_streak:
-                    await asyncio.sleep(min(_MAX_OUTAGE_PAUSE_S, 0.5 * 2 ** min(self._probes, 6)))
+                    await self._pause(min(_MAX_OUTAGE_PAUSE_S, 0.5 * 2 ** min(self._probes, 6)))
                     self._probes += 1
                 limit = 1
             else:
@@ -228,50 +249,80 @@ class Subscription(Generic[M]):
                     await self._wait_for_room()
                     continue
                 limit = min(free, _PULL_BATCH)
+            if self._stopping.is_set():
+                break
             try:
-                response = await client.pull(
-                    request={"subscription": self.path, "max_messages": limit},
-                    retry=None,
-                    timeout=self._pull_timeout_s,
-                )
-            except asyncio.CancelledError:
-                raise
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*return_immediately.*")
+                    response = await client.pull(
+                        request={
+                            "subscription": self.path,
+                            "max_messages": limit,
+                            "return_immediately": self._bus.short_polls,
+                        },
+                        retry=None,
+                        timeout=self._pull_timeout_s,
+                    )
             except gexc.DeadlineExceeded:
                 continue  # a long poll that found nothing
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any broker trouble
                 pull_failures += 1
-                code = type(exc).__name__
-                PULL_ERRORS.labels(self.name, code).inc()
+                PULL_ERRORS.labels(self.name, type(exc).__name__).inc()
                 if pull_failures == 1 or pull_failures % 20 == 0:
                     log.warning("pull failed; retrying", extra={"subscription": self.name, "error": repr(exc)[:300]})
                 if isinstance(exc, gexc.NotFound):
                     # The broker lost the subscription (an emulator restart): declare it again.
                     with contextlib.suppress(Exception):
                         await self._bus.provision(topics=[self.spec.topic])
-                await asyncio.sleep(min(10.0, 0.2 * 2 ** min(pull_failures, 6)))
+                await self._pause(min(10.0, 0.2 * 2 ** min(pull_failures, 6)))
                 continue
             if pull_failures:
                 log.info("pulling again", extra={"subscription": self.name, "after_failures": pull_failures})
             pull_failures = 0
-            for received in response.received_messages:
-                self._in_flight[received.ack_id] = time.monotonic()
-                task = asyncio.create_task(self._process(received))
+            received = list(response.received_messages)
+            if self._bus.short_polls:
+                if received:
+                    idle_pause = _IDLE_POLL_MIN_S
+                else:
+                    await self._pause(idle_pause)
+                    idle_pause = min(_IDLE_POLL_MAX_S, idle_pause * 2)
+            if self._stopping.is_set():
+                # Pulled while closing: hand them straight back.
+                if received:
+                    await self._modack([r.ack_id for r in received], 0)
+                break
+            for message in received:
+                self._in_flight[message.ack_id] = time.monotonic()
+                task = asyncio.create_task(self._process(message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
     async def _wait_for_room(self) -> None:
         self._room.clear()
-        await self._room.wait()
+        waiters = {asyncio.ensure_future(self._room.wait()), asyncio.ensure_future(self._stopping.wait())}
+        _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
 
     async def _extend_leases(self) -> None:
         """Keep handlers that run long from losing their message to a redelivery."""
         every = max(1.0, self.spec.ack_deadline_s / 3)
+        warned: set[str] = set()
         while True:
             await asyncio.sleep(every)
             now = time.monotonic()
             due = [ack_id for ack_id, since in self._in_flight.items() if now - since >= every]
             if due:
                 await self._modack(due, self.spec.ack_deadline_s)
+            for ack_id in due:
+                if ack_id not in warned and now - self._in_flight.get(ack_id, now) > _SLOW_HANDLER_WARN_S:
+                    warned.add(ack_id)
+                    log.warning(
+                        "an event handler has been running for over %.0f s",
+                        _SLOW_HANDLER_WARN_S,
+                        extra={"subscription": self.name},
+                    )
+            warned &= set(self._in_flight)
 
     # handling
 
@@ -330,7 +381,8 @@ class Subscription(Generic[M]):
         )
         started = time.perf_counter()
         try:
-            result = await self._handler(decoded, envelope)
+            # A handler stuck on a dead connection would otherwise keep its message leased forever.
+            result = await asyncio.wait_for(self._handler(decoded, envelope), timeout=self.spec.handler_timeout_s)
         except PermanentFailure as exc:
             span.set_status(Status(StatusCode.ERROR, "permanent failure"))
             log.error(
@@ -447,8 +499,12 @@ class Subscription(Generic[M]):
         if self._closed:
             return
         self._closed = True
-        for task in (self._loop_task, self._lease_task):
-            if task is not None:
+        self._stopping.set()
+        if self._loop_task is not None:
+            # The outstanding long-poll ends within pull_timeout_s; only a broker that does not
+            # answer at all makes us cancel it.
+            _done, pending = await asyncio.wait({self._loop_task}, timeout=self._pull_timeout_s + 2)
+            for task in pending:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -461,6 +517,10 @@ class Subscription(Generic[M]):
                     "closed with handlers still running; their events come back after the ack deadline",
                     extra={"subscription": self.name, "running": len(pending)},
                 )
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
         self._bus._forget_subscription(self)
 
 
@@ -480,6 +540,7 @@ class EventBus:
         drain_timeout_s: float = 10.0,
         pull_timeout_s: float = 20.0,
         publish_timeout_s: float = 10.0,
+        short_polls: bool | None = None,
     ) -> None:
         if not project:
             raise EventBusError("project must not be empty")
@@ -491,6 +552,8 @@ class EventBus:
         self._drain_timeout_s = drain_timeout_s
         self._pull_timeout_s = pull_timeout_s
         self._publish_timeout_s = publish_timeout_s
+        # Against the emulator, polls that return at once instead of long polls (see _pull_loop).
+        self.short_polls = bool(os.environ.get("PUBSUB_EMULATOR_HOST")) if short_polls is None else short_polls
         self._publisher = PublisherAsyncClient()
         self._subscriber = SubscriberAsyncClient()
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
@@ -554,11 +617,17 @@ class EventBus:
                                 "minimum_backoff": _duration(sub.min_backoff_s),
                                 "maximum_backoff": _duration(sub.max_backoff_s),
                             },
+                            # Pub/Sub deletes a subscription idle for 31 days by default.
+                            "expiration_policy": _NEVER_EXPIRE,
                         },
                         {
                             "name": self.subscription_path(sub.dead_letter_subscription),
                             "topic": self.topic_path(sub.dead_letter_topic),
                             "ack_deadline_seconds": 60,
+                            # Nobody pulls it until someone replays: keep it, and its messages
+                            # as long as Pub/Sub allows.
+                            "expiration_policy": _NEVER_EXPIRE,
+                            "message_retention_duration": _duration(7 * 24 * 3600),
                         },
                     )
                     for request in requests:
@@ -583,7 +652,11 @@ class EventBus:
         await self.provision()
         await self._create_topic(BROKER_EPOCH_TOPIC)
         await self._create_subscription(
-            {"name": self.subscription_path(self._epoch_subscription), "topic": self.topic_path(BROKER_EPOCH_TOPIC)}
+            {
+                "name": self.subscription_path(self._epoch_subscription),
+                "topic": self.topic_path(BROKER_EPOCH_TOPIC),
+                "expiration_policy": _NEVER_EXPIRE,
+            }
         )
         return True
 

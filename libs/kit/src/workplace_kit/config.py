@@ -34,6 +34,7 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5440/workplace"
     database_pool_max: int = Field(10, ge=1, le=200)
+    database_command_timeout_s: float = Field(30.0, gt=0, le=600)
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     pubsub_project: str = "workplace-local"

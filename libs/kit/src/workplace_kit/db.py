@@ -26,13 +26,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(database_url: str, *, schema: str, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see the service schema first, then public (pgvector's types)."""
+async def create_pool(
+    database_url: str, *, schema: str, max_size: int = 10, command_timeout_s: float = 30.0
+) -> asyncpg.Pool:
+    """A pool whose connections see the service schema first, then public (pgvector's types).
+
+    Every query has a time limit: a connection left half-open by a database restart must end
+    in an error (a dependency outage, retried) rather than hang a request or an event."""
     _check_schema(schema)
     return await asyncpg.create_pool(
         database_url,
         min_size=1,
         max_size=max_size,
+        command_timeout=command_timeout_s,
+        timeout=10,  # connecting
         init=_init_connection,
         server_settings={"search_path": f"{schema},public", "application_name": schema},
     )

@@ -62,6 +62,11 @@ async def open_resources(
     if schema is not None:
         if migrations_dir is not None:
             await apply_migrations(settings.database_url, schema=schema, migrations_dir=migrations_dir)
-        pool = await create_pool(settings.database_url, schema=schema, max_size=settings.database_pool_max)
+        pool = await create_pool(
+            settings.database_url,
+            schema=schema,
+            max_size=settings.database_pool_max,
+            command_timeout_s=settings.database_command_timeout_s,
+        )
         stack.push_async_callback(pool.close)
     return Resources(bus=bus, redis=client, pool=pool)

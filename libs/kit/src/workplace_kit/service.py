@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import ConfigError, ServiceSettings, load_settings
 from .errors import RETRY_AFTER_S, DomainError, Unavailable, is_dependency_outage
@@ -84,6 +85,17 @@ def create_http_app(
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
         return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Raised by the framework itself (unknown route, wrong method, a body it cannot parse):
+        # answered in the same format as ours.
+        codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            {"error": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

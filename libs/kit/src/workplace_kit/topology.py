@@ -50,6 +50,8 @@ class SubscriptionSpec:
     max_delivery_attempts: int = 15
     min_backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    # A handler still running after this is cancelled and its event retried later.
+    handler_timeout_s: float = 120.0
 
     @property
     def dead_letter_topic(self) -> str:

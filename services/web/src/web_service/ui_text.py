@@ -38,6 +38,8 @@ TEXT: dict[str, dict[str, str]] = {
             "返信は表示されましたが、保存できませんでした。この発言は記録されていません。もう一度送信してください。"
         ),
         "network_failed": "サーバーに接続できませんでした。ネットワークを確認して、もう一度お試しください。",
+        "checking_saved": "接続が途切れました。発言が保存されたか確認しています…",
+        "saved_despite_break": "接続が途切れましたが、発言と返信は保存されています。",
         "aborted": "送信を中止しました。",
         "unsent_title": "この発言は保存されていません。もう一度送信してください。",
         "unsent_status": "送信できませんでした。内容は入力欄に戻しました。",
@@ -70,6 +72,8 @@ TEXT: dict[str, dict[str, str]] = {
         "reply_unavailable": "The service is briefly unavailable. Wait a few seconds and send your message again.",
         "reply_not_saved": "The reply was shown but not saved: this turn was not recorded. Please send it again.",
         "network_failed": "The server could not be reached. Check your connection and try again.",
+        "checking_saved": "The connection dropped. Checking whether your message was saved…",
+        "saved_despite_break": "The connection dropped, but your message and the reply were saved.",
         "aborted": "Sending was cancelled.",
         "unsent_title": "This message was not saved. Please send it again.",
         "unsent_status": "Not sent. Your message is back in the input box.",

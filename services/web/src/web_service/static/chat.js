@@ -83,6 +83,22 @@ function errorMessage(data, fallback) {
   return fallback;
 }
 
+// The reply stored for a learner turn, from the session's history; null if the turn was not
+// stored (or the history cannot be read now).
+async function storedReply(turn) {
+  try {
+    const response = await fetch(`${chatApi}/sessions/${encodeURIComponent(turn.sessionId)}`, {
+      headers: { "X-User-Id": guestId() },
+    });
+    if (!response.ok) return null;
+    const messages = (await response.json()).messages;
+    const index = messages.findIndex((m) => m.turn_id === turn.userTurnId);
+    return index >= 0 && messages[index + 1] ? messages[index + 1] : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 function send(message) {
   busy = true;
   sendButton.disabled = true;
@@ -112,15 +128,23 @@ function send(message) {
     input.focus();
   };
 
+  // Set by `start`: the turn this reply belongs to, to ask about if the stream breaks.
+  let turn = null;
+
+  // The session exists once a turn in it is stored: only then is it adopted (a first turn that
+  // failed leaves no session behind to send to).
+  const adopt = (id) => {
+    if (sessionId) return;
+    sessionId = id;
+    connectFeedback(sessionId);
+    partner.disabled = true;
+    situation.disabled = true;
+    feedbackHint.hidden = true;
+  };
+
   source.addEventListener("start", (e) => {
     const data = JSON.parse(e.data);
-    if (!sessionId) {
-      sessionId = data.session_id;
-      connectFeedback(sessionId);
-      partner.disabled = true;
-      situation.disabled = true;
-      feedbackHint.hidden = true;
-    }
+    turn = { sessionId: data.session_id, userTurnId: data.user_turn_id };
     mine.dataset.turnId = data.user_turn_id;
     const badge = document.createElement("span");
     badge.className = "engine-badge";
@@ -141,6 +165,7 @@ function send(message) {
     reply.querySelector(".body").textContent = data.text;
     reply.dataset.turnId = data.reply_turn_id;
     statusLine.textContent = "";
+    adopt(data.session_id);
     finish();
   });
   const fail = (reason) => {
@@ -153,15 +178,42 @@ function send(message) {
     statusLine.textContent = ui.unsent_status;
     finish();
   };
+  // The stream broke after the reply began: the turn may or may not have been stored. Ask the
+  // conversation's history instead of leaving the learner to guess.
+  let settling = false;
+  const settleBrokenTurn = async () => {
+    if (settling) return;
+    settling = true;
+    statusLine.textContent = ui.checking_saved;
+    const stored = await storedReply(turn);
+    if (!stored) {
+      fail(ui.network_failed);
+      return;
+    }
+    reply.classList.remove("pending");
+    reply.querySelector(".body").textContent = stored.text;
+    reply.dataset.turnId = stored.turn_id;
+    statusLine.textContent = ui.saved_despite_break;
+    adopt(turn.sessionId);
+    finish();
+  };
   source.addEventListener("error", (e) => {
     if (!busy) return;
     if (e.data) {
       fail(errorMessage(e.data, ui.reply_failed));
+    } else if (turn) {
+      settleBrokenTurn();
     } else {
       fail(ui.network_failed);
     }
   });
   source.addEventListener("abort", () => { if (busy) fail(ui.aborted); });
+  // The stream ended without `done` or `error` (the server went away between two events).
+  source.addEventListener("readystatechange", (e) => {
+    if (e.readyState !== SSE.CLOSED || !busy) return;
+    if (turn) settleBrokenTurn();
+    else fail(ui.network_failed);
+  });
   source.stream();
 }
 
