@@ -1206,7 +1206,7 @@ def _program_failure(rt: Runtime, name: str, reason: str) -> LocalRuntimeError:
 
 
 def _wait_ready(rt: Runtime, names: Iterable[str], timeout: float, supervisord_pid: int) -> None:
-    """Wait until every named program answers; fail early when one is FATAL or keeps
+    """Wait until every named program answers and supervisord calls it RUNNING; fail early when one is FATAL or keeps
     exiting (supervisord would go on restarting it), or when supervisord itself exits."""
     pending = list(names)
     pids_seen: dict[str, set[int]] = {name: set() for name in pending}
@@ -1214,10 +1214,11 @@ def _wait_ready(rt: Runtime, names: Iterable[str], timeout: float, supervisord_p
     while True:
         infos = _process_infos(rt)
         for name in list(pending):
-            if program_ready(rt, name):
+            info = infos.get(name)
+            # Answering, and past supervisord's startsecs (RUNNING): a restart counts from here.
+            if program_ready(rt, name) and (info is None or info["statename"] == "RUNNING"):
                 pending.remove(name)
                 continue
-            info = infos.get(name)
             if info is None:
                 continue
             if info["pid"]:

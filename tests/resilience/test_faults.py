@@ -16,6 +16,7 @@ LOAD = Load(learners=4, turns=3, think_s=0.8, down_s=5.0, settle_s=60.0)
 # come back after the subscription's ack deadline (10 s); retries back off up to a few seconds.
 RECOVERY_BOUND_S = 30.0
 
+
 @pytest.fixture(scope="module")
 def platform():
     started = ChaosPlatform.start()
