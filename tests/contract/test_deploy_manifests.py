@@ -4,7 +4,8 @@ The chart is rendered offline (helm-python-sdk, Helm v4) with its default values
 values-production.yaml, then checked against: helm lint --strict, the Kubernetes OpenAPI
 schemas (kubernetes-validate --strict), the services' own settings classes (every WP_*
 variable must be one they read, with a value they accept), Envoy's config validation and a
-short real Envoy run, and the fields KEDA documents for ScaledObject and its scalers.
+short real Envoy run, and the fields KEDA documents for ScaledObject and its scalers. The
+Pub/Sub provisioning hook Job is held to the same rules as the services.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ NAMESPACE = "workplace"
 KUBERNETES_VERSION = "1.33.0"
 
 SERVICES = ["web", "chat", "feedback", "auth", "scenario", "watch", "tts"]
+PROVISION = f"{RELEASE}-pubsub-provision"
+PROVISION_COMMAND = ["python", "-m", "workplace_kit.pubsub", "provision"]
+HOOK = "helm.sh/hook"
 
 # KEDA 2.18 reference (keda.sh/docs/2.18/reference/scaledobject-spec and scalers/*).
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -92,6 +96,7 @@ VALUE_SETS = {
     "production": _production_values,
     "default-keda": lambda: {"keda": {"enabled": True}},
     "keda-single-feedback": lambda: {"keda": {"enabled": True}, "feedback": {"worker": {"enabled": False}}},
+    "no-provision": lambda: {"pubsubProvision": {"enabled": False}},
 }
 
 
@@ -157,6 +162,7 @@ def test_render_covers_every_service_and_the_feedback_worker(renders) -> None:
 def test_every_manifest_passes_kubernetes_validate_strict(renders, value_set: str) -> None:
     docs = [d for d in renders[value_set] if not d["apiVersion"].startswith("keda.sh/")]
     assert len(docs) >= 40, "suspiciously few manifests rendered"
+    assert PROVISION in _kind(docs, "Job") and PROVISION in _kind(docs, "ServiceAccount")
     failures = []
     for doc in docs:
         try:
@@ -186,24 +192,29 @@ def test_values_schema_rejects_bad_values() -> None:
 # --------------------------------------------------------------------------- workloads
 
 
+def _assert_hardened_and_sized(name: str, workload: dict, service_accounts: dict[str, dict]) -> None:
+    pod = workload["spec"]["template"]["spec"]
+    assert pod.get("serviceAccountName") in service_accounts, name
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["runAsUser"] > 0, name
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+    container = _container(workload)
+    requests = container["resources"]["requests"]
+    assert requests.get("cpu") and requests.get("memory"), f"{name}: GKE Autopilot needs requests"
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False, name
+    assert security["readOnlyRootFilesystem"] is True, name
+    assert security["capabilities"]["drop"] == ["ALL"], name
+
+
 @pytest.mark.parametrize("value_set", ["default", "production"])
 def test_every_deployment_is_hardened_and_sized(renders, value_set: str) -> None:
     docs = renders[value_set]
     service_accounts = _kind(docs, "ServiceAccount")
     for name, deployment in _kind(docs, "Deployment").items():
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod.get("serviceAccountName") in service_accounts, name
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] > 0, name
-        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        _assert_hardened_and_sized(name, deployment, service_accounts)
         container = _container(deployment)
-        requests = container["resources"]["requests"]
-        assert requests.get("cpu") and requests.get("memory"), f"{name}: GKE Autopilot needs requests"
         assert container["livenessProbe"] and container["readinessProbe"], name
-        security = container["securityContext"]
-        assert security["allowPrivilegeEscalation"] is False, name
-        assert security["readOnlyRootFilesystem"] is True, name
-        assert security["capabilities"]["drop"] == ["ALL"], name
 
 
 def test_python_services_probe_healthz_and_readyz(renders) -> None:
@@ -267,11 +278,15 @@ def _settings_class(service: str) -> type:
 
 def _settings_for(service: str, container: dict, monkeypatch: pytest.MonkeyPatch):
     """Load the service's real settings class from the container's environment."""
+    return _settings_from_env(_settings_class(service), service, container, monkeypatch)
+
+
+def _settings_from_env(cls: type, service: str, container: dict, monkeypatch: pytest.MonkeyPatch):
+    """Load settings class `cls` from the container's environment; every WP_* must be a field."""
     import os
 
     from workplace_kit.config import load_settings
 
-    cls = _settings_class(service)
     class_name = cls.__name__
     for var in [v for v in os.environ if v.startswith("WP_")]:
         monkeypatch.delenv(var)
@@ -388,6 +403,187 @@ def test_network_policies_deny_by_default_and_allow_the_known_paths(renders) -> 
         assert any("namespaceSelector" in peer for rule in rules for peer in rule.get("from", [])), (
             f"{name}: no Prometheus scrape rule"
         )
+
+
+# --------------------------------------------------------------------------- Pub/Sub provisioning job
+
+
+def _hook(obj: dict) -> tuple[set[str], int, set[str]]:
+    """Hook events, weight and delete policies of a Helm hook object."""
+    annotations = obj["metadata"].get("annotations", {})
+    return (
+        set(annotations[HOOK].split(",")),
+        int(annotations.get("helm.sh/hook-weight", "0")),
+        set(annotations.get("helm.sh/hook-delete-policy", "").split(",")),
+    )
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_pubsub_provision_job_is_a_hook_that_runs_before_the_workloads(renders, value_set: str) -> None:
+    docs = renders[value_set]
+    job = _kind(docs, "Job")[PROVISION]
+    account = _kind(docs, "ServiceAccount")[PROVISION]
+    events, job_weight, deletion = _hook(job)
+    assert events == {"pre-install", "pre-upgrade"}
+    assert deletion == {"before-hook-creation", "hook-succeeded"}
+    # Hook objects are created before the release's other objects, lowest weight first: the
+    # account the Job runs under must exist before it, so it is a hook too, and weighs less.
+    account_events, account_weight, account_deletion = _hook(account)
+    assert account_events == events and account_deletion == deletion
+    assert account_weight < job_weight
+    hooks = {(d["kind"], d["metadata"]["name"]) for d in docs if HOOK in d["metadata"].get("annotations", {})}
+    assert hooks == {("Job", PROVISION), ("ServiceAccount", PROVISION)}, "the workloads must not be hooks"
+
+    spec = job["spec"]
+    values = _production_values() if value_set == "production" else {}
+    defaults = Chart.load(CHART_DIR).values["pubsubProvision"]
+    assert spec["backoffLimit"] == defaults["backoffLimit"] and 1 <= spec["backoffLimit"] <= 5
+    assert spec["activeDeadlineSeconds"] == defaults["activeDeadlineSeconds"] == 300
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    container = _container(job)
+    assert container["command"] == PROVISION_COMMAND
+    # A configuration error (exit code 2) fails the Job at once instead of retrying.
+    (rule,) = spec["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"] == {"containerName": container["name"], "operator": "In", "values": [2]}
+    # By default it runs the feedback image: every service image carries the kit.
+    feedback = _container(_kind(docs, "Deployment")[f"{RELEASE}-feedback"])
+    assert (container["image"], container["imagePullPolicy"]) == (feedback["image"], feedback["imagePullPolicy"])
+    if value_set == "production":
+        assert container["image"].startswith(values["global"]["imageRegistry"] + "/feedback:")
+
+
+def test_pubsub_provision_command_is_the_kit_cli() -> None:
+    from workplace_kit import pubsub
+
+    assert PROVISION_COMMAND[:3] == ["python", "-m", pubsub.__name__]
+    with pytest.raises(SystemExit) as exited:
+        pubsub.main([*PROVISION_COMMAND[3:], "--help"])
+    assert exited.value.code == 0
+
+
+def test_pubsub_provision_image_can_be_overridden() -> None:
+    docs = _documents(
+        _render(
+            {
+                "global": {"imageRegistry": "europe-docker.pkg.dev/p/workplace"},
+                "pubsubProvision": {"image": {"repository": "kit", "tag": "1.2.3", "pullPolicy": "Always"}},
+            }
+        )
+    )
+    container = _container(_kind(docs, "Job")[PROVISION])
+    assert container["image"] == "europe-docker.pkg.dev/p/workplace/kit:1.2.3"
+    assert container["imagePullPolicy"] == "Always"
+
+
+def test_pubsub_provision_job_runs_as_its_own_workload_identity(renders) -> None:
+    production = _production_values()
+    docs = renders["production"]
+    accounts = _kind(docs, "ServiceAccount")
+    pod = _kind(docs, "Job")[PROVISION]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == PROVISION
+    gsa = production["pubsubProvision"]["gcpServiceAccount"]
+    assert accounts[PROVISION]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == gsa
+    # Not a service's account: the services' own need no right to create topics.
+    assert gsa not in {production[s]["serviceAccount"]["gcpServiceAccount"] for s in SERVICES}
+    # Workload Identity needs no token in the pod (the GKE metadata server gets one), like the services.
+    assert pod["automountServiceAccountToken"] is False
+    assert accounts[PROVISION]["automountServiceAccountToken"] is False
+    # No GCP account configured, no annotation.
+    default_account = _kind(renders["default"], "ServiceAccount")[PROVISION]
+    assert "iam.gke.io/gcp-service-account" not in default_account["metadata"]["annotations"]
+    # Accounts made elsewhere: the Job still runs under the same name, and no hook account is made.
+    external = _documents(_render({"serviceAccount": {"create": False}}))
+    assert _kind(external, "ServiceAccount") == {}
+    assert _kind(external, "Job")[PROVISION]["spec"]["template"]["spec"]["serviceAccountName"] == PROVISION
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_pubsub_provision_job_is_hardened_and_small(renders, value_set: str) -> None:
+    docs = renders[value_set]
+    job = _kind(docs, "Job")[PROVISION]
+    _assert_hardened_and_sized(PROVISION, job, _kind(docs, "ServiceAccount"))
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    # Exactly what the services run with.
+    service = _kind(docs, "Deployment")[f"{RELEASE}-feedback"]
+    assert pod["securityContext"] == service["spec"]["template"]["spec"]["securityContext"]
+    container = _container(job)
+    assert container["securityContext"] == _container(service)["securityContext"]
+    assert container["securityContext"]["privileged"] is False
+    # Read-only root filesystem: scratch space on a /tmp volume.
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+    assert "emptyDir" in pod["volumes"][0]
+    resources = container["resources"]
+    for kind in ["requests", "limits"]:
+        assert set(resources[kind]) == {"cpu", "memory"}, kind
+    assert resources["limits"]["memory"] in {"256Mi", "512Mi"}, "a one-shot admin call needs little"
+    assert "ports" not in container and "livenessProbe" not in container
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_pubsub_provision_env_is_what_the_kit_cli_reads(renders, value_set: str, monkeypatch) -> None:
+    from workplace_kit.pubsub import _Settings
+
+    docs = renders[value_set]
+    container = _container(_kind(docs, "Job")[PROVISION])
+    env = _env(container)
+    settings = _settings_from_env(_Settings, "pubsub-provision", container, monkeypatch)
+    # The same project, environment and log level as the services it provisions for.
+    worker_env = _env(_container(_kind(docs, "Deployment")[f"{RELEASE}-feedback-worker"]))
+    for var in ["WP_PUBSUB_PROJECT", "WP_ENVIRONMENT", "WP_LOG_LEVEL", "HOME", "TMPDIR"]:
+        assert env[var] == worker_env[var], var
+    values = _production_values() if value_set == "production" else Chart.load(CHART_DIR).values
+    assert settings.pubsub_project == values["global"]["pubsubProject"]
+    assert settings.environment == values["global"]["environment"]
+    assert settings.pubsub_name_suffix == ""
+    # It reads no secret and serves nothing.
+    assert all("valueFrom" not in e for e in env.values())
+    assert not {"WP_DATABASE_URL", "WP_GEMINI_API_KEYS", "WP_HTTP_PORT", "WP_GRPC_PORT"} & set(env)
+
+
+def test_pubsub_provision_extra_env_reaches_the_cli(monkeypatch) -> None:
+    from workplace_kit.pubsub import _Settings
+
+    docs = _documents(_render({"pubsubProvision": {"env": {"WP_PUBSUB_NAME_SUFFIX": ".blue"}}}))
+    container = _container(_kind(docs, "Job")[PROVISION])
+    assert _settings_from_env(_Settings, "pubsub-provision", container, monkeypatch).pubsub_name_suffix == ".blue"
+
+
+def test_pubsub_provision_can_be_turned_off(renders) -> None:
+    docs = renders["no-provision"]
+    assert _kind(docs, "Job") == {}
+    assert PROVISION not in _kind(docs, "ServiceAccount")
+    assert not [d for d in docs if HOOK in d["metadata"].get("annotations", {})]
+    # Everything else is as before.
+    names = lambda ds: {(d["kind"], d["metadata"]["name"]) for d in ds}  # noqa: E731
+    assert names(renders["default"]) - names(docs) == {("Job", PROVISION), ("ServiceAccount", PROVISION)}
+
+
+def test_pubsub_provision_pod_is_denied_ingress_and_may_reach_google(renders) -> None:
+    docs = renders["production"]
+    labels = _kind(docs, "Job")[PROVISION]["spec"]["template"]["metadata"]["labels"]
+    selecting = [
+        p for p in _kind(docs, "NetworkPolicy").values() if _selects(p["spec"]["podSelector"]["matchLabels"], labels)
+    ]
+    assert [p["metadata"]["name"] for p in selecting] == [f"{RELEASE}-default-deny-ingress"]
+    # No policy restricts egress: Pub/Sub's API and the GKE metadata server (Workload Identity)
+    # are reachable. A policy with Egress here must allow them.
+    assert all("Egress" not in p["spec"]["policyTypes"] for p in selecting)
+    # It shares no component label with a service, so no service's ingress rule or PDB covers it.
+    assert labels["app.kubernetes.io/component"] == "pubsub-provision"
+    for pdb in _kind(docs, "PodDisruptionBudget").values():
+        assert not _selects(pdb["spec"]["selector"]["matchLabels"], labels), pdb["metadata"]["name"]
+
+
+def test_values_schema_rejects_bad_pubsub_provision_values() -> None:
+    with pytest.raises(HelmValuesError, match="backofflimit"):
+        _render({"pubsubProvision": {"backofflimit": 3}})
+    with pytest.raises(HelmValuesError, match="gcpServiceAccount"):
+        _render({"pubsubProvision": {"gcpServiceAccount": "not-an-account"}})
+    with pytest.raises(HelmValuesError, match="missing property 'requests'"):
+        _render({"pubsubProvision": {"resources": {"requests": None}}})
 
 
 # --------------------------------------------------------------------------- gateway (Envoy)

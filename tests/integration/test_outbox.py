@@ -120,9 +120,15 @@ async def test_a_failing_topic_backs_off_without_holding_up_the_others(pool):
     assert all(r["later"] and "broker down" in r["last_error"] and r["dead_at"] is None for r in waiting)
     assert await relay.publish_pending() == 0  # not due yet
 
+    # A probe while the broker is down takes the oldest waiting row despite its backoff.
+    assert relay._broker_trouble
+    assert await relay.publish_pending(probe=True) == 1
+    assert [e for _, e in bus.published] == ["r0"]
+    # Once a probe gets through, what waits goes at once instead of after its backoff.
     del bus.failing["ConversationTurn"]
-    await pool.execute("UPDATE outbox SET next_attempt_at = now()")  # skip the wait
-    assert await relay.publish_pending() == 2
+    assert await relay.publish_pending(probe=True) == 1
+    assert await relay.publish_pending() == 1
+    assert not await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     assert [e for _, e in bus.published] == ["r0", "t0", "t1"]
 
 

@@ -104,6 +104,32 @@ role: "all" (HTTP, gRPC, workers), "api" (no Pub/Sub workers) or "worker" (no gR
 {{- toYaml (dict "items" $items) -}}
 {{- end -}}
 
+{{/* Environment shared by every Python container, the services' and the Pub/Sub
+provisioning job's; each is called with the root context. */}}
+{{- define "workplace.env.runtime" -}}
+- name: WP_ENVIRONMENT
+  value: {{ .Values.global.environment | quote }}
+- name: WP_LOG_LEVEL
+  value: {{ .Values.global.logLevel | quote }}
+{{- end -}}
+
+{{- define "workplace.env.pubsub" -}}
+- name: WP_PUBSUB_PROJECT
+  value: {{ .Values.global.pubsubProject | quote }}
+{{- end -}}
+
+{{- define "workplace.env.python" -}}
+# Read-only root filesystem: no bytecode files, scratch space on the /tmp volume.
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+- name: PYTHONUNBUFFERED
+  value: "1"
+- name: TMPDIR
+  value: /tmp
+- name: HOME
+  value: /tmp
+{{- end -}}
+
 {{/* Container env of one workload; call with (dict "root" $ "w" $workload). */}}
 {{- define "workplace.env" -}}
 {{- $root := .root -}}
@@ -111,10 +137,7 @@ role: "all" (HTTP, gRPC, workers), "api" (no Pub/Sub workers) or "worker" (no gR
 {{- $g := $root.Values.global -}}
 - name: WP_SERVICE_NAME
   value: {{ $w.serviceName | quote }}
-- name: WP_ENVIRONMENT
-  value: {{ $g.environment | quote }}
-- name: WP_LOG_LEVEL
-  value: {{ $g.logLevel | quote }}
+{{ include "workplace.env.runtime" $root }}
 - name: WP_HTTP_HOST
   value: "0.0.0.0"
 - name: WP_HTTP_PORT
@@ -123,8 +146,7 @@ role: "all" (HTTP, gRPC, workers), "api" (no Pub/Sub workers) or "worker" (no gR
 - name: WP_GRPC_PORT
   value: {{ $w.ports.grpc | quote }}
 {{- end }}
-- name: WP_PUBSUB_PROJECT
-  value: {{ $g.pubsubProject | quote }}
+{{ include "workplace.env.pubsub" $root }}
 - name: WP_REDIS_URL
   value: {{ $g.redisUrl | quote }}
 - name: WP_AI_PROVIDER
@@ -164,15 +186,7 @@ role: "all" (HTTP, gRPC, workers), "api" (no Pub/Sub workers) or "worker" (no gR
 - name: WP_WEB_FEEDBACK_GRPC_ADDR
   value: {{ printf "%s:%v" (include "workplace.serviceHost" (dict "root" $root "component" "feedback")) $root.Values.feedback.ports.grpc | quote }}
 {{- end }}
-# Read-only root filesystem: no bytecode files, scratch space on the /tmp volume.
-- name: PYTHONDONTWRITEBYTECODE
-  value: "1"
-- name: PYTHONUNBUFFERED
-  value: "1"
-- name: TMPDIR
-  value: /tmp
-- name: HOME
-  value: /tmp
+{{ include "workplace.env.python" $root }}
 {{- range $name, $value := $w.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}

@@ -87,7 +87,7 @@ _PULL_BATCH = 100  # Pub/Sub's most messages per pull
 _ADMIN_TIMEOUT_S = 15.0
 _NEVER_EXPIRE: dict = {}  # an expiration policy without a ttl: the subscription never expires
 _ACK_TIMEOUT_S = 10.0
-_MAX_OUTAGE_PAUSE_S = 30.0
+_MAX_OUTAGE_PAUSE_S = 5.0
 _SLOW_HANDLER_WARN_S = 30.0
 _IDLE_POLL_MIN_S = 0.05
 _IDLE_POLL_MAX_S = 0.4
@@ -184,8 +184,10 @@ class Subscription(Generic[M]):
         max_messages: int,
         pull_timeout_s: float,
         drain_timeout_s: float,
+        healthy: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._bus = bus
+        self._healthy = healthy
         self.spec = spec
         self.name = bus.topology.name(spec.name)
         self.path = bus.subscription_path(spec.name)
@@ -236,12 +238,11 @@ class Subscription(Generic[M]):
         idle_pause = _IDLE_POLL_MIN_S
         while not self._stopping.is_set():
             if self._outage_streak:
-                # Circuit open: one message at a time, after a pause that grows with each probe.
+                # Circuit open: wait until the dependency answers, then one message at a time.
                 while self._in_flight and not self._stopping.is_set():
                     await self._wait_for_room()
                 if self._outage_streak:
-                    await self._pause(min(_MAX_OUTAGE_PAUSE_S, 0.5 * 2 ** min(self._probes, 6)))
-                    self._probes += 1
+                    await self._wait_until_healthy()
                 limit = 1
             else:
                 free = self._max_messages - len(self._in_flight)
@@ -296,6 +297,20 @@ class Subscription(Generic[M]):
                 task = asyncio.create_task(self._process(message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def _wait_until_healthy(self) -> None:
+        """With a health check: ask it every second (no event spends an attempt meanwhile).
+        Without: pause, longer after each probe (0.5 s doubling to 5 s)."""
+        if self._healthy is None:
+            await self._pause(min(_MAX_OUTAGE_PAUSE_S, 0.5 * 2 ** min(self._probes, 4)))
+            self._probes += 1
+            return
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._healthy(), timeout=5)
+                return
+            except Exception:  # noqa: BLE001 - still down
+                await self._pause(1.0)
 
     async def _wait_for_room(self) -> None:
         self._room.clear()
@@ -637,11 +652,20 @@ class EventBus:
             log.info("Pub/Sub topology provisioned", extra={"created": created})
         return created
 
+    @property
+    def broker_may_lose_state(self) -> bool:
+        """Only the emulator forgets topics and messages (it keeps them in memory)."""
+        return bool(os.environ.get("PUBSUB_EMULATOR_HOST"))
+
     async def broker_state_lost(self) -> bool:
         """True if the broker does not know this service's sentinel subscription: it lost its
         state (the emulator keeps everything in memory) or never had it (first start). Then the
         whole topology and the sentinel are declared again before this returns, and the caller
-        should republish what the broker may have lost (the outbox does)."""
+        should republish what the broker may have lost (the outbox does). Always False against
+        Pub/Sub itself, which keeps what it accepted (and the services' accounts may not read
+        subscriptions' metadata)."""
+        if not self.broker_may_lose_state:
+            return False
         try:
             await self._subscriber.get_subscription(
                 request={"subscription": self.subscription_path(self._epoch_subscription)}, timeout=_ADMIN_TIMEOUT_S
@@ -753,9 +777,18 @@ class EventBus:
     # subscribe
 
     async def subscribe(
-        self, subscription: str, message_type: type[M], handler: Handler[M], *, max_messages: int = 32
+        self,
+        subscription: str,
+        message_type: type[M],
+        handler: Handler[M],
+        *,
+        max_messages: int = 32,
+        healthy: Callable[[], Awaitable[object]] | None = None,
     ) -> Subscription[M]:
-        """Start pulling `subscription` (a declared name); `handler` runs on this event loop."""
+        """Start pulling `subscription` (a declared name); `handler` runs on this event loop.
+
+        `healthy` (e.g. a database ping) raises while the handler's dependency is down: during
+        an outage the subscription asks it instead of spending events' attempts on probes."""
         if self._closed:
             raise EventBusError("event bus is closed")
         if max_messages < 1:
@@ -774,6 +807,7 @@ class EventBus:
             max_messages=max_messages,
             pull_timeout_s=self._pull_timeout_s,
             drain_timeout_s=self._drain_timeout_s,
+            healthy=healthy,
         )
         sub.start()
         self._subscriptions.add(sub)

@@ -81,7 +81,7 @@ _CLAIM = """
 UPDATE outbox SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM outbox
-    WHERE published_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now()
+    WHERE published_at IS NULL AND dead_at IS NULL AND ($3 OR next_attempt_at <= now())
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id, topic, ordering_key, type_name, payload, trace_context, attempts
@@ -134,6 +134,9 @@ class OutboxRelay:
         self.broker_check_interval_s = broker_check_interval_s
         self.housekeeping_interval_s = housekeeping_interval_s
         self._wake = asyncio.Event()
+        # Set when a publish failed: once the broker answers again, waiting rows go at once
+        # instead of sitting out their backoff.
+        self._broker_trouble = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -144,11 +147,16 @@ class OutboxRelay:
             _FAILED, ids, repr(error)[:1000], self.max_backoff_s, permanent, self.max_permanent_attempts
         )
 
-    async def publish_pending(self) -> int:
-        """Publish what is due; returns how many rows were taken (published or not)."""
-        rows = sorted(await self.pool.fetch(_CLAIM, self.batch, self.claim_s), key=lambda r: r["id"])
+    async def publish_pending(self, *, probe: bool = False) -> int:
+        """Publish what is due; returns how many rows were taken (published or not). A probe
+        takes the oldest waiting row whatever its backoff, to learn whether the broker is back."""
+        rows = await self.pool.fetch(_CLAIM, 1 if probe else self.batch, self.claim_s, probe)
+        rows = sorted(rows, key=lambda r: r["id"])
         if not rows:
+            if probe:
+                self._broker_trouble = False  # nothing waits at all
             return 0
+        published = 0
         by_topic: dict[str, list[tuple[int, Outgoing]]] = {}
         for row in rows:
             try:
@@ -174,8 +182,12 @@ class OutboxRelay:
                     extra={"topic": topic, "events": len(ids), "error": repr(exc)[:300]},
                 )
                 await self._mark_failed(ids, exc)
+                self._broker_trouble = True
                 continue
             await self.pool.execute(_PUBLISHED, ids)
+            published += len(ids)
+        if probe and published:
+            await self.retry_now()
         return len(rows)
 
     async def republish_if_broker_lost_state(self) -> int:
@@ -194,6 +206,14 @@ class OutboxRelay:
             )
             OUTBOX_REPUBLISHED.labels(self.service).inc(count)
         return count
+
+    async def retry_now(self) -> None:
+        """The broker answers again: publish what waits for a retry now, not after its backoff."""
+        self._broker_trouble = False
+        await self.pool.execute(
+            "UPDATE outbox SET next_attempt_at = now() "
+            "WHERE published_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()"
+        )
 
     async def housekeeping(self) -> None:
         await self.pool.execute(
@@ -216,11 +236,14 @@ class OutboxRelay:
             try:
                 now = time.monotonic()
                 if now >= next_broker_check:
-                    next_broker_check = now + self.broker_check_interval_s
+                    # Every second while publishing fails, to go again as soon as it answers.
+                    next_broker_check = now + (1.0 if self._broker_trouble else self.broker_check_interval_s)
                     try:
                         await self.republish_if_broker_lost_state()
                     except gexc.GoogleAPICallError as exc:
                         log.debug("broker check failed: %r", exc)  # the broker is down: publishing fails too
+                    if self._broker_trouble:
+                        await self.publish_pending(probe=True)
                 while await self.publish_pending() == self.batch:
                     pass
                 if now >= next_housekeeping:

@@ -21,19 +21,22 @@ def pubsub_consumer(
     *,
     max_messages: int = 32,
     check_interval_s: float = 5.0,
+    healthy: Callable[[], Awaitable[object]] | None = None,
 ) -> Callable[[], Awaitable[None]]:
     """A worker that keeps pulling `subscription` until cancelled, restarting the pull loop if
     it ever stops (it retries broker errors itself; this is the last line of defence)."""
 
     async def consume() -> None:
-        sub = await bus.subscribe(subscription, message_type, handler, max_messages=max_messages)
+        sub = await bus.subscribe(subscription, message_type, handler, max_messages=max_messages, healthy=healthy)
         try:
             while True:
                 await asyncio.sleep(check_interval_s)
                 if not sub.running:
                     log.error("pull loop stopped; starting it again", extra={"subscription": subscription})
                     await sub.close()
-                    sub = await bus.subscribe(subscription, message_type, handler, max_messages=max_messages)
+                    sub = await bus.subscribe(
+                        subscription, message_type, handler, max_messages=max_messages, healthy=healthy
+                    )
         finally:
             await sub.close()
 

@@ -45,6 +45,7 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         events_pb2.ConversationTurn,
         service.handle_turn,
         max_messages=settings.pubsub_flow_max_messages,
+        healthy=res.check_database,  # while the database is down, no event spends an attempt
     )
     workers = [relay.run, consumer]
     for a in (analyser, fallback):
