@@ -378,3 +378,32 @@ async def test_turn_that_can_never_be_analysed_is_dead_lettered_at_once(feedback
         await bus.close()
     async with httpx.AsyncClient() as client:
         assert (await client.get(feedback.http_url + "/readyz")).status_code == 200
+
+
+async def test_database_outage_is_a_503_before_the_reply_and_not_saved_after_it(chat, monkeypatch):
+    """The database fails: before anything streams the answer is a 503 with Retry-After; if it
+    fails once the reply has streamed, storing is retried briefly, then the stream ends with
+    `not_saved` and nothing of the turn is stored (the page puts the message back)."""
+    service = chat.app.state.service
+    _, events = await sse_chat(chat.http_url, {"message": "お疲れさまです。"})
+    session_id = events[0][1]["session_id"]
+    before = await history(chat.http_url, session_id)
+
+    async def refused(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5440)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service.repository, "ping", refused)
+        async with httpx.AsyncClient() as client:
+            r = await client.post(chat.http_url + "/api/v2/chat", json={"message": "こんにちは"})
+        assert r.status_code == 503 and r.json()["error"] == "unavailable"
+        assert int(r.headers["retry-after"]) > 0 and "5440" not in r.text
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service.repository, "store_exchange", refused)
+        patch.setattr(service.settings, "chat_store_retry_s", 0.5)
+        _, events = await sse_chat(chat.http_url, {"message": "今日もよろしくお願いします。", "session_id": session_id})
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "start" and "delta" in kinds and kinds[-1] == "error", kinds
+    assert events[-1][1]["error"] == "not_saved"
+    assert await history(chat.http_url, session_id) == before

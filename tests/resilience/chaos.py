@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -79,13 +78,8 @@ def _load_localrt():
 
 
 localrt = _load_localrt()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+sys.path.insert(0, str(REPO / "tests"))  # run as a script too (task chaos)
+from support.services import free_port  # noqa: E402
 
 # --------------------------------------------------------------------------- platform
 
@@ -289,6 +283,7 @@ async def learner(
     done: list[Turn] = []
     session_id = ""
     rng = random.Random(f"{run}-{number}")
+    await asyncio.sleep(rng.uniform(0, think_s))  # learners do not all start at once
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=3)) as client:
         for index in range(turns):
             turn = Turn(number, index, MESSAGES[(number * 5 + index) % len(MESSAGES)])
@@ -539,13 +534,19 @@ async def fault_feedback_killed(platform: ChaosPlatform, load: Load) -> Verdict:
     return await during_load(platform, f"feedback SIGKILLed, back after {load.down_s:g} s", load, inject)
 
 
-async def fault_emulator_killed(platform: ChaosPlatform, load: Load) -> Verdict:
-    async def inject() -> None:
-        await _in_thread(localrt.component_kill, platform.rt, "pubsub")
-        await asyncio.sleep(load.down_s)
-        await _in_thread(localrt.component_start, platform.rt, "pubsub")
+def component_outage(component: str, title: str) -> Callable[[ChaosPlatform, Load], Awaitable[Verdict]]:
+    """A fault: `component` (postgres, redis, pubsub) is killed while learners chat, and
+    started again after load.down_s. `title` may use {down}."""
 
-    return await during_load(platform, f"Pub/Sub emulator killed, back after {load.down_s:g} s", load, inject)
+    async def fault(platform: ChaosPlatform, load: Load) -> Verdict:
+        async def inject() -> None:
+            await _in_thread(localrt.component_kill, platform.rt, component)
+            await asyncio.sleep(load.down_s)
+            await _in_thread(localrt.component_start, platform.rt, component)
+
+        return await during_load(platform, title.format(down=f"{load.down_s:g}"), load, inject)
+
+    return fault
 
 
 async def fault_emulator_killed_with_backlog(platform: ChaosPlatform, load: Load) -> Verdict:
@@ -561,24 +562,6 @@ async def fault_emulator_killed_with_backlog(platform: ChaosPlatform, load: Load
         await _in_thread(localrt.service_start, platform.rt, "feedback")
 
     return await during_load(platform, f"Pub/Sub emulator killed holding a backlog, {load.down_s:g} s", load, inject)
-
-
-async def fault_redis_down(platform: ChaosPlatform, load: Load) -> Verdict:
-    async def inject() -> None:
-        await _in_thread(localrt.component_kill, platform.rt, "redis")
-        await asyncio.sleep(load.down_s)
-        await _in_thread(localrt.component_start, platform.rt, "redis")
-
-    return await during_load(platform, f"Redis down for {load.down_s:g} s", load, inject)
-
-
-async def fault_postgres_restarted(platform: ChaosPlatform, load: Load) -> Verdict:
-    async def inject() -> None:
-        await _in_thread(localrt.component_kill, platform.rt, "postgres")
-        await asyncio.sleep(load.down_s)
-        await _in_thread(localrt.component_start, platform.rt, "postgres")
-
-    return await during_load(platform, f"PostgreSQL killed, back after {load.down_s:g} s", load, inject)
 
 
 async def fault_chat_killed(platform: ChaosPlatform, load: Load) -> Verdict:
@@ -661,10 +644,10 @@ RECORDED: list[Verdict] = []
 FAULTS: dict[str, Callable[[ChaosPlatform, Load], Awaitable[Verdict]]] = {
     "restart": fault_second_start,
     "feedback-kill": fault_feedback_killed,
-    "emulator-kill": fault_emulator_killed,
+    "emulator-kill": component_outage("pubsub", "Pub/Sub emulator killed, back after {down} s"),
     "emulator-kill-backlog": fault_emulator_killed_with_backlog,
-    "redis-down": fault_redis_down,
-    "postgres-restart": fault_postgres_restarted,
+    "redis-down": component_outage("redis", "Redis down for {down} s"),
+    "postgres-restart": component_outage("postgres", "PostgreSQL killed, back after {down} s"),
     "chat-kill": fault_chat_killed,
     "fanout-redis": fault_fanout_loses_redis,
 }

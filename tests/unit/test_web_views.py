@@ -59,3 +59,23 @@ async def test_fanout_reaches_listeners_of_that_session_only():
         # Silence yields heartbeats (None) so the SSE stream can ping.
         assert await asyncio.wait_for(anext(events), timeout=2) is None
     await redis.aclose()
+
+
+async def test_fanout_without_redis_drops_the_live_event_and_says_so():
+    """Redis is only the live channel: with it down, an event is acknowledged (feedback streams
+    read the stored analyses meanwhile), listening raises for the stream to fall back, and
+    availability reads false. A port where nothing listens stands in for a Redis that is down."""
+    import pytest
+    from redis.exceptions import RedisError
+    from web_service.feedback_fanout import FANOUT_DROPPED
+
+    down = create_redis("redis://127.0.0.1:9/0")
+    fanout = FeedbackFanout(down)
+    dropped = FANOUT_DROPPED._value.get()
+    await fanout.on_feedback_ready(events_pb2.FeedbackReady(session_id=str(uuid.uuid4()), turn_id="t"))
+    assert FANOUT_DROPPED._value.get() == dropped + 1
+    assert await fanout.available() is False
+    with pytest.raises(RedisError):
+        async with fanout.listen(str(uuid.uuid4())):
+            pass
+    await down.aclose()

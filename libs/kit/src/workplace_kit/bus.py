@@ -272,10 +272,15 @@ class Subscription(Generic[M]):
                 if pull_failures == 1 or pull_failures % 20 == 0:
                     log.warning("pull failed; retrying", extra={"subscription": self.name, "error": repr(exc)[:300]})
                 if isinstance(exc, gexc.NotFound):
-                    # The broker lost the subscription (an emulator restart): declare it again.
-                    with contextlib.suppress(Exception):
+                    # The broker lost the subscription (an emulator restart): declare it again
+                    # and pull at once.
+                    try:
                         await self._bus.provision(topics=[self.spec.topic])
-                await self._pause(min(10.0, 0.2 * 2 ** min(pull_failures, 6)))
+                        continue
+                    except Exception:  # noqa: BLE001 - the broker is still in trouble
+                        pass
+                # Pulls are cheap: try again soon, so that work resumes as the broker returns.
+                await self._pause(min(2.0, 0.2 * 2 ** min(pull_failures, 4)))
                 continue
             if pull_failures:
                 log.info("pulling again", extra={"subscription": self.name, "after_failures": pull_failures})
