@@ -44,6 +44,8 @@ fi
 
 # 5. Chromium for the browser tests (Debian's build; Playwright drives it, downloads nothing).
 [[ -x /usr/bin/chromium ]] || apt_install chromium
+# A Japanese font, so that the pages Chromium renders (and its screenshots) are readable.
+[[ -n "$(fc-list :lang=ja 2>/dev/null)" ]] || apt_install fonts-noto-cjk
 
 # 6. promtool (Debian's prometheus package) for the rule and dashboard checks in
 #    tests/contract/test_observability.py. Without systemd the package starts no server.

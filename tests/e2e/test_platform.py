@@ -221,6 +221,8 @@ def test_browser_says_clearly_when_a_reply_fails_and_keeps_the_message(platform)
         assert page.input_value("#message") == "今日は早退させてください。"  # back in the box
         assert page.locator("li.msg.user").last.get_attribute("class").endswith("unsent")
         assert page.is_enabled("#partner"), "no session was adopted from a failed first turn"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "chat-unavailable.png"))
 
         current["answer"] = "broken"  # the history does not know this turn: it was not saved
         send_and_settle("もう一度お願いします。")
