@@ -1,5 +1,6 @@
 """Shared set-up for the whole test run: the real components, started once.
 
+Only for runs that include more than tests/unit (unit tests need no infrastructure).
 PostgreSQL+pgvector, Redis and the Pub/Sub emulator come from the project's own script
 (scripts/localrt.py infra up, which `task test` runs first). If they do not answer, we run
 that script here; if it fails, the run stops with its message — under CI=true as anywhere
@@ -30,7 +31,16 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _needs_infrastructure(config: pytest.Config) -> bool:
+    """Unit tests need no PostgreSQL, Redis or emulator: `pytest tests/unit` starts none."""
+    unit = (REPO / "tests" / "unit").resolve()
+    paths = [Path(arg.split("::")[0]).resolve() for arg in config.args] or [REPO / "tests"]
+    return any(path != unit and unit not in path.parents for path in paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not _needs_infrastructure(config):
+        return
     # Runs before collection, so modules that read the environment at import time see it.
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "localrt.py"), "infra", "up"],
