@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the locked dependencies into .venv (uv sync --frozen); installs uv first if missing.
+# Install the locked dependencies into .venv (uv sync --frozen --all-packages); installs uv first if missing.
 # Used by `task deps` (and so by `task up` / `task test`) and by .ci/run on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +18,5 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
   command -v uv >/dev/null 2>&1 || uv_cmd=("$python_bin" -m uv)
 fi
-"${uv_cmd[@]}" sync --frozen
+# --all-packages: every workspace member (libs/*, services/*), so a new service needs no entry here.
+"${uv_cmd[@]}" sync --frozen --all-packages

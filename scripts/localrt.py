@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import xmlrpc.client
@@ -99,17 +100,18 @@ class ServiceSpec:
         return f"{self.name}_service"
 
 
-# The single list of local service processes (the gateway, Envoy, comes on top). The ports
-# must match deploy/envoy/envoy.yaml, whose upstreams are these addresses.
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("web", 8100, None),
-    ServiceSpec("chat", 8101, 50051),
-    ServiceSpec("feedback", 8102, 50052),
-    ServiceSpec("auth", 8103, 50053),
-    ServiceSpec("scenario", 8104, 50054),
-    ServiceSpec("watch", 8105, 50055),
-    ServiceSpec("tts", 8106, 50056),
-)
+# Every service comes from the registry (libs/kit/src/workplace_kit/services.toml), read here
+# with the standard library so that this script runs before `uv sync`; the gateway (Envoy)
+# comes on top, its upstreams generated from the same file (scripts/generate.py).
+REGISTRY_FILE = REPO / "libs" / "kit" / "src" / "workplace_kit" / "services.toml"
+
+
+def registry_services(path: Path = REGISTRY_FILE) -> tuple[ServiceSpec, ...]:
+    table = tomllib.loads(path.read_text())["services"]
+    return tuple(ServiceSpec(name, int(s["http_port"]), s.get("grpc_port")) for name, s in table.items())
+
+
+SERVICES: tuple[ServiceSpec, ...] = registry_services()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from . import registry
 
 ENV_PREFIX = "WP_"
 
@@ -29,7 +31,8 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     http_host: str = "127.0.0.1"
-    http_port: int = Field(8100, ge=0, le=65535)
+    # Default: the service's ports in the registry (services.toml), by service_name.
+    http_port: int = Field(8080, ge=0, le=65535)
     grpc_port: int = Field(50050, ge=0, le=65535)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5440/workplace"
@@ -70,6 +73,22 @@ class ServiceSettings(BaseSettings):
 
     otlp_endpoint: str | None = None
     metrics_enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ports_from_registry(cls, data: object) -> object:
+        """Ports not set (WP_HTTP_PORT, WP_GRPC_PORT) are the registry's for this service."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("service_name") or cls.model_fields["service_name"].default
+        try:
+            entry = registry.load().get(str(name))
+        except registry.RegistryError:
+            return data  # not a registered service (a tool, a test): the plain defaults
+        data.setdefault("http_port", entry.http_port)
+        if entry.grpc_port is not None:
+            data.setdefault("grpc_port", entry.grpc_port)
+        return data
 
     @field_validator("gemini_api_keys", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import ConfigError, ServiceSettings, load_settings
@@ -236,18 +236,12 @@ def run_main(
     run_service(settings, lambda stack: build(stack, settings))
 
 
-def run_placeholder(
-    *, service: str, http_port: int, grpc_port: int, pb2: ModuleType, pb2_grpc: ModuleType, grpc_name: str
-) -> None:
+def run_placeholder(*, service: str, pb2: ModuleType, pb2_grpc: ModuleType, grpc_name: str) -> None:
     """`main()` of a service whose API is defined but not implemented yet: health, metrics and
-    gRPC reflection work, and every RPC answers UNIMPLEMENTED."""
-
-    default_http_port, default_grpc_port = http_port, grpc_port  # the class binds these names itself
+    gRPC reflection work, and every RPC answers UNIMPLEMENTED. Ports: the registry's."""
 
     class Settings(ServiceSettings):
         service_name: str = service
-        http_port: int = Field(default_http_port, ge=0, le=65535)
-        grpc_port: int = Field(default_grpc_port, ge=0, le=65535)
 
     grpc_service = GrpcService(
         add_to_server=getattr(pb2_grpc, f"add_{grpc_name}Servicer_to_server"),

@@ -35,6 +35,7 @@ BROKER_EPOCH_TOPIC = "workplace.broker-epoch"
 class TopicSpec:
     name: str
     event_type: type[Message]
+    publishers: tuple[str, ...] = ()  # the services that publish it (registry names)
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class SubscriptionSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("conversation.turns", events_pb2.ConversationTurn),
-    TopicSpec("feedback.ready", events_pb2.FeedbackReady),
+    TopicSpec("conversation.turns", events_pb2.ConversationTurn, publishers=("chat",)),
+    TopicSpec("feedback.ready", events_pb2.FeedbackReady, publishers=("feedback",)),
     TopicSpec("session.ended", events_pb2.SessionEnded),
     TopicSpec("user.events", events_pb2.UserEvent),
     TopicSpec("tts.requests", events_pb2.TtsRequest),

@@ -6,9 +6,7 @@ from workplace_kit.service import run_placeholder
 
 
 def main() -> None:
-    run_placeholder(
-        service="auth", http_port=8103, grpc_port=50053, pb2=auth_pb2, pb2_grpc=auth_pb2_grpc, grpc_name="AuthService"
-    )
+    run_placeholder(service="auth", pb2=auth_pb2, pb2_grpc=auth_pb2_grpc, grpc_name="AuthService")
 
 
 if __name__ == "__main__":

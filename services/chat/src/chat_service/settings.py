@@ -6,8 +6,6 @@ from workplace_kit.config import ServiceSettings
 
 class ChatSettings(ServiceSettings):
     service_name: str = "chat"
-    http_port: int = Field(8101, ge=0, le=65535)
-    grpc_port: int = Field(50051, ge=0, le=65535)
     # How many earlier messages go to the AI as context.
     chat_history_turns: int = Field(20, ge=0, le=200)
     chat_default_temperature: float = Field(0.7, ge=0, le=2)

@@ -8,8 +8,6 @@ from workplace_kit.service import run_placeholder
 def main() -> None:
     run_placeholder(
         service="scenario",
-        http_port=8104,
-        grpc_port=50054,
         pb2=scenario_pb2,
         pb2_grpc=scenario_pb2_grpc,
         grpc_name="ScenarioService",

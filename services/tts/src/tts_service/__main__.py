@@ -6,9 +6,7 @@ from workplace_kit.service import run_placeholder
 
 
 def main() -> None:
-    run_placeholder(
-        service="tts", http_port=8106, grpc_port=50056, pb2=tts_pb2, pb2_grpc=tts_pb2_grpc, grpc_name="TtsService"
-    )
+    run_placeholder(service="tts", pb2=tts_pb2, pb2_grpc=tts_pb2_grpc, grpc_name="TtsService")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ from workplace_kit.service import run_placeholder
 def main() -> None:
     run_placeholder(
         service="watch",
-        http_port=8105,
-        grpc_port=50055,
         pb2=watch_pb2,
         pb2_grpc=watch_pb2_grpc,
         grpc_name="WatchService",

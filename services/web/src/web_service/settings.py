@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 from pydantic import Field
+from workplace_kit import registry
 from workplace_kit.config import ServiceSettings
+
+
+def _local_grpc(service: str) -> str:
+    return f"127.0.0.1:{registry.load().get(service).grpc_port}"
 
 
 class WebSettings(ServiceSettings):
     service_name: str = "web"
-    http_port: int = Field(8100, ge=0, le=65535)
-    web_chat_grpc_addr: str = "127.0.0.1:50051"
-    web_feedback_grpc_addr: str = "127.0.0.1:50052"
+    # Where chat's and feedback's gRPC servers are (default: their registry ports locally).
+    web_chat_grpc_addr: str = Field(default_factory=lambda: _local_grpc("chat"))
+    web_feedback_grpc_addr: str = Field(default_factory=lambda: _local_grpc("feedback"))
     # While Redis (the live channel) is down, feedback streams read stored analyses this often.
     web_feedback_poll_s: float = Field(3.0, gt=0, le=60)
     # Where the browser sends chat requests: same origin (through the gateway) by default.

@@ -1,0 +1,112 @@
+"""The service registry (services.toml beside this file): every service, once.
+
+Read by the services themselves (default ports, placeholder entry points), by
+scripts/localrt.py (which parses the same file with the standard library) and by
+scripts/generate.py, which writes Envoy's routes and clusters, the local Prometheus scrape
+config and the Helm chart's service table from it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+REGISTRY_FILE = Path(__file__).with_name("services.toml")
+_ROUTE_MATCHES = ("path_prefix", "prefix", "path")
+
+
+class RegistryError(ValueError):
+    """services.toml is malformed; the message names the service and the field."""
+
+
+@dataclass(frozen=True)
+class Route:
+    match: str  # path_prefix | prefix | path
+    value: str
+    timeout: str = "120s"
+    stream: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    description: str
+    http_port: int
+    grpc_port: int | None = None
+    grpc_service: str | None = None
+    routes: tuple[Route, ...] = ()
+    database: bool = False
+    gemini: bool = False
+
+    @property
+    def module(self) -> str:
+        return f"{self.name}_service"
+
+
+@dataclass(frozen=True)
+class Registry:
+    services: tuple[ServiceEntry, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for entry in self.services:
+            for port in (entry.http_port, entry.grpc_port):
+                if port is None:
+                    continue
+                if port in seen:
+                    raise RegistryError(f"{entry.name}: port {port} is already {seen[port]}'s")
+                seen[port] = entry.name
+
+    def get(self, name: str) -> ServiceEntry:
+        for entry in self.services:
+            if entry.name == name:
+                return entry
+        raise RegistryError(f"no service {name!r} in {REGISTRY_FILE.name} (known: {', '.join(self.names)})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(entry.name for entry in self.services)
+
+
+def _route(service: str, raw: dict) -> Route:
+    matches = [key for key in _ROUTE_MATCHES if key in raw]
+    if len(matches) != 1:
+        raise RegistryError(f"{service}: each route needs exactly one of {', '.join(_ROUTE_MATCHES)}: {raw}")
+    unknown = set(raw) - {*_ROUTE_MATCHES, "timeout", "stream"}
+    if unknown:
+        raise RegistryError(f"{service}: unknown route field(s) {sorted(unknown)}")
+    return Route(matches[0], raw[matches[0]], raw.get("timeout", "120s"), bool(raw.get("stream", False)))
+
+
+def parse(text: str) -> Registry:
+    data = tomllib.loads(text)
+    entries = []
+    allowed = {"description", "http_port", "grpc_port", "grpc_service", "routes", "database", "gemini"}
+    for name, raw in data.get("services", {}).items():
+        unknown = set(raw) - allowed
+        if unknown:
+            raise RegistryError(f"{name}: unknown field(s) {sorted(unknown)}")
+        if "http_port" not in raw:
+            raise RegistryError(f"{name}: http_port is required")
+        if ("grpc_port" in raw) != ("grpc_service" in raw):
+            raise RegistryError(f"{name}: grpc_port and grpc_service go together")
+        entries.append(
+            ServiceEntry(
+                name=name,
+                description=raw.get("description", ""),
+                http_port=int(raw["http_port"]),
+                grpc_port=int(raw["grpc_port"]) if "grpc_port" in raw else None,
+                grpc_service=raw.get("grpc_service"),
+                routes=tuple(_route(name, r) for r in raw.get("routes", [])),
+                database=bool(raw.get("database", False)),
+                gemini=bool(raw.get("gemini", False)),
+            )
+        )
+    return Registry(tuple(entries))
+
+
+@cache
+def load() -> Registry:
+    return parse(REGISTRY_FILE.read_text())
