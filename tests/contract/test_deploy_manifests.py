@@ -6,6 +6,11 @@ schemas (kubernetes-validate --strict), the services' own settings classes (ever
 variable must be one they read, with a value they accept), Envoy's config validation and a
 short real Envoy run, and the fields KEDA documents for ScaledObject and its scalers. The
 Pub/Sub provisioning hook Job is held to the same rules as the services.
+
+The services come from the service registry: the chart reads files/services.yaml (generated
+from libs/kit/src/workplace_kit/services.toml by scripts/generate.py), and a test renders a
+copy of the chart with an extra, throwaway service to show that a new service needs no change
+to the chart's values, schema or templates.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ import kubernetes_validate
 import pytest
 import yaml
 from helm_python.chart import Chart, lint
-from helm_python.errors import HelmValuesError
+from helm_python.errors import HelmRenderError, HelmValuesError
 from support.envoy import running_envoy
 from support.services import free_port
+from workplace_kit.registry import REGISTRY_FILE
+from workplace_kit.registry import load as load_registry
+from workplace_kit.registry import parse as parse_registry
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "deploy" / "helm" / "workplace"
@@ -33,13 +41,15 @@ PRODUCTION_VALUES = CHART_DIR / "values-production.yaml"
 LOCAL_ENVOY_CONFIG = REPO / "deploy" / "envoy" / "envoy.yaml"
 KEDA_GENERATOR = REPO / "deploy" / "keda" / "generate.py"
 KEDA_PLAIN_MANIFESTS = REPO / "deploy" / "keda" / "workplace-keda.yaml"
+REGISTRY_GENERATOR = REPO / "scripts" / "generate.py"
+CHART_SERVICE_TABLE = CHART_DIR / "files" / "services.yaml"
 
 RELEASE = "workplace"
 NAMESPACE = "workplace"
 # GKE's regular channel is around here; kubernetes-validate bundles schemas up to 1.37.
 KUBERNETES_VERSION = "1.33.0"
 
-SERVICES = ["web", "chat", "feedback", "auth", "scenario", "watch", "tts"]
+SERVICES = list(load_registry().names)
 PROVISION = f"{RELEASE}-pubsub-provision"
 PROVISION_COMMAND = ["python", "-m", "workplace_kit.pubsub", "provision"]
 HOOK = "helm.sh/hook"
@@ -95,7 +105,10 @@ VALUE_SETS = {
     "default": lambda: {},
     "production": _production_values,
     "default-keda": lambda: {"keda": {"enabled": True}},
-    "keda-single-feedback": lambda: {"keda": {"enabled": True}, "feedback": {"worker": {"enabled": False}}},
+    "keda-single-feedback": lambda: {
+        "keda": {"enabled": True},
+        "services": {"feedback": {"worker": {"enabled": False}}},
+    },
     "no-provision": lambda: {"pubsubProvision": {"enabled": False}},
 }
 
@@ -180,13 +193,55 @@ def test_kubernetes_validate_would_catch_an_unknown_field(renders) -> None:
 
 
 def test_values_schema_rejects_bad_values() -> None:
-    with pytest.raises(HelmValuesError, match="/chat/replicas"):
-        _render({"chat": {"replicas": "two"}})
+    with pytest.raises(HelmValuesError, match="/services/chat/replicas"):
+        _render({"services": {"chat": {"replicas": "two"}}})
     with pytest.raises(HelmValuesError, match="replicaz"):
-        _render({"web": {"replicaz": 2}})
-    # null deletes a default in Helm: a service without resource requests is refused.
+        _render({"services": {"web": {"replicaz": 2}}})
+    with pytest.raises(HelmValuesError, match="minreplicas"):
+        _render({"services": {"tts": {"autoscaling": {"minreplicas": 2}}}})
+    with pytest.raises(HelmValuesError, match="replicaz"):
+        _render({"serviceDefaults": {"worker": {"replicaz": 2}}})
+    # What the registry says is not a value: ports, command, secrets, subscriptions.
+    for field in [{"ports": {"http": 8100}}, {"command": ["python"]}, {"uses": {"database": True}}]:
+        with pytest.raises(HelmValuesError, match="additional properties"):
+            _render({"services": {"web": field}})
+    with pytest.raises(HelmValuesError, match="pubsubSubscription"):
+        _render({"services": {"web": {"autoscaling": {"pubsubSubscription": "web.feedback-ready"}}}})
+    # null deletes a default in Helm: services without resource requests are refused.
     with pytest.raises(HelmValuesError, match="missing property 'requests'"):
-        _render({"feedback": {"resources": {"requests": None}}})
+        _render({"serviceDefaults": {"resources": {"requests": None}}})
+    with pytest.raises(HelmValuesError, match="missing property 'memory'"):
+        _render({"serviceDefaults": {"worker": {"resources": {"requests": {"memory": None}}}}})
+
+
+def test_values_for_an_unregistered_service_fail_the_render() -> None:
+    """A typo in a service name must not pass silently (the entry would tune nothing)."""
+    with pytest.raises(HelmRenderError, match=r"services\.chta names no registered service \(known: auth, chat,"):
+        _render({"services": {"chta": {"replicas": 3}}})
+
+
+def test_a_service_without_values_gets_the_service_defaults(renders) -> None:
+    values = Chart.load(CHART_DIR).values
+    defaults = values["serviceDefaults"]
+    assert "tts" not in values["services"], "tts is the example of a service that needs no entry"
+    deployment = _kind(renders["default"], "Deployment")[f"{RELEASE}-tts"]
+    container = _container(deployment)
+    assert container["resources"] == defaults["resources"]
+    assert container["image"] == f"workplace/tts:{Chart.load(CHART_DIR).metadata['appVersion']}"
+    assert container["imagePullPolicy"] == defaults["image"]["pullPolicy"]
+    assert container["livenessProbe"] == defaults["probes"]["liveness"]
+    hpa = _kind(renders["default"], "HorizontalPodAutoscaler")[f"{RELEASE}-tts"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (
+        defaults["autoscaling"]["minReplicas"],
+        defaults["autoscaling"]["maxReplicas"],
+    )
+    # An entry is merged over the defaults key by key: chat sets its requests, keeps the rest.
+    chat = _container(_kind(renders["default"], "Deployment")[f"{RELEASE}-chat"])
+    assert chat["livenessProbe"] == defaults["probes"]["liveness"]
+    chat_hpa = _kind(renders["default"], "HorizontalPodAutoscaler")[f"{RELEASE}-chat"]["spec"]
+    assert chat_hpa["minReplicas"] == values["services"]["chat"]["autoscaling"]["minReplicas"]
+    target = chat_hpa["metrics"][0]["resource"]["target"]
+    assert target["averageUtilization"] == defaults["autoscaling"]["targetCPUUtilizationPercentage"]
 
 
 # --------------------------------------------------------------------------- workloads
@@ -247,7 +302,7 @@ def test_service_accounts_carry_workload_identity(renders) -> None:
         annotations = accounts[f"{RELEASE}-{service}"]["metadata"].get("annotations", {})
         assert (
             annotations.get("iam.gke.io/gcp-service-account")
-            == production[service]["serviceAccount"]["gcpServiceAccount"]
+            == production["services"][service]["serviceAccount"]["gcpServiceAccount"]
         )
     # The feedback worker acts as the feedback service.
     worker = _kind(renders["production"], "Deployment")[f"{RELEASE}-feedback-worker"]
@@ -359,6 +414,25 @@ def test_default_ports_match_the_local_runtime(renders) -> None:
         assert ports == ({"http": http_port} | ({"grpc": grpc_port} if grpc_port else {})), service
 
 
+def test_services_are_what_the_registry_says(renders) -> None:
+    """Command, ports and secrets of every service come from the registry, nowhere else."""
+    table = yaml.safe_load(CHART_SERVICE_TABLE.read_text())["services"]
+    assert list(table) == SERVICES, "files/services.yaml is stale: run `task generate`"
+    for value_set in ["default", "production"]:
+        deployments = _kind(renders[value_set], "Deployment")
+        services = _kind(renders[value_set], "Service")
+        for entry in load_registry().services:
+            container = _container(deployments[f"{RELEASE}-{entry.name}"])
+            env = _env(container)
+            assert container["name"] == entry.name
+            assert container["command"] == ["python", "-m", entry.module], entry.name
+            expected = {"http": entry.http_port} | ({"grpc": entry.grpc_port} if entry.grpc_port else {})
+            assert {p["name"]: p["containerPort"] for p in container["ports"]} == expected, entry.name
+            assert {p["name"]: p["port"] for p in services[f"{RELEASE}-{entry.name}"]["spec"]["ports"]} == expected
+            assert ("WP_DATABASE_URL" in env) == entry.database, entry.name
+            assert ("WP_GEMINI_API_KEYS" in env) == entry.gemini, entry.name
+
+
 # --------------------------------------------------------------------------- network policies
 
 
@@ -381,8 +455,9 @@ def test_network_policies_deny_by_default_and_allow_the_known_paths(renders) -> 
                     ports |= {p["port"] for p in rule["ports"]}
         return ports
 
+    registry = load_registry()
     for service in SERVICES:
-        expected = {"http"} if service == "web" else {"http", "grpc"}
+        expected = {"http"} if registry.get(service).grpc_port is None else {"http", "grpc"}
         assert allowed_from(service, "gateway") == expected, service
     assert allowed_from("chat", "web") == {"grpc"}
     assert allowed_from("feedback", "web") == {"grpc"}
@@ -486,7 +561,7 @@ def test_pubsub_provision_job_runs_as_its_own_workload_identity(renders) -> None
     gsa = production["pubsubProvision"]["gcpServiceAccount"]
     assert accounts[PROVISION]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == gsa
     # Not a service's account: the services' own need no right to create topics.
-    assert gsa not in {production[s]["serviceAccount"]["gcpServiceAccount"] for s in SERVICES}
+    assert gsa not in {production["services"][s]["serviceAccount"]["gcpServiceAccount"] for s in SERVICES}
     # Workload Identity needs no token in the pod (the GKE metadata server gets one), like the services.
     assert pod["automountServiceAccountToken"] is False
     assert accounts[PROVISION]["automountServiceAccountToken"] is False
@@ -767,3 +842,160 @@ def test_plain_keda_manifests_match_the_chart() -> None:
     plain = [d for d in yaml.safe_load_all(KEDA_PLAIN_MANIFESTS.read_text()) if d]
     assert {d["kind"] for d in plain} == {"ScaledObject", "TriggerAuthentication"}
     assert all(d["metadata"]["namespace"] == NAMESPACE for d in plain)
+
+
+# --------------------------------------------------------------------------- a new service
+
+QUIZ = """
+[services.quiz]
+description = "a throwaway service: the chart has never heard of it"
+http_port = 8199
+grpc_port = 50199
+grpc_service = "workplace.quiz.v1.QuizService"
+database = true
+routes = [{ path_prefix = "/api/v2/quiz", timeout = "30s" }]
+"""
+
+
+def _chart_with_quiz(tmp_path: Path, subscriptions: list[str] | None = None) -> Path:
+    """A copy of the chart whose generated files (files/services.yaml, files/envoy.yaml) come
+    from the registry plus QUIZ, as `task generate` would write them; values, schema and
+    templates are the chart's own. `subscriptions`: Pub/Sub subscriptions quiz consumes."""
+    generate = _load_script("generate_for_deploy_tests", REGISTRY_GENERATOR)
+    registry = parse_registry(REGISTRY_FILE.read_text() + QUIZ)
+    chart = tmp_path / "workplace"
+    # symlinks=False: files/envoy.yaml becomes a copy, so writing it below leaves deploy/envoy alone.
+    shutil.copytree(CHART_DIR, chart, symlinks=False)
+    envoy_file, table_file = chart / "files" / "envoy.yaml", chart / "files" / "services.yaml"
+    assert not envoy_file.is_symlink() and not table_file.is_symlink()
+    envoy_file.write_text(generate.envoy(registry))
+    table = generate.helm_services(registry)
+    if subscriptions:
+        data = yaml.safe_load(table)
+        data["services"]["quiz"]["subscriptions"] = subscriptions
+        table = yaml.safe_dump(data, sort_keys=False)
+    table_file.write_text(table)
+    for unchanged in ["values.yaml", "values-production.yaml", "values.schema.json", "templates"]:
+        if (CHART_DIR / unchanged).is_dir():
+            for template in (CHART_DIR / unchanged).iterdir():
+                assert (chart / unchanged / template.name).read_text() == template.read_text(), template.name
+        else:
+            assert (chart / unchanged).read_text() == (CHART_DIR / unchanged).read_text(), unchanged
+    return chart
+
+
+def _render_chart(chart: Path, values: dict) -> list[dict]:
+    return _documents(Chart.load(chart).render(values, name=RELEASE, namespace=NAMESPACE))
+
+
+def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chart = _chart_with_quiz(tmp_path)
+    name = f"{RELEASE}-quiz"
+    for value_set in ["default", "production"]:
+        report = lint(chart, VALUE_SETS[value_set](), strict=True, namespace=NAMESPACE)
+        assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    docs = _render_chart(chart, {})
+
+    container = _container(_kind(docs, "Deployment")[name])
+    assert container["command"] == ["python", "-m", "quiz_service"]
+    assert container["image"] == f"workplace/quiz:{Chart.load(chart).metadata['appVersion']}"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8199, "grpc": 50199}
+    env = _env(container)
+    assert env["WP_SERVICE_NAME"]["value"] == "quiz"
+    assert "secretKeyRef" in env["WP_DATABASE_URL"]["valueFrom"] and "WP_GEMINI_API_KEYS" not in env
+    from workplace_kit.config import ServiceSettings
+
+    with monkeypatch.context() as patch:
+        settings = _settings_from_env(ServiceSettings, "quiz", container, patch)
+    assert (settings.http_port, settings.grpc_port) == (8199, 50199)
+    service = _kind(docs, "Service")[name]
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 8199, "grpc": 50199}
+    assert name in _kind(docs, "ServiceAccount")
+    assert name in _kind(docs, "PodDisruptionBudget")
+    assert _kind(docs, "HorizontalPodAutoscaler")[name]["spec"]["scaleTargetRef"]["name"] == name
+    policy = _kind(docs, "NetworkPolicy")[name]
+    from_gateway = [
+        {p["port"] for p in rule["ports"]}
+        for rule in policy["spec"]["ingress"]
+        for peer in rule.get("from", [])
+        if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "gateway"
+    ]
+    assert from_gateway == [{"http", "grpc"}]
+    failures = []
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            failures.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+    assert failures == []
+
+    # The gateway routes to it, at its Service's address and ports.
+    config = _rendered_envoy_config(docs)
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for cluster, port in [("quiz_http", 8199), ("quiz_grpc", 50199)]:
+        endpoint = clusters[cluster]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        assert endpoint["address"]["socket_address"] == {
+            "address": f"{name}.{NAMESPACE}.svc.cluster.local",
+            "port_value": port,
+        }
+    assert "http2_protocol_options" in str(clusters["quiz_grpc"]) and "http2" not in str(clusters["quiz_http"])
+    gateway = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = {r["route"]["cluster"]: r["match"] for r in gateway["route_config"]["virtual_hosts"][0]["routes"]}
+    assert routes["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
+    assert routes["quiz_grpc"]["prefix"] == "/workplace.quiz.v1.QuizService/"
+    config_file = tmp_path / "envoy.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # With KEDA: a ScaledObject on its request rate (it consumes nothing).
+    keda = _render_chart(chart, VALUE_SETS["default-keda"]())
+    assert set(_triggers(_scaled_objects(keda), "quiz")) == {"prometheus"}
+    assert name not in _kind(keda, "HorizontalPodAutoscaler")
+
+    # Values for it are welcome once it is registered, and merged over serviceDefaults.
+    tuned = _render_chart(chart, {"services": {"quiz": {"replicas": 3, "autoscaling": {"enabled": False}}}})
+    deployment = _kind(tuned, "Deployment")[name]
+    assert deployment["spec"]["replicas"] == 3
+    assert _container(deployment)["resources"] == Chart.load(chart).values["serviceDefaults"]["resources"]
+    assert name not in _kind(tuned, "HorizontalPodAutoscaler")
+    # ... and refused by the real chart, which does not know it.
+    with pytest.raises(HelmRenderError, match="services.quiz names no registered service"):
+        _render({"services": {"quiz": {"replicas": 3}}})
+
+
+def test_a_new_consumer_scales_on_each_subscription_and_can_have_a_worker(tmp_path: Path) -> None:
+    chart = _chart_with_quiz(tmp_path, subscriptions=["quiz.answers", "quiz.turns"])
+    project = Chart.load(chart).values["global"]["pubsubProject"]
+    expected = {
+        f"projects/{project}/subscriptions/quiz.answers",
+        f"projects/{project}/subscriptions/quiz.turns",
+    }
+
+    def backlog(scaled: dict[str, dict], workload: str) -> dict[str, str]:
+        triggers = scaled[f"{RELEASE}-{workload}"]["spec"]["triggers"]
+        return {t["name"]: t["metadata"]["subscriptionName"] for t in triggers if t["type"] == "gcp-pubsub"}
+
+    one = _scaled_objects(_render_chart(chart, VALUE_SETS["default-keda"]()))
+    assert set(backlog(one, "quiz").values()) == expected
+    assert len(backlog(one, "quiz")) == 2, "trigger names must be unique within a ScaledObject"
+    assert "prometheus" in _triggers(one, "quiz")
+
+    docs = _render_chart(chart, {"keda": {"enabled": True}, "services": {"quiz": {"worker": {"enabled": True}}}})
+    scaled = _scaled_objects(docs)
+    assert backlog(scaled, "quiz") == {}, "the API half consumes nothing"
+    assert set(backlog(scaled, "quiz-worker").values()) == expected
+    assert set(_triggers(scaled, "quiz-worker")) == {"gcp-pubsub"}
+    deployments = _kind(docs, "Deployment")
+    worker = _container(deployments[f"{RELEASE}-quiz-worker"])
+    assert worker["command"] == ["python", "-m", "quiz_service"]
+    assert [p["name"] for p in worker["ports"]] == ["http"]
+    env = _env(worker)
+    assert (env["WP_RUN_GRPC"]["value"], env["WP_RUN_WORKERS"]["value"]) == ("false", "true")
+    assert _env(_container(deployments[f"{RELEASE}-quiz"]))["WP_RUN_WORKERS"]["value"] == "false"
+    assert f"{RELEASE}-quiz-worker" not in _kind(docs, "Service")

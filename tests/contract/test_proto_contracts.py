@@ -32,6 +32,7 @@ EXPECTED_SERVICES: dict[str, dict[str, bool]] = {
         "StreamReply": True,
         "GetHistory": False,
         "ListSituations": False,
+        "GetOptions": False,
     },
     "workplace.feedback.v1.FeedbackService": {
         "GetTurnAnalysis": False,
@@ -302,8 +303,8 @@ def test_buf_breaking_against_main_passes(buf: str, tmp_path: Path) -> None:
             id="field-type",
         ),
         pytest.param(
-            "  string message = 3;\n  Partner partner = 4;",
-            "  string message = 30;\n  Partner partner = 4;",
+            "  string message = 3;\n  // Superseded by partner_id.",
+            "  string message = 30;\n  // Superseded by partner_id.",
             ['"3"', '"message"', "StreamReplyRequest", "deleted"],
             id="field-number",
         ),

@@ -195,8 +195,11 @@ async def test_bad_input_gets_clear_errors_and_loses_nothing(chat):
 
     status, body = await sse_chat(chat.http_url, {"message": "", "session_id": session_id})
     assert status == 422 and "message" in body[0][1]["message"]
+    # The characters and situations come from the content; the request schema lists them.
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "situation": "moon-base"})
-    assert status == 400 and body[0][1]["field"] == "situation"
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "situation"
+    status, body = await sse_chat(chat.http_url, {"message": "やあ", "partner": "ceo"})
+    assert status == 422 and body[0][1]["problems"][0]["field"] == "partner"
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": str(uuid.uuid4())})
     assert status == 404
     status, body = await sse_chat(chat.http_url, {"message": "やあ", "session_id": "not-an-id"})
@@ -407,3 +410,28 @@ async def test_database_outage_is_a_503_before_the_reply_and_not_saved_after_it(
     assert kinds[0] == "start" and "delta" in kinds and kinds[-1] == "error", kinds
     assert events[-1][1]["error"] == "not_saved"
     assert await history(chat.http_url, session_id) == before
+
+
+async def test_options_come_from_the_content_over_http_and_grpc(chat):
+    async with httpx.AsyncClient() as client:
+        options = (await client.get(chat.http_url + "/api/v2/chat/options")).json()
+        schema = (await client.get(chat.http_url + "/openapi.json")).json()
+    assert [c["id"] for c in options["characters"]] == ["colleague", "senior", "boss"]
+    assert options["characters"][2] == {"id": "boss", "label_ja": "上司", "label_en": "Boss"}
+    assert options["max_message_chars"] == 2000 and "break" in {s["id"] for s in options["situations"]}
+    request_schema = next(v for k, v in schema["components"]["schemas"].items() if k.startswith("ChatRequest"))
+    assert request_schema["properties"]["partner"]["enum"] == ["colleague", "senior", "boss"]
+    assert request_schema["properties"]["message"]["maxLength"] == 2000
+    async with grpc.aio.insecure_channel(chat.grpc_address) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        reply = await stub.GetOptions(chat_pb2.GetOptionsRequest())
+        assert [c.id for c in reply.characters] == ["colleague", "senior", "boss"]
+        assert reply.max_message_chars == 2000
+        # A client of the older enum and one of partner_id reach the same character.
+        for request in (
+            chat_pb2.StreamReplyRequest(user_id="g", message="こんにちは", partner=chat_pb2.PARTNER_BOSS),
+            chat_pb2.StreamReplyRequest(user_id="g", message="こんにちは", partner_id="boss"),
+        ):
+            session_id = [r async for r in stub.StreamReply(request)][0].started.session_id
+            history = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
+            assert history.partner_id == "boss" and history.partner == chat_pb2.PARTNER_BOSS

@@ -7,23 +7,20 @@ import time
 
 import numpy as np
 import pytest
+from chat_service.app import CONTENT
 from workplace_kit.ai import offline_dialogue as od
 from workplace_kit.ai.embeddings import Embedder, get_embedder
 from workplace_kit.ai.language import detect_language
-from workplace_kit.ai.offline_dialogue import (
-    OfflineDialogueEngine,
-    get_persona,
-    list_situations,
-    load_catalogue,
-    opening_line,
-    split_into_chunks,
-)
+from workplace_kit.ai.offline_dialogue import CatalogueError, OfflineDialogueEngine, load_catalogue, split_into_chunks
 from workplace_kit.ai.types import DialogueEngine, DialogueRequest, ReplyChunk, Turn
+
+# The content chat serves; the engine itself holds none.
+CATALOGUE = load_catalogue(CONTENT)
 
 
 @pytest.fixture(scope="module")
 def engine() -> OfflineDialogueEngine:
-    return OfflineDialogueEngine()
+    return OfflineDialogueEngine(CATALOGUE)
 
 
 def ask(message: str, **fields) -> DialogueRequest:
@@ -32,11 +29,11 @@ def ask(message: str, **fields) -> DialogueRequest:
 
 
 def lines_of(intent: str, partner: str, language: str) -> set[str]:
-    return {line.text for line in load_catalogue().intent(intent).replies[partner][language]}
+    return {line.text for line in CATALOGUE.intent(intent).replies[partner][language]}
 
 
 def rendered_lines_of(intent: str, partner: str, language: str) -> set[str]:
-    name = get_persona(partner, language).name
+    name = CATALOGUE.persona(partner, language).name
     return {text.replace("{partner_name}", name) for text in lines_of(intent, partner, language)}
 
 
@@ -67,7 +64,7 @@ async def test_async_embedding_matches_sync() -> None:
 
 
 def test_catalogue_has_the_authored_breadth() -> None:
-    catalogue = load_catalogue()
+    catalogue = CATALOGUE
     assert len(catalogue.intents) >= 14
     for intent in catalogue.intents:
         for language in ("ja", "en"):
@@ -77,32 +74,32 @@ def test_catalogue_has_the_authored_breadth() -> None:
                 assert len(general) >= 3, (intent.id, partner, language)
                 for line in intent.replies[partner][language]:
                     assert detect_language(line.text) == language, line.text
-    ids = {s.id for s in list_situations()}
+    ids = {s.id for s in CATALOGUE.situations}
     assert {"break", "lunch", "morning", "after_work", "weekend", "elevator"} <= ids
-    lunch = next(s for s in list_situations() if s.id == "lunch")
+    lunch = next(s for s in CATALOGUE.situations if s.id == "lunch")
     assert lunch.title_ja == "ランチ" and lunch.title_en == "Lunch" and lunch.description_ja
 
 
 def test_personas_and_openers() -> None:
-    boss = get_persona("boss", "ja")
+    boss = CATALOGUE.persona("boss", "ja")
     assert boss.role == "上司" and boss.name and "丁寧" in boss.register
-    assert get_persona("senior", "ja").role == "先輩"
-    assert get_persona("colleague", "en").role == "colleague"
+    assert CATALOGUE.persona("senior", "ja").role == "先輩"
+    assert CATALOGUE.persona("colleague", "en").role == "colleague"
     with pytest.raises(KeyError):
-        get_persona("intern", "ja")  # type: ignore[arg-type]
-    assert detect_language(opening_line("morning", "boss", "ja")) == "ja"
-    assert detect_language(opening_line("morning", "boss", "en")) == "en"
+        CATALOGUE.persona("intern", "ja")  # type: ignore[arg-type]
+    assert detect_language(CATALOGUE.opening_line("morning", "boss", "ja")) == "ja"
+    assert detect_language(CATALOGUE.opening_line("morning", "boss", "en")) == "en"
     with pytest.raises(KeyError, match="unknown situation"):
-        opening_line("karaoke", "boss", "ja")
+        CATALOGUE.opening_line("karaoke", "boss", "ja")
 
 
 def test_embedding_cache_is_current_and_agrees_with_the_model() -> None:
     embedder = get_embedder()
-    cached = od._read_cache(od.EMBEDDING_CACHE_PATH, embedder.model_version)
-    missing = [t for t in load_catalogue().all_texts() if t not in cached]
+    cached = od._read_cache(CATALOGUE.cache_path, embedder.model_version)
+    missing = [t for t in CATALOGUE.all_texts() if t not in cached]
     assert not missing, (
-        f"{len(missing)} authored texts are not in {od.EMBEDDING_CACHE_PATH.name}; "
-        "run `python -m workplace_kit.ai.offline_dialogue build-index`"
+        f"{len(missing)} authored texts are not in {CATALOGUE.cache_path.name}; "
+        "run `python -m workplace_kit.ai.offline_dialogue build-index services/chat/src/chat_service/content`"
     )
     sample = ["おはようございます", "Do you have any hobbies?", "お疲れさまでした。気をつけて帰ってください。"]
     fresh = embedder.embed_passages(sample)
@@ -111,7 +108,7 @@ def test_embedding_cache_is_current_and_agrees_with_the_model() -> None:
 
 
 def test_index_builds_fast(engine: OfflineDialogueEngine) -> None:
-    fresh = OfflineDialogueEngine(embedder=get_embedder())
+    fresh = OfflineDialogueEngine(CATALOGUE, embedder=get_embedder())
     started = time.perf_counter()
     index = fresh.ensure_index()
     elapsed = time.perf_counter() - started
@@ -183,7 +180,7 @@ def _sentences(text: str) -> list[str]:
 
 
 def test_boss_speaks_politely_and_unlike_the_colleague(engine: OfflineDialogueEngine) -> None:
-    catalogue = load_catalogue()
+    catalogue = CATALOGUE
     for intent in catalogue.intents:
         for line in intent.replies["boss"]["ja"]:
             for sentence in _sentences(line.text):
@@ -271,9 +268,7 @@ def test_persona_name_fills_the_placeholder(engine: OfflineDialogueEngine) -> No
 
 
 def test_situation_specific_lines_only_in_their_situation(engine: OfflineDialogueEngine) -> None:
-    lunch_only = {
-        line.text for line in load_catalogue().intent("closing").replies["colleague"]["ja"] if line.situations
-    }
+    lunch_only = {line.text for line in CATALOGUE.intent("closing").replies["colleague"]["ja"] if line.situations}
     assert lunch_only
     for situation in ("break", "after_work", "elevator"):
         history: tuple[Turn, ...] = ()
@@ -299,3 +294,49 @@ def test_split_into_chunks() -> None:
     assert split_into_chunks("Oh, nice! How was it?") == ["Oh, ", "nice! ", "How was it?"]
     assert split_into_chunks("Ms. Yamamoto is here.") == ["Ms. ", "Yamamoto is here."]
     assert split_into_chunks("一文だけ") == ["一文だけ"]
+
+
+def test_content_errors_name_the_file_and_field(tmp_path) -> None:
+    """Characters are content: a character the lines name but characters.yaml lacks, or a
+    missing field, is refused with the file and the place."""
+    import shutil
+
+    folder = tmp_path / "content"
+    shutil.copytree(CONTENT, folder)
+    load_catalogue.cache_clear()
+    lines = (folder / "intents.yaml").read_text()
+    (folder / "intents.yaml").write_text(lines.replace("    boss:\n", "    bosss:\n", 1))
+    with pytest.raises(CatalogueError, match=r"intents.yaml:\w+.replies: no such character \['bosss'\]"):
+        load_catalogue(folder)
+    (folder / "intents.yaml").write_text(lines)
+    characters = (folder / "characters.yaml").read_text()
+    (folder / "characters.yaml").write_text(characters.replace("    label: 先輩\n", "", 1))
+    with pytest.raises(CatalogueError, match=r"characters.yaml:senior.ja: missing 'label'"):
+        load_catalogue(folder)
+    load_catalogue.cache_clear()
+
+
+def test_a_new_character_is_content_only(tmp_path) -> None:
+    """A fourth character (a client, say) is a characters.yaml entry and its lines; the engine
+    answers as them with no code change."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "content"
+    shutil.copytree(CONTENT, folder)
+    characters = yaml.safe_load((folder / "characters.yaml").read_text())
+    characters["client"] = {
+        "ja": {"label": "取引先", "name": "鈴木", "role": "取引先", "register": "丁寧語"},
+        "en": {"label": "Client", "name": "Mr. Suzuki", "role": "client", "register": "polite"},
+    }
+    (folder / "characters.yaml").write_text(yaml.safe_dump(characters, allow_unicode=True, sort_keys=False))
+    intents = yaml.safe_load((folder / "intents.yaml").read_text())
+    for body in intents.values():
+        body["replies"]["client"] = {"ja": ["いつもお世話になっております。"], "en": ["Thank you for your time."]}
+    (folder / "intents.yaml").write_text(yaml.safe_dump(intents, allow_unicode=True, sort_keys=False))
+    catalogue = load_catalogue(folder)
+    assert catalogue.partners[-1] == "client" and catalogue.characters[-1].labels["ja"] == "取引先"
+    engine = OfflineDialogueEngine(catalogue)
+    reply = engine.choose_reply(ask("おはようございます", partner="client", language="ja"))
+    assert reply.text == "いつもお世話になっております。"

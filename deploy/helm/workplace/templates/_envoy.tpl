@@ -2,13 +2,15 @@
 The gateway's Envoy config: deploy/envoy/envoy.yaml itself (files/envoy.yaml is a link to
 it, so the routes, timeouts and headers are the local ones by construction), with
   - the gateway listener on 0.0.0.0:<gateway.ports.http>,
-  - every cluster "<service>_<http|grpc>" pointed at that service's cluster DNS name and port,
+  - every cluster "<service>_<http|grpc>" pointed at that service's cluster DNS name and its
+    port from the service registry (files/services.yaml),
   - a second listener on <gateway.ports.metrics> for the kubelet and Prometheus: /ready
     (health_check filter, 503 while draining) and /stats/prometheus (proxied to the admin
     interface, which stays on 127.0.0.1).
 */}}
 {{- define "workplace.envoyConfig" -}}
 {{- $root := . -}}
+{{- $registry := include "workplace.registry" . | fromYaml -}}
 {{- $source := .Files.Get "files/envoy.yaml" -}}
 {{- if not $source -}}
 {{- fail "files/envoy.yaml is missing: it must link to deploy/envoy/envoy.yaml" -}}
@@ -26,12 +28,12 @@ it, so the routes, timeouts and headers are the local ones by construction), wit
 {{- $_ := set $listen "port_value" (int .Values.gateway.ports.http) -}}
 {{- range $cluster := $cfg.static_resources.clusters -}}
 {{- $parts := splitList "_" $cluster.name -}}
-{{- $service := index $parts 0 -}}
-{{- $portName := index $parts 1 -}}
-{{- $svcValues := index $root.Values $service | default dict -}}
-{{- $port := index ($svcValues.ports | default dict) $portName -}}
+{{- $service := initial $parts | join "_" -}}
+{{- $portName := last $parts -}}
+{{- $entry := index $registry $service | default dict -}}
+{{- $port := index ($entry.ports | default dict) $portName -}}
 {{- if not $port -}}
-{{- fail (printf "envoy cluster %s: no values.%s.ports.%s" $cluster.name $service $portName) -}}
+{{- fail (printf "envoy cluster %s: files/services.yaml has no %s port for a service %q (run `task generate`: envoy.yaml and services.yaml come from the same registry)" $cluster.name $portName $service) -}}
 {{- end -}}
 {{- $endpoints := $cluster.load_assignment.endpoints -}}
 {{- $socket := (index (index $endpoints 0).lb_endpoints 0).endpoint.address.socket_address -}}

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from workplace_kit.ai.dialogue import build_dialogue_engine
+from workplace_kit.ai.offline_dialogue import load_catalogue
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
@@ -18,6 +19,8 @@ from .repository import ChatRepository
 from .settings import ChatSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The characters, situations and lines chat serves (content, not code).
+CONTENT = Path(__file__).parent / "content"
 
 
 async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
@@ -25,9 +28,11 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     # of readiness (a Redis outage must not take healthy pods out of service).
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS, redis=True)
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
-    engine = build_dialogue_engine(settings)
+    catalogue = load_catalogue(CONTENT)
+    engine = build_dialogue_engine(settings, catalogue)
     service = ChatService(
         settings,
+        catalogue,
         ChatRepository(res.pool),
         engine,
         AIResponseCache(res.redis),

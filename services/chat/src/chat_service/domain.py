@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from workplace.events.v1 import events_pb2
 from workplace_kit.ai.language import detect_language
 from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
-from workplace_kit.ai.offline_dialogue import Situation, get_persona, list_situations
+from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
@@ -34,7 +34,6 @@ from .repository import ChatRepository, ConcurrentTurnError, Session, StoredMess
 from .settings import ChatSettings
 
 log = logging.getLogger(__name__)
-PARTNERS = ("colleague", "senior", "boss")
 LANGUAGES = ("ja", "en")
 
 
@@ -42,8 +41,8 @@ LANGUAGES = ("ja", "en")
 class ReplyCommand:
     user_id: str
     message: str
-    partner: str = "colleague"
-    situation: str = "break"
+    partner: str = ""  # a character id; empty: the catalogue's first
+    situation: str = ""  # a situation id; empty: the catalogue's first
     session_id: str = ""
     language: str = ""
     temperature: float | None = None
@@ -85,20 +84,29 @@ class ChatService:
     def __init__(
         self,
         settings: ChatSettings,
+        catalogue: Catalogue,
         repository: ChatRepository,
         engine: DialogueEngine,
         cache: AIResponseCache,
         relay: OutboxRelay,
     ):
         self.settings = settings
+        self.catalogue = catalogue
         self.repository = repository
         self.engine = engine
         self.cache = cache
         self.relay = relay
-        self.situations: dict[str, Situation] = {s.id: s for s in list_situations()}
+        self.situations: dict[str, Situation] = {s.id: s for s in catalogue.situations}
 
     def list_situations(self) -> list[Situation]:
         return list(self.situations.values())
+
+    def list_characters(self) -> list[Character]:
+        return list(self.catalogue.characters)
+
+    @property
+    def max_message_chars(self) -> int:
+        return self.settings.chat_max_message_chars
 
     async def open_reply(self, cmd: ReplyCommand) -> AsyncIterator[ReplyEvent]:
         """Validate and load everything first (errors raise here, before any byte is streamed),
@@ -123,27 +131,30 @@ class ChatService:
             is_new = False
             count, history = await self.repository.recent_turns(session.session_id, self.settings.chat_history_turns)
         else:
-            if cmd.partner not in PARTNERS:
-                raise InvalidInput(f"partner must be one of {', '.join(PARTNERS)}", field="partner")
-            if cmd.situation not in self.situations:
+            partners = self.catalogue.partners
+            partner = cmd.partner or partners[0]
+            if partner not in partners:
+                raise InvalidInput(f"partner must be one of {', '.join(partners)}", field="partner")
+            situation_id = cmd.situation or next(iter(self.situations))
+            if situation_id not in self.situations:
                 raise InvalidInput(
-                    f"unknown situation {cmd.situation!r}; choose one of {', '.join(self.situations)}",
+                    f"unknown situation {situation_id!r}; choose one of {', '.join(self.situations)}",
                     field="situation",
                 )
             # Nothing is read for a new session: check the database answers before streaming.
             await self.repository.ping()
-            session = Session(uuid.uuid4(), user_id, cmd.partner, cmd.situation, cmd.language or None)
+            session = Session(uuid.uuid4(), user_id, partner, situation_id, cmd.language or None)
             is_new = True
             count, history = 0, []
 
         language = cmd.language or session.language or detect_language(message)
-        persona = get_persona(session.partner, language)
+        persona = self.catalogue.persona(session.partner, language)  # type: ignore[arg-type]
         situation = self.situations.get(session.situation) or next(iter(self.situations.values()))
         request = DialogueRequest(
-            system_instruction=prompts.system_instruction(session.partner, situation, persona.name),
+            system_instruction=prompts.system_instruction(self.catalogue.persona(session.partner, "ja"), situation),
             message=message,
             history=tuple(history),
-            partner=session.partner,  # type: ignore[arg-type]
+            partner=session.partner,
             situation=session.situation,
             language=language,  # type: ignore[arg-type]
             temperature=temperature,

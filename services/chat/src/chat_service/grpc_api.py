@@ -8,17 +8,24 @@ from workplace_kit.grpc_server import GrpcService
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyStarted
 
-_PARTNER_TO_ID = {
-    chat_pb2.PARTNER_UNSPECIFIED: "colleague",
-    chat_pb2.PARTNER_COLLEAGUE: "colleague",
-    chat_pb2.PARTNER_SENIOR: "senior",
-    chat_pb2.PARTNER_BOSS: "boss",
-}
-_ID_TO_PARTNER = {
-    "colleague": chat_pb2.PARTNER_COLLEAGUE,
-    "senior": chat_pb2.PARTNER_SENIOR,
-    "boss": chat_pb2.PARTNER_BOSS,
-}
+# The Partner enum predates the character catalogue; clients written against it still work.
+# Its value names map to character ids by rule (PARTNER_BOSS -> "boss"), not by a table.
+_PARTNER_PREFIX = "PARTNER_"
+
+
+def _partner_id(request: chat_pb2.StreamReplyRequest) -> str:
+    if request.partner_id:
+        return request.partner_id
+    if request.partner == chat_pb2.PARTNER_UNSPECIFIED:
+        return ""  # the service's default character
+    return chat_pb2.Partner.Name(request.partner).removeprefix(_PARTNER_PREFIX).lower()
+
+
+def _partner_enum(partner_id: str) -> int:
+    name = _PARTNER_PREFIX + partner_id.upper()
+    return chat_pb2.Partner.Value(name) if name in chat_pb2.Partner.keys() else chat_pb2.PARTNER_UNSPECIFIED
+
+
 _ROLES = {"user": common_pb2.ROLE_USER, "model": common_pb2.ROLE_MODEL}
 
 
@@ -31,8 +38,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             ReplyCommand(
                 user_id=request.user_id,
                 message=request.message,
-                partner=_PARTNER_TO_ID.get(request.partner, "unknown"),
-                situation=request.situation or "break",
+                partner=_partner_id(request),
+                situation=request.situation,
                 session_id=request.session_id,
                 language=request.language,
                 temperature=request.temperature if request.HasField("temperature") else None,
@@ -65,7 +72,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         session, messages = await self.service.history(request.session_id, None)
         response = chat_pb2.GetHistoryResponse(
             session_id=str(session.session_id),
-            partner=_ID_TO_PARTNER[session.partner],
+            partner=_partner_enum(session.partner),
+            partner_id=session.partner,
             situation=session.situation,
         )
         for m in messages:
@@ -73,18 +81,29 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             msg.created_at.FromDatetime(m.created_at)
         return response
 
+    def _situations(self) -> list[chat_pb2.Situation]:
+        return [
+            chat_pb2.Situation(
+                id=s.id,
+                title_ja=s.title_ja,
+                title_en=s.title_en,
+                description_ja=s.description_ja,
+                description_en=s.description_en,
+            )
+            for s in self.service.list_situations()
+        ]
+
     async def ListSituations(self, request: chat_pb2.ListSituationsRequest, context):  # noqa: N802
-        return chat_pb2.ListSituationsResponse(
-            situations=[
-                chat_pb2.Situation(
-                    id=s.id,
-                    title_ja=s.title_ja,
-                    title_en=s.title_en,
-                    description_ja=s.description_ja,
-                    description_en=s.description_en,
-                )
-                for s in self.service.list_situations()
-            ]
+        return chat_pb2.ListSituationsResponse(situations=self._situations())
+
+    async def GetOptions(self, request: chat_pb2.GetOptionsRequest, context):  # noqa: N802
+        return chat_pb2.GetOptionsResponse(
+            characters=[
+                chat_pb2.Character(id=c.id, label_ja=c.labels["ja"], label_en=c.labels["en"])
+                for c in self.service.list_characters()
+            ],
+            situations=self._situations(),
+            max_message_chars=self.service.max_message_chars,
         )
 
 

@@ -1,6 +1,7 @@
 """HTTP adapter: POST /api/v2/chat streams the reply as Server-Sent Events."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the request model, built inside
+# build_router from the content, from the endpoint's real annotations.
 
 import json
 import logging
@@ -11,7 +12,6 @@ from typing import Literal
 from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from workplace_kit.ai.offline_dialogue import list_situations
 from workplace_kit.errors import DomainError
 from workplace_kit.service import UUID_PATTERN, error_responses
 
@@ -20,29 +20,24 @@ from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent
 log = logging.getLogger(__name__)
 
 
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(strict=True)  # "0.5" is not a temperature
-
-    message: str = Field(
-        min_length=1, max_length=2000, pattern=r"\S", description="The learner's message (not only spaces)"
-    )
-    session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
-    partner: Literal["colleague", "senior", "boss"] = Field("colleague", description="For a new session")
-    situation: str = Field(
-        "break",
-        description="A situation id from GET /api/v2/chat/situations (for a new session)",
-        json_schema_extra={"enum": [s.id for s in list_situations()]},
-    )
-    language: Literal["", "ja", "en"] = Field("", description="Empty: answer in the learner's language")
-    temperature: float | None = Field(None, ge=0, le=2, description="0 makes replies repeatable (and cached)")
-
-
 class SituationOut(BaseModel):
     id: str
     title_ja: str
     title_en: str
     description_ja: str
     description_en: str
+
+
+class CharacterOut(BaseModel):
+    id: str
+    label_ja: str
+    label_en: str
+
+
+class OptionsOut(BaseModel):
+    characters: list[CharacterOut]
+    situations: list[SituationOut]
+    max_message_chars: int
 
 
 class MessageOut(BaseModel):
@@ -75,8 +70,37 @@ def _sse(event: ReplyEvent) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(asdict(event), ensure_ascii=False), event="done")
 
 
+def request_model(service: ChatService) -> type[BaseModel]:
+    """The chat request, with the characters, situations and length limit the service has (its
+    content and settings), so the OpenAPI document lists them and nothing copies them."""
+    partners = list(service.catalogue.partners)
+    situations = [s.id for s in service.list_situations()]
+
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(strict=True)  # "0.5" is not a temperature
+
+        message: str = Field(
+            min_length=1,
+            max_length=service.max_message_chars,
+            pattern=r"\S",
+            description="The learner's message (not only spaces)",
+        )
+        session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
+        partner: Literal[tuple(partners)] = Field(  # type: ignore[valid-type]
+            partners[0], description="A character id from GET /api/v2/chat/options (for a new session)"
+        )
+        situation: Literal[tuple(situations)] = Field(  # type: ignore[valid-type]
+            situations[0], description="A situation id from GET /api/v2/chat/options (for a new session)"
+        )
+        language: Literal["", "ja", "en"] = Field("", description="Empty: answer in the learner's language")
+        temperature: float | None = Field(None, ge=0, le=2, description="0 makes replies repeatable (and cached)")
+
+    return ChatRequest
+
+
 def build_router(service: ChatService) -> APIRouter:
     router = APIRouter(prefix="/api/v2/chat", tags=["chat"])
+    ChatRequest = request_model(service)  # noqa: N806 - a class, built from the content
 
     @router.post(
         "",
@@ -119,6 +143,18 @@ def build_router(service: ChatService) -> APIRouter:
     @router.get("/situations", response_model=list[SituationOut])
     async def situations() -> list[SituationOut]:
         return [SituationOut(**asdict(s)) for s in service.list_situations()]
+
+    @router.get("/options", response_model=OptionsOut)
+    async def options() -> OptionsOut:
+        """The characters, situations and longest message a new chat can have."""
+        return OptionsOut(
+            characters=[
+                CharacterOut(id=c.id, label_ja=c.labels["ja"], label_en=c.labels["en"])
+                for c in service.list_characters()
+            ],
+            situations=[SituationOut(**asdict(s)) for s in service.list_situations()],
+            max_message_chars=service.max_message_chars,
+        )
 
     @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(404, 422, 503))
     async def history(

@@ -30,7 +30,7 @@ from workplace_kit.workers import pubsub_consumer
 
 from .feedback_fanout import FeedbackFanout
 from .settings import WebSettings
-from .ui_text import COOKIE, LANGUAGES, PARTNERS, TEXT, pick_language
+from .ui_text import COOKIE, LANGUAGES, TEXT, pick_language
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -96,19 +96,24 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
     async def index(request: Request) -> HTMLResponse:
         lang = pick_language(request)
         text = TEXT[lang]
-        situations, notice = [], ""
+        # The characters, situations and length limit are chat's (its content and settings).
+        situations: list[dict[str, str]] = []
+        partners: list[tuple[str, str]] = []
+        max_message_chars, notice = 0, ""
         try:
-            reply = await chat.ListSituations(chat_pb2.ListSituationsRequest(), timeout=settings.web_grpc_timeout_s)
+            options = await chat.GetOptions(chat_pb2.GetOptionsRequest(), timeout=settings.web_grpc_timeout_s)
             situations = [
                 {
                     "id": s.id,
                     "title": s.title_ja if lang == "ja" else s.title_en,
                     "description": s.description_ja if lang == "ja" else s.description_en,
                 }
-                for s in reply.situations
+                for s in options.situations
             ]
+            partners = [(c.id, c.label_ja if lang == "ja" else c.label_en) for c in options.characters]
+            max_message_chars = options.max_message_chars
         except grpc.aio.AioRpcError:
-            log.warning("chat service unreachable for ListSituations", exc_info=True)
+            log.warning("chat service unreachable for GetOptions", exc_info=True)
             notice = text["chat_unreachable"]
         response = templates.TemplateResponse(
             request,
@@ -119,7 +124,8 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
                 # Read by chat.js; "<" escaped so the JSON can never close its <script> element.
                 "ui_text": json.dumps(text, ensure_ascii=False).replace("<", "\\u003c"),
                 "situations": situations,
-                "partners": PARTNERS[lang],
+                "partners": partners,
+                "max_message_chars": max_message_chars,
                 "notice": notice,
                 "chat_api_url": settings.web_chat_api_url,
             },

@@ -82,11 +82,6 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 
-PARTNERS: dict[str, list[tuple[str, str]]] = {
-    "ja": [("colleague", "同僚"), ("senior", "先輩"), ("boss", "上司")],
-    "en": [("colleague", "Colleague"), ("senior", "Senior"), ("boss", "Boss")],
-}
-
 
 def pick_language(request: Request) -> str:
     asked = request.query_params.get("lang")

@@ -6,11 +6,18 @@ model behind an OpenAI-compatible server (WP_LOCAL_LLM_BASE_URL).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import ServiceSettings
 from .types import DialogueEngine
 
+if TYPE_CHECKING:
+    from .offline_dialogue import Catalogue
 
-def build_dialogue_engine(settings: ServiceSettings) -> DialogueEngine:
+
+def build_dialogue_engine(settings: ServiceSettings, catalogue: Catalogue) -> DialogueEngine:
+    """`catalogue`: the serving service's characters, situations and lines (the offline engine
+    answers from them; the generative engines get them through the system instruction)."""
     provider = settings.ai_provider
     if provider == "local":
         if not settings.local_llm_base_url:
@@ -26,4 +33,4 @@ def build_dialogue_engine(settings: ServiceSettings) -> DialogueEngine:
         return GeminiDialogueEngine(settings)
     from .offline_dialogue import OfflineDialogueEngine
 
-    return OfflineDialogueEngine()
+    return OfflineDialogueEngine(catalogue)

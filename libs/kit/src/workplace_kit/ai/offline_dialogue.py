@@ -4,14 +4,20 @@ It does not generate text. It retrieves: the learner's message is embedded with
 multilingual-e5-small and compared with authored example utterances to find what the
 learner is doing (greeting, talking about the weekend, apologising, ...); the partner then
 answers with an authored line for that intent, in the partner's register (colleague, senior,
-boss) and the learner's language. Every line was written by hand (data/intents.yaml), so the
-Japanese is natural and the register is right; the price is a finite repertoire, which is
-why the engine says plainly what it is (``info.label``).
+boss) and the learner's language. Every line was written by hand, so the Japanese is natural
+and the register is right; the price is a finite repertoire, which is why the engine says
+plainly what it is (``info.label``).
 
+The engine holds no content. The characters, situations and lines are content files owned by
+the service that serves them (today services/chat/src/chat_service/content/), read by
+``load_catalogue(folder)`` and handed to the engine:
+    characters.yaml   who the partners are (ids, names, role, register) per language
+    situations.yaml   the free-chat situations and each partner's opening line
+    intents.yaml      what a learner may say (examples) and each partner's replies
 Embedding the ~200 examples and ~350 reply lines takes several seconds on two cores, so the
-vectors are cached in data/embedding_cache.npz (rebuilt with
-``python -m workplace_kit.ai.offline_dialogue build-index``); texts missing from the cache
-(lines edited since) are embedded at first use, and a unit test fails while the cache is stale.
+vectors are cached beside them in embedding_cache.npz (rebuilt with
+``python -m workplace_kit.ai.offline_dialogue build-index FOLDER``); texts missing from the
+cache (lines edited since) are embedded at first use, and a unit test fails while it is stale.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -41,11 +47,8 @@ log = logging.getLogger(__name__)
 
 Language = Literal["ja", "en"]
 LANGUAGES: tuple[Language, ...] = ("ja", "en")
-PARTNERS: tuple[Partner, ...] = get_args(Partner)
 FALLBACK_INTENT = "fallback"
-
-DATA_DIR = Path(__file__).with_name("data")
-EMBEDDING_CACHE_PATH = DATA_DIR / "embedding_cache.npz"
+CACHE_FILE = "embedding_cache.npz"
 
 # e5 similarities are compressed (unrelated sentences still score ~0.80), so the threshold
 # sits just above what gibberish and off-topic text reach against the examples.
@@ -109,11 +112,49 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class Character:
+    """A partner the learner can talk to, with its label in each language (for pickers)."""
+
+    id: str
+    labels: Mapping[Language, str]
+
+
+@dataclass(frozen=True)
 class Catalogue:
+    folder: Path  # where the content files (and the embedding cache) are
+    characters: tuple[Character, ...]
     situations: tuple[Situation, ...]
     openers: Mapping[str, Mapping[Partner, Mapping[Language, str]]]
     personas: Mapping[Partner, Mapping[Language, Persona]]
     intents: tuple[Intent, ...]
+
+    @property
+    def partners(self) -> tuple[Partner, ...]:
+        return tuple(c.id for c in self.characters)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.folder / CACHE_FILE
+
+    def situation(self, situation_id: str) -> Situation:
+        for situation in self.situations:
+            if situation.id == situation_id:
+                return situation
+        known = ", ".join(s.id for s in self.situations)
+        raise KeyError(f"unknown situation {situation_id!r} (known: {known})")
+
+    def persona(self, partner: Partner, language: Language = "ja") -> Persona:
+        """Name, role and speaking style of a partner in one language."""
+        if partner not in self.personas:
+            raise KeyError(f"unknown partner {partner!r} (known: {', '.join(self.personas)})")
+        if language not in LANGUAGES:
+            raise KeyError(f"unknown language {language!r} (known: ja, en)")
+        return self.personas[partner][language]
+
+    def opening_line(self, situation_id: str, partner: Partner, language: Language = "ja") -> str:
+        """What the partner says first in a situation ("" if none is authored)."""
+        self.situation(situation_id)  # raises for an unknown id
+        return self.openers[situation_id][partner].get(language, "")
 
     def intent(self, intent_id: str) -> Intent:
         for intent in self.intents:
@@ -138,8 +179,8 @@ class Catalogue:
 # ---------------------------------------------------------------- loading the authored data
 
 
-def _read_yaml(name: str) -> Any:
-    path = DATA_DIR / name
+def _read_yaml(folder: Path, name: str) -> Any:
+    path = folder / name
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -161,7 +202,7 @@ def _parse_line(raw: Any, where: str) -> ReplyLine:
     raise CatalogueError(f"{where}: a reply must be a string or a mapping with 'text'")
 
 
-def _parse_intents(raw: Any) -> tuple[Intent, ...]:
+def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...]:
     if not isinstance(raw, dict) or not raw:
         raise CatalogueError("intents.yaml: expected a mapping of intent id -> definition")
     intents = []
@@ -176,7 +217,10 @@ def _parse_intents(raw: Any) -> tuple[Intent, ...]:
                 raise CatalogueError(f"{where}.examples.{language}: no examples")
             examples[language] = tuple(str(t).strip() for t in texts)
         replies: dict[Partner, dict[Language, tuple[ReplyLine, ...]]] = {}
-        for partner in PARTNERS:
+        unknown = set(replies_raw) - set(partners) if isinstance(replies_raw, dict) else set()
+        if unknown:
+            raise CatalogueError(f"{where}.replies: no such character {sorted(unknown)} in characters.yaml")
+        for partner in partners:
             by_language = _require(replies_raw, partner, f"{where}.replies")
             replies[partner] = {}
             for language in LANGUAGES:
@@ -192,17 +236,23 @@ def _parse_intents(raw: Any) -> tuple[Intent, ...]:
     return tuple(intents)
 
 
-@lru_cache(maxsize=1)
-def load_catalogue() -> Catalogue:
-    """Parse data/*.yaml once per process."""
-    personas_raw = _read_yaml("personas.yaml")
+@lru_cache(maxsize=8)
+def load_catalogue(folder: Path) -> Catalogue:
+    """Parse characters.yaml, situations.yaml and intents.yaml in `folder` (once per process).
+    Every error names the file and the field that is wrong."""
+    folder = Path(folder)
+    characters_raw = _read_yaml(folder, "characters.yaml")
+    if not isinstance(characters_raw, dict) or not characters_raw:
+        raise CatalogueError("characters.yaml: expected a mapping of character id -> languages")
+    characters: list[Character] = []
     personas: dict[Partner, dict[Language, Persona]] = {}
-    for partner in PARTNERS:
-        by_language = _require(personas_raw, partner, "personas.yaml")
+    for partner, by_language in characters_raw.items():
+        partner = str(partner)
         personas[partner] = {}
+        labels: dict[Language, str] = {}
         for language in LANGUAGES:
-            p = _require(by_language, language, f"personas.yaml:{partner}")
-            where = f"personas.yaml:{partner}.{language}"
+            p = _require(by_language, language, f"characters.yaml:{partner}")
+            where = f"characters.yaml:{partner}.{language}"
             personas[partner][language] = Persona(
                 partner=partner,
                 language=language,
@@ -212,8 +262,11 @@ def load_catalogue() -> Catalogue:
                 register=str(_require(p, "register", where)),
                 style_notes=str(p.get("style_notes", "")),
             )
+            labels[language] = str(_require(p, "label", where))
+        characters.append(Character(partner, labels))
+    partners = tuple(c.id for c in characters)
 
-    situations_raw = _read_yaml("situations.yaml")
+    situations_raw = _read_yaml(folder, "situations.yaml")
     if not isinstance(situations_raw, list):
         raise CatalogueError("situations.yaml: expected a list")
     situations = []
@@ -228,40 +281,15 @@ def load_catalogue() -> Catalogue:
             description_en=str(s.get("description_en", "")),
         )
         situations.append(situation)
+        raw_openers = s.get("openers") or {}
+        unknown = set(raw_openers) - set(partners)
+        if unknown:
+            raise CatalogueError(f"{where}.openers: no such character {sorted(unknown)} in characters.yaml")
         openers[situation.id] = {
-            partner: {lang: str(text) for lang, text in (s.get("openers") or {}).get(partner, {}).items()}
-            for partner in PARTNERS
+            partner: {lang: str(text) for lang, text in raw_openers.get(partner, {}).items()} for partner in partners
         }
-    return Catalogue(tuple(situations), openers, personas, _parse_intents(_read_yaml("intents.yaml")))
-
-
-def list_situations() -> list[Situation]:
-    """The free-chat situations (休憩中, ランチ, 朝の挨拶, ...), in authored order."""
-    return list(load_catalogue().situations)
-
-
-def get_situation(situation_id: str) -> Situation:
-    for situation in load_catalogue().situations:
-        if situation.id == situation_id:
-            return situation
-    known = ", ".join(s.id for s in load_catalogue().situations)
-    raise KeyError(f"unknown situation {situation_id!r} (known: {known})")
-
-
-def get_persona(partner: Partner, language: Language = "ja") -> Persona:
-    """Name, role and speaking style of a partner type in one language."""
-    personas = load_catalogue().personas
-    if partner not in personas:
-        raise KeyError(f"unknown partner {partner!r} (known: {', '.join(personas)})")
-    if language not in LANGUAGES:
-        raise KeyError(f"unknown language {language!r} (known: ja, en)")
-    return personas[partner][language]
-
-
-def opening_line(situation_id: str, partner: Partner, language: Language = "ja") -> str:
-    """What the partner says first in a situation ("" if none is authored)."""
-    get_situation(situation_id)  # raises for an unknown id
-    return load_catalogue().openers[situation_id][partner].get(language, "")
+    intents = _parse_intents(_read_yaml(folder, "intents.yaml"), partners)
+    return Catalogue(folder, tuple(characters), tuple(situations), openers, personas, intents)
 
 
 # ------------------------------------------------------------------------- the vector index
@@ -292,10 +320,11 @@ def _read_cache(path: Path, model_version: str) -> dict[str, np.ndarray]:
         return {}
 
 
-def write_embedding_cache(embedder: Embedder | None = None, path: Path = EMBEDDING_CACHE_PATH) -> int:
-    """Embed every authored text and store the vectors; returns how many were written."""
+def write_embedding_cache(catalogue: Catalogue, embedder: Embedder | None = None) -> int:
+    """Embed every authored text and store the vectors beside the content; returns how many."""
     embedder = embedder or get_embedder()
-    texts = load_catalogue().all_texts()
+    texts = catalogue.all_texts()
+    path = catalogue.cache_path
     vectors = embedder.embed_passages(texts)
     # float16 halves the file; cosine scores move by < 1e-3.
     np.savez_compressed(
@@ -309,15 +338,16 @@ def write_embedding_cache(embedder: Embedder | None = None, path: Path = EMBEDDI
 
 def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
     started = time.perf_counter()
-    cached = _read_cache(EMBEDDING_CACHE_PATH, embedder.model_version)
+    cached = _read_cache(catalogue.cache_path, embedder.model_version)
     texts = catalogue.all_texts()
     missing = [t for t in texts if t not in cached]
     if missing:
         log.warning(
             "embedding %d dialogue texts missing from %s; run "
-            "`python -m workplace_kit.ai.offline_dialogue build-index` to refresh it",
+            "`python -m workplace_kit.ai.offline_dialogue build-index %s` to refresh it",
             len(missing),
-            EMBEDDING_CACHE_PATH.name,
+            catalogue.cache_path,
+            catalogue.folder,
         )
         cached.update(zip(missing, embedder.embed_passages(missing), strict=True))
     text_vectors = {t: cached[t] / max(float(np.linalg.norm(cached[t])), 1e-12) for t in texts}
@@ -401,9 +431,9 @@ class OfflineDialogueEngine:
         model="multilingual-e5-small",
     )
 
-    def __init__(self, embedder: Embedder | None = None, catalogue: Catalogue | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, embedder: Embedder | None = None) -> None:
         self._embedder = embedder or get_embedder()
-        self._catalogue = catalogue or load_catalogue()
+        self._catalogue = catalogue
         self._index: _Index | None = None
         self._index_lock = threading.Lock()
 
@@ -481,7 +511,7 @@ class OfflineDialogueEngine:
         language: Language,
         message_vector: np.ndarray | None,
     ) -> str:
-        persona = get_persona(request.partner, language)
+        persona = self._catalogue.persona(request.partner, language)
         values = _Placeholders(partner_name=request.persona_name or persona.name)
         lines = [line for line in intent.replies[request.partner][language] if line.fits(request.situation)]
         said = [t.text for t in request.history if t.role == "model"]
@@ -529,18 +559,21 @@ class OfflineDialogueEngine:
 def _main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workplace_kit.ai.offline_dialogue")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build-index", help=f"embed every authored text into {EMBEDDING_CACHE_PATH}")
+    build = sub.add_parser("build-index", help=f"embed every authored text into FOLDER/{CACHE_FILE}")
+    build.add_argument("folder", type=Path, help="the content folder (characters.yaml, situations.yaml, intents.yaml)")
     ask = sub.add_parser("ask", help="print the reply to one message")
+    ask.add_argument("folder", type=Path)
     ask.add_argument("message")
-    ask.add_argument("--partner", choices=PARTNERS, default="colleague")
+    ask.add_argument("--partner", default="colleague")
     ask.add_argument("--situation", default="break")
     args = parser.parse_args(list(argv) if argv is not None else None)
+    catalogue = load_catalogue(args.folder.resolve())
     if args.command == "build-index":
         started = time.perf_counter()
-        count = write_embedding_cache()
-        print(f"wrote {count} vectors to {EMBEDDING_CACHE_PATH} in {time.perf_counter() - started:.1f} s")
+        count = write_embedding_cache(catalogue)
+        print(f"wrote {count} vectors to {catalogue.cache_path} in {time.perf_counter() - started:.1f} s")
     else:
-        engine = OfflineDialogueEngine()
+        engine = OfflineDialogueEngine(catalogue)
         request = DialogueRequest(
             system_instruction="", message=args.message, partner=args.partner, situation=args.situation
         )

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Role = Literal["user", "model"]
-Partner = Literal["colleague", "senior", "boss"]
+# A character id from the serving service's content (characters.yaml), e.g. "colleague".
+Partner = str
 
 
 @dataclass(frozen=True)

@@ -26,37 +26,43 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from workplace.common.v1 import common_pb2 as workplace_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cworkplace/chat/v1/chat.proto\x12\x11workplace.chat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workplace/common/v1/common.proto\"\xc6\x01\n\x12StreamReplyRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12+\n\x07partner\x18\x04 \x01(\x0e\x32\x1a.workplace.chat.v1.Partner\x12\x11\n\tsituation\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x18\n\x0btemperature\x18\x07 \x01(\x02H\x00\x88\x01\x01\x42\x0e\n\x0c_temperature\"\xb0\x01\n\x13StreamReplyResponse\x12\x32\n\x07started\x18\x01 \x01(\x0b\x32\x1f.workplace.chat.v1.ReplyStartedH\x00\x12.\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1d.workplace.chat.v1.ReplyDeltaH\x00\x12,\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1c.workplace.chat.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\"y\n\x0cReplyStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_turn_id\x18\x02 \x01(\t\x12/\n\x06\x65ngine\x18\x03 \x01(\x0b\x32\x1f.workplace.common.v1.EngineInfo\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\"\x1a\n\nReplyDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x81\x01\n\tReplyDone\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_turn_id\x18\x02 \x01(\t\x12\x15\n\rreply_turn_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\"\'\n\x11GetHistoryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x9a\x01\n\x12GetHistoryResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07partner\x18\x02 \x01(\x0e\x32\x1a.workplace.chat.v1.Partner\x12\x11\n\tsituation\x18\x03 \x01(\t\x12\x30\n\x08messages\x18\x04 \x03(\x0b\x32\x1e.workplace.chat.v1.ChatMessage\"\x98\x01\n\x0b\x43hatMessage\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.workplace.common.v1.Role\x12\x0c\n\x04text\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tengine_id\x18\x05 \x01(\t\"k\n\tSituation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08title_ja\x18\x02 \x01(\t\x12\x10\n\x08title_en\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65scription_ja\x18\x04 \x01(\t\x12\x16\n\x0e\x64\x65scription_en\x18\x05 \x01(\t\"\x17\n\x15ListSituationsRequest\"J\n\x16ListSituationsResponse\x12\x30\n\nsituations\x18\x01 \x03(\x0b\x32\x1c.workplace.chat.v1.Situation*_\n\x07Partner\x12\x17\n\x13PARTNER_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTNER_COLLEAGUE\x10\x01\x12\x12\n\x0ePARTNER_SENIOR\x10\x02\x12\x10\n\x0cPARTNER_BOSS\x10\x03\x32\xaf\x02\n\x0b\x43hatService\x12^\n\x0bStreamReply\x12%.workplace.chat.v1.StreamReplyRequest\x1a&.workplace.chat.v1.StreamReplyResponse0\x01\x12Y\n\nGetHistory\x12$.workplace.chat.v1.GetHistoryRequest\x1a%.workplace.chat.v1.GetHistoryResponse\x12\x65\n\x0eListSituations\x12(.workplace.chat.v1.ListSituationsRequest\x1a).workplace.chat.v1.ListSituationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cworkplace/chat/v1/chat.proto\x12\x11workplace.chat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workplace/common/v1/common.proto\"\xda\x01\n\x12StreamReplyRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12+\n\x07partner\x18\x04 \x01(\x0e\x32\x1a.workplace.chat.v1.Partner\x12\x11\n\tsituation\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x18\n\x0btemperature\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\npartner_id\x18\x08 \x01(\tB\x0e\n\x0c_temperature\"\xb0\x01\n\x13StreamReplyResponse\x12\x32\n\x07started\x18\x01 \x01(\x0b\x32\x1f.workplace.chat.v1.ReplyStartedH\x00\x12.\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1d.workplace.chat.v1.ReplyDeltaH\x00\x12,\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1c.workplace.chat.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\"y\n\x0cReplyStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_turn_id\x18\x02 \x01(\t\x12/\n\x06\x65ngine\x18\x03 \x01(\x0b\x32\x1f.workplace.common.v1.EngineInfo\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\"\x1a\n\nReplyDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x81\x01\n\tReplyDone\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_turn_id\x18\x02 \x01(\t\x12\x15\n\rreply_turn_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\"\'\n\x11GetHistoryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xae\x01\n\x12GetHistoryResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07partner\x18\x02 \x01(\x0e\x32\x1a.workplace.chat.v1.Partner\x12\x11\n\tsituation\x18\x03 \x01(\t\x12\x30\n\x08messages\x18\x04 \x03(\x0b\x32\x1e.workplace.chat.v1.ChatMessage\x12\x12\n\npartner_id\x18\x05 \x01(\t\"\x98\x01\n\x0b\x43hatMessage\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.workplace.common.v1.Role\x12\x0c\n\x04text\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tengine_id\x18\x05 \x01(\t\"k\n\tSituation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08title_ja\x18\x02 \x01(\t\x12\x10\n\x08title_en\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65scription_ja\x18\x04 \x01(\t\x12\x16\n\x0e\x64\x65scription_en\x18\x05 \x01(\t\"\x17\n\x15ListSituationsRequest\"J\n\x16ListSituationsResponse\x12\x30\n\nsituations\x18\x01 \x03(\x0b\x32\x1c.workplace.chat.v1.Situation\";\n\tCharacter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08label_ja\x18\x02 \x01(\t\x12\x10\n\x08label_en\x18\x03 \x01(\t\"\x13\n\x11GetOptionsRequest\"\x93\x01\n\x12GetOptionsResponse\x12\x30\n\ncharacters\x18\x01 \x03(\x0b\x32\x1c.workplace.chat.v1.Character\x12\x30\n\nsituations\x18\x02 \x03(\x0b\x32\x1c.workplace.chat.v1.Situation\x12\x19\n\x11max_message_chars\x18\x03 \x01(\x05*_\n\x07Partner\x12\x17\n\x13PARTNER_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTNER_COLLEAGUE\x10\x01\x12\x12\n\x0ePARTNER_SENIOR\x10\x02\x12\x10\n\x0cPARTNER_BOSS\x10\x03\x32\x8a\x03\n\x0b\x43hatService\x12^\n\x0bStreamReply\x12%.workplace.chat.v1.StreamReplyRequest\x1a&.workplace.chat.v1.StreamReplyResponse0\x01\x12Y\n\nGetHistory\x12$.workplace.chat.v1.GetHistoryRequest\x1a%.workplace.chat.v1.GetHistoryResponse\x12\x65\n\x0eListSituations\x12(.workplace.chat.v1.ListSituationsRequest\x1a).workplace.chat.v1.ListSituationsResponse\x12Y\n\nGetOptions\x12$.workplace.chat.v1.GetOptionsRequest\x1a%.workplace.chat.v1.GetOptionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workplace.chat.v1.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARTNER']._serialized_start=1344
-  _globals['_PARTNER']._serialized_end=1439
+  _globals['_PARTNER']._serialized_start=1616
+  _globals['_PARTNER']._serialized_end=1711
   _globals['_STREAMREPLYREQUEST']._serialized_start=119
-  _globals['_STREAMREPLYREQUEST']._serialized_end=317
-  _globals['_STREAMREPLYRESPONSE']._serialized_start=320
-  _globals['_STREAMREPLYRESPONSE']._serialized_end=496
-  _globals['_REPLYSTARTED']._serialized_start=498
-  _globals['_REPLYSTARTED']._serialized_end=619
-  _globals['_REPLYDELTA']._serialized_start=621
-  _globals['_REPLYDELTA']._serialized_end=647
-  _globals['_REPLYDONE']._serialized_start=650
-  _globals['_REPLYDONE']._serialized_end=779
-  _globals['_GETHISTORYREQUEST']._serialized_start=781
-  _globals['_GETHISTORYREQUEST']._serialized_end=820
-  _globals['_GETHISTORYRESPONSE']._serialized_start=823
-  _globals['_GETHISTORYRESPONSE']._serialized_end=977
-  _globals['_CHATMESSAGE']._serialized_start=980
-  _globals['_CHATMESSAGE']._serialized_end=1132
-  _globals['_SITUATION']._serialized_start=1134
-  _globals['_SITUATION']._serialized_end=1241
-  _globals['_LISTSITUATIONSREQUEST']._serialized_start=1243
-  _globals['_LISTSITUATIONSREQUEST']._serialized_end=1266
-  _globals['_LISTSITUATIONSRESPONSE']._serialized_start=1268
-  _globals['_LISTSITUATIONSRESPONSE']._serialized_end=1342
-  _globals['_CHATSERVICE']._serialized_start=1442
-  _globals['_CHATSERVICE']._serialized_end=1745
+  _globals['_STREAMREPLYREQUEST']._serialized_end=337
+  _globals['_STREAMREPLYRESPONSE']._serialized_start=340
+  _globals['_STREAMREPLYRESPONSE']._serialized_end=516
+  _globals['_REPLYSTARTED']._serialized_start=518
+  _globals['_REPLYSTARTED']._serialized_end=639
+  _globals['_REPLYDELTA']._serialized_start=641
+  _globals['_REPLYDELTA']._serialized_end=667
+  _globals['_REPLYDONE']._serialized_start=670
+  _globals['_REPLYDONE']._serialized_end=799
+  _globals['_GETHISTORYREQUEST']._serialized_start=801
+  _globals['_GETHISTORYREQUEST']._serialized_end=840
+  _globals['_GETHISTORYRESPONSE']._serialized_start=843
+  _globals['_GETHISTORYRESPONSE']._serialized_end=1017
+  _globals['_CHATMESSAGE']._serialized_start=1020
+  _globals['_CHATMESSAGE']._serialized_end=1172
+  _globals['_SITUATION']._serialized_start=1174
+  _globals['_SITUATION']._serialized_end=1281
+  _globals['_LISTSITUATIONSREQUEST']._serialized_start=1283
+  _globals['_LISTSITUATIONSREQUEST']._serialized_end=1306
+  _globals['_LISTSITUATIONSRESPONSE']._serialized_start=1308
+  _globals['_LISTSITUATIONSRESPONSE']._serialized_end=1382
+  _globals['_CHARACTER']._serialized_start=1384
+  _globals['_CHARACTER']._serialized_end=1443
+  _globals['_GETOPTIONSREQUEST']._serialized_start=1445
+  _globals['_GETOPTIONSREQUEST']._serialized_end=1464
+  _globals['_GETOPTIONSRESPONSE']._serialized_start=1467
+  _globals['_GETOPTIONSRESPONSE']._serialized_end=1614
+  _globals['_CHATSERVICE']._serialized_start=1714
+  _globals['_CHATSERVICE']._serialized_end=2108
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ PARTNER_SENIOR: Partner
 PARTNER_BOSS: Partner
 
 class StreamReplyRequest(_message.Message):
-    __slots__ = ("session_id", "user_id", "message", "partner", "situation", "language", "temperature")
+    __slots__ = ("session_id", "user_id", "message", "partner", "situation", "language", "temperature", "partner_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class StreamReplyRequest(_message.Message):
     SITUATION_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     user_id: str
     message: str
@@ -38,7 +39,8 @@ class StreamReplyRequest(_message.Message):
     situation: str
     language: str
     temperature: float
-    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., message: _Optional[str] = ..., partner: _Optional[_Union[Partner, str]] = ..., situation: _Optional[str] = ..., language: _Optional[str] = ..., temperature: _Optional[float] = ...) -> None: ...
+    partner_id: str
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., message: _Optional[str] = ..., partner: _Optional[_Union[Partner, str]] = ..., situation: _Optional[str] = ..., language: _Optional[str] = ..., temperature: _Optional[float] = ..., partner_id: _Optional[str] = ...) -> None: ...
 
 class StreamReplyResponse(_message.Message):
     __slots__ = ("started", "delta", "done")
@@ -91,16 +93,18 @@ class GetHistoryRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class GetHistoryResponse(_message.Message):
-    __slots__ = ("session_id", "partner", "situation", "messages")
+    __slots__ = ("session_id", "partner", "situation", "messages", "partner_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PARTNER_FIELD_NUMBER: _ClassVar[int]
     SITUATION_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     partner: Partner
     situation: str
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
-    def __init__(self, session_id: _Optional[str] = ..., partner: _Optional[_Union[Partner, str]] = ..., situation: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ...) -> None: ...
+    partner_id: str
+    def __init__(self, session_id: _Optional[str] = ..., partner: _Optional[_Union[Partner, str]] = ..., situation: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., partner_id: _Optional[str] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("turn_id", "role", "text", "created_at", "engine_id")
@@ -139,3 +143,27 @@ class ListSituationsResponse(_message.Message):
     SITUATIONS_FIELD_NUMBER: _ClassVar[int]
     situations: _containers.RepeatedCompositeFieldContainer[Situation]
     def __init__(self, situations: _Optional[_Iterable[_Union[Situation, _Mapping]]] = ...) -> None: ...
+
+class Character(_message.Message):
+    __slots__ = ("id", "label_ja", "label_en")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_JA_FIELD_NUMBER: _ClassVar[int]
+    LABEL_EN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    label_ja: str
+    label_en: str
+    def __init__(self, id: _Optional[str] = ..., label_ja: _Optional[str] = ..., label_en: _Optional[str] = ...) -> None: ...
+
+class GetOptionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetOptionsResponse(_message.Message):
+    __slots__ = ("characters", "situations", "max_message_chars")
+    CHARACTERS_FIELD_NUMBER: _ClassVar[int]
+    SITUATIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_CHARS_FIELD_NUMBER: _ClassVar[int]
+    characters: _containers.RepeatedCompositeFieldContainer[Character]
+    situations: _containers.RepeatedCompositeFieldContainer[Situation]
+    max_message_chars: int
+    def __init__(self, characters: _Optional[_Iterable[_Union[Character, _Mapping]]] = ..., situations: _Optional[_Iterable[_Union[Situation, _Mapping]]] = ..., max_message_chars: _Optional[int] = ...) -> None: ...

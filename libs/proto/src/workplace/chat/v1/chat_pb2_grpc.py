@@ -49,6 +49,11 @@ class ChatServiceStub:
                 request_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsRequest.SerializeToString,
                 response_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsResponse.FromString,
                 _registered_method=True)
+        self.GetOptions = channel.unary_unary(
+                '/workplace.chat.v1.ChatService/GetOptions',
+                request_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.SerializeToString,
+                response_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -75,6 +80,14 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOptions(self, request, context):
+        """Everything a client needs to offer a free chat: the characters, the situations and the
+        longest message accepted. The web page reads it instead of keeping its own lists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListSituations,
                     request_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsRequest.FromString,
                     response_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsResponse.SerializeToString,
+            ),
+            'GetOptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptions,
+                    request_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.FromString,
+                    response_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class ChatService:
             '/workplace.chat.v1.ChatService/ListSituations',
             workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsRequest.SerializeToString,
             workplace_dot_chat_dot_v1_dot_chat__pb2.ListSituationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.chat.v1.ChatService/GetOptions',
+            workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.SerializeToString,
+            workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
