@@ -36,7 +36,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
         ChatRepository(res.pool),
         engine,
         AIResponseCache(res.redis),
-        relay,
+        relay.kick,
     )
     app = create_http_app(
         settings,

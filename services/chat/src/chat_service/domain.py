@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,7 +27,6 @@ from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
-from workplace_kit.outbox import OutboxRelay
 
 from . import prompts
 from .repository import ChatRepository, ConcurrentTurnError, Session, StoredMessage
@@ -88,14 +87,15 @@ class ChatService:
         repository: ChatRepository,
         engine: DialogueEngine,
         cache: AIResponseCache,
-        relay: OutboxRelay,
+        events_written: Callable[[], None],
     ):
         self.settings = settings
         self.catalogue = catalogue
         self.repository = repository
         self.engine = engine
         self.cache = cache
-        self.relay = relay
+        # Called after a transaction wrote events to the outbox (the relay publishes at once).
+        self.events_written = events_written
         self.situations: dict[str, Situation] = {s.id: s for s in catalogue.situations}
 
     def list_situations(self) -> list[Situation]:
@@ -254,7 +254,7 @@ class ChatService:
                 "the reply could not be saved (the database is unavailable); this turn does not count: "
                 "send your message again"
             ) from exc
-        self.relay.kick()
+        self.events_written()
         if cached is None:
             await self.cache.put(engine, request, text, finish_reason)
         yield ReplyDone(

@@ -28,7 +28,7 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     analyser, fallback = build_emotion_analysers(settings)
     service = FeedbackService(
-        settings, FeedbackRepository(res.pool), analyser, relay, fallback, consumer=TURNS_SUBSCRIPTION
+        settings, FeedbackRepository(res.pool), analyser, relay.kick, fallback, consumer=TURNS_SUBSCRIPTION
     )
 
     app = create_http_app(

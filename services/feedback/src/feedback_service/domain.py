@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from workplace.events.v1 import events_pb2
@@ -16,7 +17,6 @@ from workplace.feedback.v1 import emotion_pb2
 from workplace_kit.ai.types import AIUnavailableError
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound
-from workplace_kit.outbox import OutboxRelay
 
 from .emotion.types import EmotionAnalyser, EmotionResult
 from .repository import FeedbackRepository, TurnAnalysis
@@ -49,7 +49,7 @@ class FeedbackService:
         settings: FeedbackSettings,
         repository: FeedbackRepository,
         analyser: EmotionAnalyser,
-        relay: OutboxRelay,
+        events_written: Callable[[], None],
         fallback: EmotionAnalyser | None = None,
         *,
         consumer: str = "feedback.conversation-turns",
@@ -59,7 +59,8 @@ class FeedbackService:
         self.repository = repository
         self.analyser = analyser
         self.fallback = fallback
-        self.relay = relay
+        # Called after a transaction wrote events to the outbox (the relay publishes at once).
+        self.events_written = events_written
 
     async def handle_turn(self, event: events_pb2.ConversationTurn, envelope: Envelope | None = None) -> Handled:
         """Analyse the learner's side of one turn, once per event id and once per turn."""
@@ -116,7 +117,7 @@ class FeedbackService:
         )
         if stored is None:
             return Handled.DUPLICATE
-        self.relay.kick()
+        self.events_written()
         return Handled.OK
 
     async def turn_analysis(self, raw_turn_id: str) -> TurnAnalysis:
