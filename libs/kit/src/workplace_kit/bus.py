@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.protobuf.message import DecodeError
@@ -85,7 +85,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE_PROTOBUF = "application/protobuf"
 _PULL_BATCH = 100  # Pub/Sub's most messages per pull
 _ADMIN_TIMEOUT_S = 15.0
-_NEVER_EXPIRE: dict = {}  # an expiration policy without a ttl: the subscription never expires
+_NEVER_EXPIRE: dict[str, Any] = {}  # an expiration policy without a ttl: the subscription never expires
 _ACK_TIMEOUT_S = 10.0
 _MAX_OUTAGE_PAUSE_S = 5.0
 _SLOW_HANDLER_WARN_S = 30.0
@@ -156,7 +156,7 @@ class Outgoing:
 def retry_delay_s(attempt: int, min_s: float, max_s: float) -> float:
     """Backoff before delivery `attempt + 1`: min_s doubling up to max_s, jittered down by up
     to 20 % so that messages that failed together do not come back together."""
-    base = min(max_s, min_s * 2 ** max(0, attempt - 1))
+    base: float = min(max_s, min_s * 2 ** max(0, attempt - 1))
     return base * random.uniform(0.8, 1.0)
 
 
@@ -468,7 +468,8 @@ class Subscription(Generic[M]):
             )
             return None
         try:
-            return self._message_type.FromString(message.data)
+            decoded: M = self._message_type.FromString(message.data)
+            return decoded
         except DecodeError as exc:
             log.error(
                 "undecodable payload; dead-lettering",
@@ -577,7 +578,7 @@ class EventBus:
         self._publisher = PublisherAsyncClient()
         self._subscriber = SubscriberAsyncClient()
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[Subscription[Any]] = set()
         self._provision_lock = asyncio.Lock()
         self._closed = False
 
@@ -602,7 +603,7 @@ class EventBus:
             return False
         return True
 
-    async def _create_subscription(self, request: dict) -> bool:
+    async def _create_subscription(self, request: dict[str, Any]) -> bool:
         try:
             await self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
         except gexc.AlreadyExists:
@@ -623,7 +624,7 @@ class EventBus:
                 for sub in self.topology.subscriptions_of(topic.name):
                     if await self._create_topic(sub.dead_letter_topic):
                         created.append(self.topology.name(sub.dead_letter_topic))
-                    requests = (
+                    requests: tuple[dict[str, Any], ...] = (
                         {
                             "name": self.subscription_path(sub.name),
                             "topic": self.topic_path(sub.topic),
@@ -818,7 +819,7 @@ class EventBus:
         self._subscriptions.add(sub)
         return sub
 
-    def _forget_subscription(self, sub: Subscription) -> None:
+    def _forget_subscription(self, sub: Subscription[Any]) -> None:
         self._subscriptions.discard(sub)
 
     # inspection and repair
@@ -918,4 +919,5 @@ class EventBus:
             await sub.close()
         for client in (self._publisher, self._subscriber):
             with contextlib.suppress(Exception):
-                await client.transport.close()
+                # The transports' close() is unannotated in google-cloud-pubsub.
+                await client.transport.close()  # type: ignore[no-untyped-call]

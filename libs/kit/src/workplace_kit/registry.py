@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 REGISTRY_FILE = Path(__file__).with_name("services.toml")
 _ROUTE_MATCHES = ("path_prefix", "prefix", "path")
@@ -70,7 +71,7 @@ class Registry:
         return tuple(entry.name for entry in self.services)
 
 
-def _route(service: str, raw: dict) -> Route:
+def _route(service: str, raw: dict[str, Any]) -> Route:
     matches = [key for key in _ROUTE_MATCHES if key in raw]
     if len(matches) != 1:
         raise RegistryError(f"{service}: each route needs exactly one of {', '.join(_ROUTE_MATCHES)}: {raw}")

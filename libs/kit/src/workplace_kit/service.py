@@ -13,10 +13,11 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -34,6 +35,9 @@ from .telemetry import instrument_http_app, setup_tracing
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+# A background coroutine function; a coroutine (not any awaitable) because it becomes a task.
+Worker = Callable[[], Coroutine[Any, Any, None]]
+S = TypeVar("S", bound=ServiceSettings)
 
 # Ids in paths and bodies are UUIDs; saying so in the OpenAPI document lets clients (and
 # schemathesis) know what the service accepts before they call it.
@@ -57,7 +61,7 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def error_responses(*codes: int) -> dict[int | str, dict]:
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the errors a route can answer with."""
     return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
 
@@ -67,7 +71,7 @@ class ServiceParts:
     http_app: FastAPI
     grpc_services: list[GrpcService] = field(default_factory=list)
     # Background coroutines (Pub/Sub consumers, relays, warm-ups), started when workers run.
-    workers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
 
 
 def create_http_app(
@@ -173,9 +177,9 @@ async def serve(
             grpc_server, _, _ = await start_grpc_server(
                 parts.grpc_services, host=settings.http_host, port=settings.grpc_port
             )
-        worker_tasks: list[asyncio.Task] = []
+        worker_tasks: list[asyncio.Task[None]] = []
 
-        def _worker_done(task: asyncio.Task) -> None:
+        def _worker_done(task: asyncio.Task[None]) -> None:
             # A worker that ends normally (a warm-up) is fine; one that crashes stops the
             # process so the orchestrator restarts it rather than leaving it half-working.
             if not task.cancelled() and task.exception() is not None:
@@ -224,9 +228,7 @@ def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awa
     asyncio.run(serve(settings, setup))
 
 
-def run_main(
-    settings_cls: type[ServiceSettings], build: Callable[[AsyncExitStack, ServiceSettings], Awaitable[ServiceParts]]
-) -> None:
+def run_main(settings_cls: type[S], build: Callable[[AsyncExitStack, S], Awaitable[ServiceParts]]) -> None:
     """The whole `main()` of a service: settings from the environment, then serve until signalled."""
     try:
         settings = load_settings(settings_cls)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from .bus import EventBus, Handler
+
+M = TypeVar("M", bound=Message)
 
 log = logging.getLogger(__name__)
 
@@ -16,13 +19,13 @@ log = logging.getLogger(__name__)
 def pubsub_consumer(
     bus: EventBus,
     subscription: str,
-    message_type: type[Message],
-    handler: Handler,
+    message_type: type[M],
+    handler: Handler[M],
     *,
     max_messages: int = 32,
     check_interval_s: float = 5.0,
     healthy: Callable[[], Awaitable[object]] | None = None,
-) -> Callable[[], Awaitable[None]]:
+) -> Callable[[], Coroutine[Any, Any, None]]:
     """A worker that keeps pulling `subscription` until cancelled, restarting the pull loop if
     it ever stops (it retries broker errors itself; this is the last line of defence)."""
 

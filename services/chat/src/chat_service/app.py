@@ -27,6 +27,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     # Redis only holds the AI-response cache here: chat works without it, so it is not part
     # of readiness (a Redis outage must not take healthy pods out of service).
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS, redis=True)
+    assert res.redis is not None  # asked for above
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     catalogue = load_catalogue(CONTENT)
     engine = build_dialogue_engine(settings, catalogue)

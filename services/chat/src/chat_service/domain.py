@@ -18,10 +18,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 from workplace.events.v1 import events_pb2
-from workplace_kit.ai.language import detect_language
+from workplace_kit.ai.language import Language, detect_language
 from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
 from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
@@ -147,8 +148,9 @@ class ChatService:
             is_new = True
             count, history = 0, []
 
-        language = cmd.language or session.language or detect_language(message)
-        persona = self.catalogue.persona(session.partner, language)  # type: ignore[arg-type]
+        # A "ja" or "en": cmd.language is checked above, a session's language when it was stored.
+        language = cast(Language, cmd.language or session.language or detect_language(message))
+        persona = self.catalogue.persona(session.partner, language)
         situation = self.situations.get(session.situation) or next(iter(self.situations.values()))
         request = DialogueRequest(
             system_instruction=prompts.system_instruction(self.catalogue.persona(session.partner, "ja"), situation),
@@ -156,7 +158,7 @@ class ChatService:
             history=tuple(history),
             partner=session.partner,
             situation=session.situation,
-            language=language,  # type: ignore[arg-type]
+            language=language,
             temperature=temperature,
             persona_name=persona.name,
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.common.v1 import common_pb2
 from workplace_kit.grpc_server import GrpcService
@@ -21,7 +24,7 @@ def _partner_id(request: chat_pb2.StreamReplyRequest) -> str:
     return chat_pb2.Partner.Name(request.partner).removeprefix(_PARTNER_PREFIX).lower()
 
 
-def _partner_enum(partner_id: str) -> int:
+def _partner_enum(partner_id: str) -> chat_pb2.Partner:
     name = _PARTNER_PREFIX + partner_id.upper()
     return chat_pb2.Partner.Value(name) if name in chat_pb2.Partner.keys() else chat_pb2.PARTNER_UNSPECIFIED
 
@@ -30,10 +33,12 @@ _ROLES = {"user": common_pb2.ROLE_USER, "model": common_pb2.ROLE_MODEL}
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, service: ChatService):
+    def __init__(self, service: ChatService) -> None:
         self.service = service
 
-    async def StreamReply(self, request: chat_pb2.StreamReplyRequest, context):  # noqa: N802
+    async def StreamReply(  # noqa: N802
+        self, request: chat_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[chat_pb2.StreamReplyResponse]:
         events = await self.service.open_reply(
             ReplyCommand(
                 user_id=request.user_id,
@@ -67,7 +72,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                     )
                 )
 
-    async def GetHistory(self, request: chat_pb2.GetHistoryRequest, context):  # noqa: N802
+    async def GetHistory(  # noqa: N802
+        self, request: chat_pb2.GetHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.GetHistoryResponse:
         # Internal callers are trusted here; per-user checks arrive with the auth interceptor.
         session, messages = await self.service.history(request.session_id, None)
         response = chat_pb2.GetHistoryResponse(
@@ -93,10 +100,14 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             for s in self.service.list_situations()
         ]
 
-    async def ListSituations(self, request: chat_pb2.ListSituationsRequest, context):  # noqa: N802
+    async def ListSituations(  # noqa: N802
+        self, request: chat_pb2.ListSituationsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ListSituationsResponse:
         return chat_pb2.ListSituationsResponse(situations=self._situations())
 
-    async def GetOptions(self, request: chat_pb2.GetOptionsRequest, context):  # noqa: N802
+    async def GetOptions(  # noqa: N802
+        self, request: chat_pb2.GetOptionsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.GetOptionsResponse:
         return chat_pb2.GetOptionsResponse(
             characters=[
                 chat_pb2.Character(id=c.id, label_ja=c.labels["ja"], label_en=c.labels["en"])

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +70,18 @@ def _sse(event: ReplyEvent) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(asdict(event), ensure_ascii=False), event="done")
 
 
+class ChatRequestFields(Protocol):
+    """What the endpoint reads from the request model below: for the type checker, which
+    cannot see that model (its class is built at runtime, from the content)."""
+
+    message: str
+    session_id: str
+    partner: str
+    situation: str
+    language: str
+    temperature: float | None
+
+
 def request_model(service: ChatService) -> type[BaseModel]:
     """The chat request, with the characters, situations and length limit the service has (its
     content and settings), so the OpenAPI document lists them and nothing copies them."""
@@ -86,6 +98,7 @@ def request_model(service: ChatService) -> type[BaseModel]:
             description="The learner's message (not only spaces)",
         )
         session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
+        # Literals of values known only at runtime: pydantic reads them, a type checker cannot.
         partner: Literal[tuple(partners)] = Field(  # type: ignore[valid-type]
             partners[0], description="A character id from GET /api/v2/chat/options (for a new session)"
         )
@@ -100,7 +113,10 @@ def request_model(service: ChatService) -> type[BaseModel]:
 
 def build_router(service: ChatService) -> APIRouter:
     router = APIRouter(prefix="/api/v2/chat", tags=["chat"])
-    ChatRequest = request_model(service)  # noqa: N806 - a class, built from the content
+    if TYPE_CHECKING:
+        ChatRequest: TypeAlias = ChatRequestFields
+    else:
+        ChatRequest = request_model(service)  # noqa: N806 - a class, built from the content
 
     @router.post(
         "",

@@ -49,6 +49,6 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     )
     workers = [relay.run, consumer]
     for a in (analyser, fallback):
-        if hasattr(a, "warm_up"):
+        if a is not None and hasattr(a, "warm_up"):
             workers.append(a.warm_up)  # load dictionaries before the first turn arrives
     return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=workers)

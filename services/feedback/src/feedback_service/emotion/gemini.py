@@ -20,6 +20,7 @@ from workplace_kit.config import ServiceSettings
 
 from .types import EMOTION_LABELS_JA, EMOTIONS, EmotionResult
 
+# A Literal of the labels tuple, built at runtime: pydantic reads it, a type checker cannot.
 EmotionLabel = Literal[EMOTIONS]  # type: ignore[valid-type]
 
 SUMMARY_MAX_CHARS = 200
@@ -53,6 +54,7 @@ def canonical_label(value: object) -> str | None:
 
 def _clamp(value: object, low: float, high: float) -> float | None:
     try:
+        # Any value may come in: what float() cannot convert raises, and is caught below.
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
