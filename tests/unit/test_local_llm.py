@@ -137,12 +137,17 @@ def test_messages_without_system_instruction() -> None:
         ("error-in-stream", None, "context window exceeded"),
     ],
 )
-async def test_server_errors_become_ai_unavailable(server, model: str, status: int | None, words: str) -> None:
+async def test_server_errors_become_ai_unavailable(
+    server, model: str, status: int | None, words: str, caplog: pytest.LogCaptureFixture
+) -> None:
     _, base = server
     engine = LocalLLMDialogueEngine(base, model)
-    with pytest.raises(AIUnavailableError, match=words) as caught:
+    with pytest.raises(AIUnavailableError) as caught:
         async for _ in engine.stream_reply(_request()):
             pass
+    # The learner is told the AI is unavailable; the server's address and answer go to the log.
+    assert str(caught.value) == LocalLLMDialogueEngine.LEARNER_MESSAGE and base not in str(caught.value)
+    assert words in caplog.text and base in caplog.text
     assert caught.value.status == status
     if status == 404:
         assert caught.value.retryable is False
@@ -150,15 +155,16 @@ async def test_server_errors_become_ai_unavailable(server, model: str, status: i
         assert caught.value.retryable is True
 
 
-async def test_unreachable_server() -> None:
+async def test_unreachable_server(caplog: pytest.LogCaptureFixture) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     engine = LocalLLMDialogueEngine(f"http://127.0.0.1:{port}", "any-model")
-    with pytest.raises(AIUnavailableError, match="unreachable"):
+    with pytest.raises(AIUnavailableError, match="unavailable"):
         async for _ in engine.stream_reply(_request()):
             pass
+    assert "unreachable" in caplog.text
 
 
 def test_from_settings() -> None:

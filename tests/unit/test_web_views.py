@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from web_service.app import analyser_label, feedback_view
 from web_service.feedback_fanout import FeedbackFanout
 from web_service.ui_text import TEXT
+from web_service.views import analyser_label, feedback_view
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2
 from workplace_kit.cache import create_redis

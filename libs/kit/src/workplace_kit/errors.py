@@ -52,29 +52,35 @@ def is_dependency_outage(exc: BaseException) -> bool:
     """True when `exc` says a dependency (database, Redis, broker, AI provider) cannot serve
     now, so the same request may work later: answer 503 with Retry-After, retry an event later.
     """
-    # Imported here: this module is imported by everything, the drivers are not.
-    import asyncpg
-    import redis.exceptions
     from google.api_core import exceptions as gexc
 
     from .ai.types import AIUnavailableError
 
     if isinstance(exc, Unavailable | AIUnavailableError):
         return True
-    if isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.exceptions.OperatorInterventionError
-        | asyncpg.exceptions.InsufficientResourcesError,
-    ) and not isinstance(exc, asyncpg.exceptions.QueryCanceledError):
-        return True
-    if isinstance(exc, asyncpg.InterfaceError):
-        text = str(exc).lower()
-        return "connection" in text or "pool" in text
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return True
     if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.RetryError):
         return True
+    # The drivers are extras (workplace-kit[db], [redis]): an error of one that is not
+    # installed cannot occur, so only an installed driver is asked.
+    module = type(exc).__module__.split(".")[0]
+    if module == "asyncpg":
+        import asyncpg
+
+        if isinstance(
+            exc,
+            asyncpg.PostgresConnectionError
+            | asyncpg.exceptions.OperatorInterventionError
+            | asyncpg.exceptions.InsufficientResourcesError,
+        ) and not isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+            return True
+        if isinstance(exc, asyncpg.InterfaceError):
+            text = str(exc).lower()
+            return "connection" in text or "pool" in text
+    if module == "redis":
+        import redis.exceptions
+
+        if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return True
     # Refused or reset connections, names that do not resolve, timeouts (also waiting for a
     # connection from a pool).
     return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)

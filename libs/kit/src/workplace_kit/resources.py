@@ -7,15 +7,15 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-
-import asyncpg
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING
 
 from .bus import EventBus
-from .cache import create_redis
 from .config import ServiceSettings
-from .db import apply_migrations, create_pool
 from .topology import DEFAULT
+
+if TYPE_CHECKING:  # extras: workplace-kit[db] and [redis], imported only by the services that use them
+    import asyncpg
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,14 @@ async def open_resources(
         log.warning("could not provision Pub/Sub now; will retry", exc_info=True)
     client = None
     if redis:
+        from .cache import create_redis
+
         client = create_redis(settings.redis_url)
         stack.push_async_callback(client.aclose)
     pool = None
     if schema is not None:
+        from .db import apply_migrations, create_pool
+
         if migrations_dir is not None:
             await apply_migrations(settings.database_url, schema=schema, migrations_dir=migrations_dir)
         pool = await create_pool(

@@ -65,11 +65,19 @@ def setup_tracing(settings: ServiceSettings) -> None:
             BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=True))
         )
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    # The database and Redis drivers are extras: instrument the ones this service installs.
+    try:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    AsyncPGInstrumentor().instrument()
-    RedisInstrumentor().instrument()
+        AsyncPGInstrumentor().instrument()
+    except ImportError:
+        pass
+    try:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().instrument()
+    except ImportError:
+        pass
 
 
 def instrument_http_app(app: FastAPI) -> None:

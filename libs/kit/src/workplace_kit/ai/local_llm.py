@@ -8,6 +8,7 @@ with httpx-sse; each content delta becomes a ReplyChunk.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,8 @@ from workplace_kit.config import ServiceSettings
 
 # OpenAI finish reasons -> the names the Gemini engine reports, so callers see one vocabulary.
 _FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+
+log = logging.getLogger(__name__)
 
 
 def _chat_completions_url(base_url: str) -> str:
@@ -91,6 +94,14 @@ class LocalLLMDialogueEngine:
             "stream_options": {"include_usage": True},
         }
 
+    # What went wrong, with the server's address, goes to the log; the learner is told only
+    # that the AI is unavailable (AIUnavailableError messages reach the page).
+    LEARNER_MESSAGE = "the local AI model is unavailable right now; please try again shortly"
+
+    def _unavailable(self, detail: str, *, status: int | None = None, retryable: bool = True) -> AIUnavailableError:
+        log.warning("local LLM failed: %s", detail)
+        return AIUnavailableError(self.LEARNER_MESSAGE, status=status, retryable=retryable)
+
     async def stream_reply(self, request: DialogueRequest) -> AsyncIterator[ReplyChunk]:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         pending: str | None = None  # held back one delta so the last text rides on the final chunk
@@ -102,7 +113,7 @@ class LocalLLMDialogueEngine:
                     response = source.response
                     if response.status_code >= 400:
                         body = await response.aread()
-                        raise AIUnavailableError(
+                        raise self._unavailable(
                             f"local LLM server {self.url} answered HTTP {response.status_code}: {_error_message(body)}",
                             status=response.status_code,
                             retryable=response.status_code >= 500 or response.status_code == 429,
@@ -124,17 +135,17 @@ class LocalLLMDialogueEngine:
         except AIUnavailableError:
             raise
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise AIUnavailableError(
+            raise self._unavailable(
                 f"local LLM server {self.url} is unreachable ({exc.__class__.__name__}: {exc}); "
                 "is Ollama or llama.cpp's server running there?"
             ) from exc
         except httpx.TimeoutException as exc:
-            raise AIUnavailableError(f"local LLM server {self.url} timed out ({exc.__class__.__name__})") from exc
+            raise self._unavailable(f"local LLM server {self.url} timed out ({exc.__class__.__name__})") from exc
         except (httpx.HTTPError, SSEError) as exc:
-            raise AIUnavailableError(f"local LLM server {self.url} failed mid-stream: {exc}") from exc
+            raise self._unavailable(f"local LLM server {self.url} failed mid-stream: {exc}") from exc
 
         if pending is None:
-            raise AIUnavailableError(f"local LLM server {self.url} returned an empty reply", retryable=True)
+            raise self._unavailable(f"local LLM server {self.url} returned an empty reply", retryable=True)
         yield ReplyChunk(
             text=pending,
             final=True,
@@ -146,9 +157,9 @@ class LocalLLMDialogueEngine:
         try:
             payload = json.loads(data)
         except ValueError as exc:
-            raise AIUnavailableError(f"local LLM server {self.url} sent a malformed event: {data[:200]!r}") from exc
+            raise self._unavailable(f"local LLM server {self.url} sent a malformed event: {data[:200]!r}") from exc
         if not isinstance(payload, dict):
-            raise AIUnavailableError(f"local LLM server {self.url} sent an unexpected event: {data[:200]!r}")
+            raise self._unavailable(f"local LLM server {self.url} sent an unexpected event: {data[:200]!r}")
         if "error" in payload:  # llama.cpp and Ollama report some failures inside the stream
-            raise AIUnavailableError(f"local LLM server {self.url} reported an error: {_error_message(data.encode())}")
+            raise self._unavailable(f"local LLM server {self.url} reported an error: {_error_message(data.encode())}")
         return payload
