@@ -24,6 +24,7 @@ from workplace_kit.ai.gemini import (
     GeminiKeyPool,
     generate_json,
     make_genai_client,
+    stream_body,
 )
 from workplace_kit.ai.types import AIUnavailableError, DialogueRequest, ReplyChunk, Turn
 from workplace_kit.config import ConfigError, ServiceSettings
@@ -492,3 +493,40 @@ def test_raw_client_sees_google_error_shape(standin):
     client.close()
     assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
     assert caught.value.details["error"]["details"][0]["retryDelay"] == "7s"
+
+
+async def test_light_stream_reader_reads_what_google_genai_reads(standin, pools):
+    """The chat path's GeminiStream and the SDK's generate_content_stream agree chunk by chunk
+    on the same wire stream: text, finish reason and usage."""
+    script = Reply(["お疲れさま", "です。", "明日の件、", "承知しました！"], prompt_tokens=21, output_tokens=9)
+    settings = make_settings(standin.base_url)
+    pool = pools.pool(settings)
+    request = DialogueRequest(system_instruction="s", message="明日の件です", history=HISTORY, temperature=0.3)
+
+    standin.script(script)
+    stream = GeminiDialogueEngine(settings, pool=pool).stream
+    ours = [(c.text, c.finish_reason, c.usage) async for c in await stream.open("key-a", FLASH, stream_body(request))]
+
+    standin.script(script)
+    sdk = []
+    async for response in await pool.client("key-a").aio.models.generate_content_stream(
+        model=FLASH, contents="明日の件です"
+    ):
+        candidate = response.candidates[0]
+        reason = candidate.finish_reason.value if candidate.finish_reason else ""
+        metadata = response.usage_metadata
+        usage = {}
+        if metadata is not None:
+            usage = {
+                name: value
+                for name, value in (
+                    ("prompt_tokens", metadata.prompt_token_count),
+                    ("output_tokens", metadata.candidates_token_count),
+                    ("total_tokens", metadata.total_token_count),
+                )
+                if value is not None
+            }
+        sdk.append((response.text or "", reason, usage))
+
+    assert ours == sdk
+    assert ours[-1][1] == "STOP" and ours[-1][2]["total_tokens"] == 30

@@ -80,6 +80,36 @@ class ReplyNotSaved(Unavailable):
     error_code = "not_saved"
 
 
+SENTENCE_ENDS = ("。", "！", "？", "!", "?", ".", "\n", "」")
+
+
+class DeltaGatherer:
+    """Gathers streamed text into fewer deltas: the first at once (the learner sees words as
+    soon as they exist), later ones when ``interval`` seconds have passed since the last delta
+    sent or the text reaches a sentence end. Nothing waits on a timer: text is held at most
+    until the next chunk arrives or the stream ends."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.held: list[str] = []
+        self.sent_at: float | None = None
+
+    def add(self, text: str) -> str | None:
+        self.held.append(text)
+        now = self.clock()
+        if self.sent_at is None or now - self.sent_at >= self.interval or text.rstrip(" ").endswith(SENTENCE_ENDS):
+            self.sent_at = now
+            return self.flush()
+        return None
+
+    def flush(self) -> str | None:
+        if not self.held:
+            return None
+        text, self.held = "".join(self.held), []
+        return text
+
+
 class ChatService:
     def __init__(
         self,
@@ -191,15 +221,19 @@ class ChatService:
             parts: list[str] = []
             finish_reason = ""
             asked = time.perf_counter()
+            gather = DeltaGatherer(self.settings.chat_delta_flush_ms / 1000)
             try:
                 async for chunk in self.engine.stream_reply(request):
                     if chunk.text:
                         if not parts:
                             AI_FIRST_TOKEN_SECONDS.labels(engine.id).observe(time.perf_counter() - asked)
                         parts.append(chunk.text)
-                        yield ReplyDelta(chunk.text)
+                        if (ready := gather.add(chunk.text)) is not None:
+                            yield ReplyDelta(ready)
                     if chunk.final:
                         finish_reason = chunk.finish_reason
+                if (rest := gather.flush()) is not None:
+                    yield ReplyDelta(rest)
             except AIUnavailableError as exc:
                 AI_REPLIES.labels(engine.id, "unavailable").inc()
                 raise Unavailable(str(exc)) from exc

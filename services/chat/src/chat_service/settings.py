@@ -13,3 +13,6 @@ class ChatSettings(ServiceSettings):
     # How long a finished reply keeps trying to be stored through a database hiccup before the
     # learner is told it was not saved.
     chat_store_retry_s: float = Field(8.0, ge=0, le=60)
+    # Deltas are sent as they come for the first words, then gathered until this long has passed
+    # since the last one sent or a sentence ends: fewer SSE events and gRPC messages per reply.
+    chat_delta_flush_ms: float = Field(50.0, ge=0, le=1000)
