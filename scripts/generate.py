@@ -60,33 +60,49 @@ def _routes(registry: Registry) -> str:
         timing = "timeout: 0s, idle_timeout: 3600s" if r.stream else f"timeout: {r.timeout}"
         http += [
             f"                        - match: {{ {match}: {r.value} }}",
-            f"                          route: {{ cluster: {s.name}_http, {timing} }}",
+            f"                          route: {{ cluster: {s.name}_http, {timing}, {RETRY} }}",
         ]
     return "\n".join(grpc + http) + "\n"
 
 
+# Upstream limits, the same for every cluster (why each value: docs/performance.md):
+# - connect_timeout 5s: a service saturating its cores accepts late; 1 s turned that into 503s.
+# - idle_timeout 60s, below uvicorn's keep-alive (75 s, service.py): Envoy drops an idle
+#   connection before the service can close it under a request already on its way (a 503
+#   "upstream connect error ... reset before headers").
+# - circuit breakers at 4096: a streamed reply holds one request for its whole length, and the
+#   defaults (1024) would refuse well-formed load before the services' own backlog (2048 per
+#   process) is full.
+_UPSTREAM_LIMITS = [
+    "      connect_timeout: 5s",
+    "      circuit_breakers:",
+    "        thresholds:",
+    "          - { max_connections: 4096, max_pending_requests: 4096, max_requests: 4096, max_retries: 64 }",
+]
+
+
+# A request that never reached a service (connection refused, or a connection that a starting or
+# restarting process reset before answering) is safe to send again, a POST included.
+RETRY = 'retry_policy: { retry_on: "connect-failure,refused-stream,reset-before-request", num_retries: 2 }'
+
+
 def _cluster(name: str, port: int, http2: bool) -> list[str]:
-    lines = [
+    protocol = "http2_protocol_options: {}" if http2 else "http_protocol_options: {}"
+    return [
         f"    - name: {name}",
         "      type: STRICT_DNS",
-        "      connect_timeout: 1s",
+        *_UPSTREAM_LIMITS,
         "      dns_lookup_family: V4_ONLY",
-    ]
-    if http2:
-        lines += [
-            "      typed_extension_protocol_options:",
-            "        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:",
-            '          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-            "          explicit_http_config:",
-            "            http2_protocol_options: {}",
-        ]
-    lines += [
+        "      typed_extension_protocol_options:",
+        "        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:",
+        '          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        "          common_http_protocol_options: { idle_timeout: 60s }",
+        f"          explicit_http_config: {{ {protocol} }}",
         "      load_assignment:",
         f"        cluster_name: {name}",
         "        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: "
         f"{{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]",
     ]
-    return lines
 
 
 def _clusters(registry: Registry) -> str:

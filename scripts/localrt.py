@@ -94,6 +94,9 @@ class ServiceSpec:
     grpc_port: int | None = None
     # Settings for this service alone (e.g. a test platform whose chat talks to a stand-in AI).
     env: tuple[tuple[str, str], ...] = ()
+    # Processes sharing the ports (SO_REUSEPORT: the kernel spreads connections over them), as
+    # replicas behind one Service in the cluster; supervisord runs them as one group.
+    processes: int = 1
 
     @property
     def module(self) -> str:
@@ -108,7 +111,10 @@ REGISTRY_FILE = REPO / "libs" / "kit" / "src" / "workplace_kit" / "services.toml
 
 def registry_services(path: Path = REGISTRY_FILE) -> tuple[ServiceSpec, ...]:
     table = tomllib.loads(path.read_text())["services"]
-    return tuple(ServiceSpec(name, int(s["http_port"]), s.get("grpc_port")) for name, s in table.items())
+    return tuple(
+        ServiceSpec(name, int(s["http_port"]), s.get("grpc_port"), processes=int(s.get("local_processes", 1)))
+        for name, s in table.items()
+    )
 
 
 SERVICES: tuple[ServiceSpec, ...] = registry_services()
@@ -197,6 +203,17 @@ class Runtime(RunPaths):
 
     def service(self, name: str) -> ServiceSpec | None:
         return next((spec for spec in self.services if spec.name == name), None)
+
+    def members(self, name: str) -> list[str]:
+        """supervisord's names of a program's processes: the program itself, or
+        ``chat:chat-0``, ``chat:chat-1``... for a service run as several processes."""
+        spec = self.service(name)
+        if spec is None or spec.processes == 1:
+            return [name]
+        return [f"{name}:{name}-{i}" for i in range(spec.processes)]
+
+    def member_logs(self, name: str) -> list[Path]:
+        return [self.log_file(member.split(":")[-1]) for member in self.members(name)]
 
 
 DEFAULT = Runtime(REPO / ".run")
@@ -919,11 +936,14 @@ def services_status(rt: Runtime = DEFAULT) -> list[ComponentStatus]:
     infos = _process_infos(rt) if ours else {}
     rows = []
     for name in rt.program_names:
-        info = infos.get(name)
-        if info is None:
-            state = "-" if not ours else "UNKNOWN"
-        else:
-            state = info["statename"] + (f" pid {info['pid']}" if info["pid"] else "")
+        states = []
+        for member in rt.members(name):
+            info = infos.get(member)
+            if info is None:
+                states.append("-" if not ours else "UNKNOWN")
+            else:
+                states.append(info["statename"] + (f" pid {info['pid']}" if info["pid"] else ""))
+        state = ", ".join(states)
         rows.append(ComponentStatus(name, _address(rt, name), program_ready(rt, name), ours, state))
     return rows
 
@@ -992,6 +1012,8 @@ def program_env(rt: Runtime, name: str, base: dict[str, str]) -> dict[str, str]:
         env["WP_HTTP_PORT"] = str(spec.http_port)
         if spec.grpc_port is not None:
             env["WP_GRPC_PORT"] = str(spec.grpc_port)
+        if spec.processes > 1:
+            env["WP_REUSE_PORT"] = "true"
         env["PYTHONUNBUFFERED"] = "1"
         if spec.name == "web":
             for peer, key in (("chat", "WP_WEB_CHAT_GRPC_ADDR"), ("feedback", "WP_WEB_FEEDBACK_GRPC_ADDR")):
@@ -1038,8 +1060,12 @@ def supervisord_conf(rt: Runtime, env: dict[str, str] | None = None) -> str:
     ]
     for name in rt.program_names:
         command = " ".join(shlex.quote(arg) for arg in program_command(rt, name))
+        spec = rt.service(name)
+        processes = spec.processes if spec is not None else 1
+        log_file = rt.log_file(name if processes == 1 else f"{name}-%(process_num)d")
         lines += [
             f"[program:{name}]",
+            *([f"numprocs={processes}", "process_name=%(program_name)s-%(process_num)d"] if processes > 1 else []),
             f"command={_conf_escape(command, 'the command')}",
             f"directory={_conf_escape(str(REPO), 'the repository path')}",
             f"environment={_environment_value(program_env(rt, name, base))}",
@@ -1054,7 +1080,7 @@ def supervisord_conf(rt: Runtime, env: dict[str, str] | None = None) -> str:
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            f"stdout_logfile={_conf_escape(str(rt.log_file(name)), 'the log path')}",
+            f"stdout_logfile={_conf_escape(str(log_file), 'the log path')}",
             "stdout_logfile_maxbytes=20MB",
             "stdout_logfile_backups=3",
             "",
@@ -1113,7 +1139,10 @@ def _supervisord_answers(rt: Runtime) -> bool:
 def _process_infos(rt: Runtime) -> dict[str, dict]:
     """supervisord's view of each program ({} when it does not answer)."""
     try:
-        return {info["name"]: info for info in _rpc(rt, "getAllProcessInfo")}
+        return {
+            info["name"] if info["group"] == info["name"] else f"{info['group']}:{info['name']}": info
+            for info in _rpc(rt, "getAllProcessInfo")
+        }
     except (LocalRuntimeError, xmlrpc.client.Fault):
         return {}
 
@@ -1203,39 +1232,38 @@ def _program_failure(rt: Runtime, name: str, reason: str) -> LocalRuntimeError:
         what = f"gateway (Envoy on 127.0.0.1:{GATEWAY_PORT}, GET /healthz through it)"
     else:
         what = f"service {name} (GET http://127.0.0.1:{rt.service(name).http_port}/healthz)"
-    path = rt.log_file(name)
-    return LocalRuntimeError(f"{what}: {reason}\n--- tail of {path} ---\n{tail(path)}")
+    tails = "".join(f"\n--- tail of {path} ---\n{tail(path)}" for path in rt.member_logs(name))
+    return LocalRuntimeError(f"{what}: {reason}{tails}")
 
 
 def _wait_ready(rt: Runtime, names: Iterable[str], timeout: float, supervisord_pid: int) -> None:
     """Wait until every named program answers and supervisord calls it RUNNING; fail early when one is FATAL or keeps
     exiting (supervisord would go on restarting it), or when supervisord itself exits."""
     pending = list(names)
-    pids_seen: dict[str, set[int]] = {name: set() for name in pending}
+    pids_seen: dict[str, set[int]] = {member: set() for name in pending for member in rt.members(name)}
     deadline = time.monotonic() + timeout
     while True:
         infos = _process_infos(rt)
         for name in list(pending):
-            info = infos.get(name)
+            members = [infos[m] for m in rt.members(name) if m in infos]
             # Answering, and past supervisord's startsecs (RUNNING): a restart counts from here.
-            if program_ready(rt, name) and (info is None or info["statename"] == "RUNNING"):
+            if program_ready(rt, name) and all(info["statename"] == "RUNNING" for info in members):
                 pending.remove(name)
                 continue
-            if info is None:
-                continue
-            if info["pid"]:
-                pids_seen[name].add(info["pid"])
-            if info["statename"] == "FATAL":
-                raise _program_failure(rt, name, f"supervisord gave up starting it (FATAL) {info['spawnerr']}")
-            if len(pids_seen[name]) > 3:
-                raise _program_failure(rt, name, f"keeps exiting (started {len(pids_seen[name])} times)")
+            for member, info in zip(rt.members(name), members, strict=False):
+                if info["pid"]:
+                    pids_seen[member].add(info["pid"])
+                if info["statename"] == "FATAL":
+                    raise _program_failure(rt, name, f"supervisord gave up starting it (FATAL) {info['spawnerr']}")
+                if len(pids_seen[member]) > 3:
+                    raise _program_failure(rt, name, f"keeps exiting (started {len(pids_seen[member])} times)")
         if not pending:
             return
         if not is_alive(supervisord_pid):
             path = rt.log_file("supervisord")
             raise LocalRuntimeError(f"supervisord (pid {supervisord_pid}) exited\n--- tail of {path} ---\n{tail(path)}")
         if time.monotonic() > deadline:
-            state = infos.get(pending[0], {}).get("statename", "?")
+            state = infos.get(rt.members(pending[0])[0], {}).get("statename", "?")
             raise _program_failure(rt, pending[0], f"not ready after {timeout:.0f}s (supervisord: {state})")
         time.sleep(0.1)
 
@@ -1243,11 +1271,12 @@ def _wait_ready(rt: Runtime, names: Iterable[str], timeout: float, supervisord_p
 def _wait_state(rt: Runtime, name: str, states: tuple[str, ...], timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        info = _process_info(rt, name)
-        if info["statename"] in states:
-            return info
+        infos = [_process_info(rt, member) for member in rt.members(name)]
+        if all(info["statename"] in states for info in infos):
+            return infos[0]
         if time.monotonic() > deadline:
-            raise LocalRuntimeError(f"{name}: still {info['statename']} after {timeout:.0f}s")
+            waiting = next(info for info in infos if info["statename"] not in states)
+            raise LocalRuntimeError(f"{name}: still {waiting['statename']} after {timeout:.0f}s")
         time.sleep(0.05)
 
 
@@ -1374,7 +1403,20 @@ def service_pid(rt: Runtime, name: str) -> int | None:
     _check_name(rt, name)
     if read_pid(rt, "supervisord") is None:
         return None
-    return _process_info(rt, name)["pid"] or None
+    return _process_info(rt, rt.members(name)[0])["pid"] or None
+
+
+def service_pids(rt: Runtime, name: str) -> list[int]:
+    """The pids of every running process of a program."""
+    _check_name(rt, name)
+    if read_pid(rt, "supervisord") is None:
+        return []
+    return [pid for member in rt.members(name) if (pid := _process_info(rt, member)["pid"])]
+
+
+def _supervisor_target(rt: Runtime, name: str) -> str:
+    """What stopProcess/startProcess take for every process of a program."""
+    return name if rt.members(name) == [name] else f"{name}:*"
 
 
 def service_stop(rt: Runtime, name: str) -> None:
@@ -1382,7 +1424,7 @@ def service_stop(rt: Runtime, name: str) -> None:
     _check_name(rt, name)
     _require_supervisord(rt)
     try:
-        _rpc(rt, "stopProcess", name, False)
+        _rpc(rt, "stopProcess", _supervisor_target(rt, name), False)
     except xmlrpc.client.Fault as fault:
         if fault.faultCode != _FAULT_NOT_RUNNING:
             raise LocalRuntimeError(f"supervisord: stop {name}: {fault.faultString}") from None
@@ -1395,7 +1437,7 @@ def service_start(rt: Runtime, name: str, timeout: float = 60.0) -> None:
     _check_name(rt, name)
     pid = _require_supervisord(rt)
     try:
-        _rpc(rt, "startProcess", name, False)
+        _rpc(rt, "startProcess", _supervisor_target(rt, name), False)
     except xmlrpc.client.Fault as fault:
         if fault.faultCode != _FAULT_ALREADY_STARTED:
             raise _program_failure(rt, name, f"supervisord could not start it: {fault.faultString}") from None
@@ -1416,43 +1458,53 @@ def service_kill(rt: Runtime, name: str, *, down_for_s: float | None = None) -> 
     does not restart it), then it is started again and this returns once it answers."""
     _check_name(rt, name)
     _require_supervisord(rt)
-    info = _process_info(rt, name)
-    pid = info["pid"]
-    if not pid or info["statename"] not in ("STARTING", "RUNNING"):
-        raise LocalRuntimeError(f"{name} is not running (supervisord: {info['statename']})")
+    members = rt.members(name)
+    pids = {}
+    for member in members:
+        info = _process_info(rt, member)
+        if not info["pid"] or info["statename"] not in ("STARTING", "RUNNING"):
+            raise LocalRuntimeError(f"{member} is not running (supervisord: {info['statename']})")
+        pids[member] = info["pid"]
+    shown = ", ".join(str(pid) for pid in pids.values())
     killed_at = time.monotonic()
     if down_for_s is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        _wait_gone(pid, 10)
-        # Return once supervisord has seen the crash (it then restarts it).
-        deadline = time.monotonic() + 5
-        while _process_info(rt, name)["pid"] == pid and time.monotonic() < deadline:
-            time.sleep(0.02)
-        log(f"{name}: killed (pid {pid}); supervisord restarts it")
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for member, pid in pids.items():
+            _wait_gone(pid, 10)
+            # Return once supervisord has seen the crash (it then restarts it).
+            deadline = time.monotonic() + 5
+            while _process_info(rt, member)["pid"] == pid and time.monotonic() < deadline:
+                time.sleep(0.02)
+        log(f"{name}: killed (pid {shown}); supervisord restarts it")
         return
-    # Freeze the group, ask supervisord to stop it (its SIGTERM stays pending: a stopped
+    # Freeze the groups, ask supervisord to stop them (its SIGTERM stays pending: a stopped
     # process handles no signal but SIGKILL), then SIGKILL: supervisord sees the stop it
-    # asked for complete, goes STOPPED, and never restarts it in between.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGSTOP)
+    # asked for complete, goes STOPPED, and never restarts them in between.
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGSTOP)
     try:
         with contextlib.suppress(xmlrpc.client.Fault):
-            _rpc(rt, "stopProcess", name, False)
+            _rpc(rt, "stopProcess", _supervisor_target(rt, name), False)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    _wait_gone(pid, 10)
-    # Belt and braces: should it have been restarted after all, stop the new process.
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for pid in pids.values():
+        _wait_gone(pid, 10)
+    # Belt and braces: should one have been restarted after all, stop the new process.
     deadline = time.monotonic() + STOP_WAIT_SECS + 10
-    while (state := _process_info(rt, name)["statename"]) not in ("STOPPED", "FATAL"):
-        if state in _RUNNING_STATES:
-            with contextlib.suppress(xmlrpc.client.Fault):
-                _rpc(rt, "stopProcess", name, False)
-        if time.monotonic() > deadline:
-            raise LocalRuntimeError(f"{name}: still {state} after the kill")
-        time.sleep(0.02)
-    log(f"{name}: killed (pid {pid}); down for {down_for_s:g}s")
+    for member in members:
+        while (state := _process_info(rt, member)["statename"]) not in ("STOPPED", "FATAL"):
+            if state in _RUNNING_STATES:
+                with contextlib.suppress(xmlrpc.client.Fault):
+                    _rpc(rt, "stopProcess", member, False)
+            if time.monotonic() > deadline:
+                raise LocalRuntimeError(f"{member}: still {state} after the kill")
+            time.sleep(0.02)
+    log(f"{name}: killed (pid {shown}); down for {down_for_s:g}s")
     time.sleep(max(0.0, down_for_s - (time.monotonic() - killed_at)))
     service_start(rt, name)
 
@@ -1543,13 +1595,16 @@ def _service_command(rt: Runtime, args: argparse.Namespace) -> int:
     if args.name not in known:
         raise LocalRuntimeError(f"unknown service {args.name!r}; one of: {', '.join(known)}")
     if args.action == "logs":
-        path = rt.log_file(args.name)
-        if not path.exists():
-            raise LocalRuntimeError(f"no log yet at {path}")
+        paths = rt.member_logs(args.name) if args.name in rt.program_names else [rt.log_file(args.name)]
+        if not any(path.exists() for path in paths):
+            raise LocalRuntimeError(f"no log yet at {', '.join(map(str, paths))}")
         if args.follow:
             sys.stdout.flush()
-            os.execvp("tail", ["tail", "-n", str(args.lines), "-F", str(path)])
-        print(tail(path, args.lines))
+            os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *map(str, paths)])
+        for path in paths:
+            if len(paths) > 1:
+                print(f"--- {path} ---")
+            print(tail(path, args.lines))
     elif args.action == "restart":
         service_restart(rt, args.name, timeout=args.timeout or 60.0)
     elif args.action == "stop":

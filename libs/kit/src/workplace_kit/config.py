@@ -72,6 +72,12 @@ class ServiceSettings(BaseSettings):
     run_workers: bool = True
 
     otlp_endpoint: str | None = None
+    # Several processes of one service share its ports (the local runtime sets this when the
+    # registry's local_processes > 1); gRPC's server already binds with SO_REUSEPORT.
+    reuse_port: bool = False
+    # Share of traces recorded when a request starts one (a caller's sampling decision is kept):
+    # every span of an unsampled trace costs almost nothing, ids still propagate into logs.
+    trace_sample_ratio: float = Field(0.1, ge=0, le=1)
     metrics_enabled: bool = True
 
     @model_validator(mode="before")

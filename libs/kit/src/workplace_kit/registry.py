@@ -40,6 +40,7 @@ class ServiceEntry:
     routes: tuple[Route, ...] = ()
     database: bool = False
     gemini: bool = False
+    local_processes: int = 1
 
     @property
     def module(self) -> str:
@@ -84,13 +85,18 @@ def _route(service: str, raw: dict[str, Any]) -> Route:
 def parse(text: str) -> Registry:
     data = tomllib.loads(text)
     entries = []
-    allowed = {"description", "http_port", "grpc_port", "grpc_service", "routes", "database", "gemini"}
+    allowed = {
+        *("description", "http_port", "grpc_port", "grpc_service", "routes", "database", "gemini"),
+        "local_processes",
+    }
     for name, raw in data.get("services", {}).items():
         unknown = set(raw) - allowed
         if unknown:
             raise RegistryError(f"{name}: unknown field(s) {sorted(unknown)}")
         if "http_port" not in raw:
             raise RegistryError(f"{name}: http_port is required")
+        if not 1 <= int(raw.get("local_processes", 1)) <= 16:
+            raise RegistryError(f"{name}: local_processes must be between 1 and 16")
         if ("grpc_port" in raw) != ("grpc_service" in raw):
             raise RegistryError(f"{name}: grpc_port and grpc_service go together")
         entries.append(
@@ -103,6 +109,7 @@ def parse(text: str) -> Registry:
                 routes=tuple(_route(name, r) for r in raw.get("routes", [])),
                 database=bool(raw.get("database", False)),
                 gemini=bool(raw.get("gemini", False)),
+                local_processes=int(raw.get("local_processes", 1)),
             )
         )
     return Registry(tuple(entries))

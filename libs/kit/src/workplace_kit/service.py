@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
@@ -156,6 +157,18 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes of this service bind too: the kernel spreads
+    new connections over them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 async def serve(
     settings: ServiceSettings,
     setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]],
@@ -199,9 +212,13 @@ async def serve(
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=5,
+                # Longer than the gateway's upstream idle timeout (60 s), so Envoy, not the
+                # service, closes an idle connection: no request is sent on a closing one.
+                timeout_keep_alive=75,
             )
         )
-        http_task = asyncio.create_task(http.serve(), name="http")
+        sockets = [_reuse_port_socket(settings.http_host, settings.http_port)] if settings.reuse_port else None
+        http_task = asyncio.create_task(http.serve(sockets=sockets), name="http")
         log.info(
             "service started",
             extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port if grpc_server else None},
