@@ -242,7 +242,18 @@ async def serve(
 def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]]) -> None:
     setup_logging(settings.service_name, settings.log_level)
     setup_tracing(settings)
-    asyncio.run(serve(settings, setup))
+    # uvloop (installed with uvicorn[standard]): socket writes and callbacks in C. uvicorn picks
+    # it only when it makes the loop itself; every service's loop is made here.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings, setup))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it on Linux and macOS
+        return None
+    return uvloop.new_event_loop
 
 
 def run_main(settings_cls: type[S], build: Callable[[AsyncExitStack, S], Awaitable[ServiceParts]]) -> None:

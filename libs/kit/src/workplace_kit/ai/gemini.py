@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
+import aiohttp
 import httpx
 from google import genai
 from google.genai import errors, types
@@ -41,14 +42,17 @@ try:  # google-genai prefers httpx2 when it is installed; its errors are not htt
     _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
         httpx.HTTPError,
         httpx2.HTTPError,
+        aiohttp.ClientError,
         OSError,
         errors.UnknownApiResponseError,
     )
 except ImportError:  # pragma: no cover - depends on the environment
-    _TRANSPORT_ERRORS = (httpx.HTTPError, OSError, errors.UnknownApiResponseError)
+    _TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError, errors.UnknownApiResponseError)
 
 # A stream that stops mid-way: transport errors, or an event that is not JSON.
 _STREAM_CUT_ERRORS: tuple[type[BaseException], ...] = (*_TRANSPORT_ERRORS, ValueError)
+
+_STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +172,7 @@ class GeminiKeyPool:
         self._clock = clock
         self._cool_until: dict[tuple[str, str | None], float] = {}  # model None: every model
         self._clients: dict[str, genai.Client] = {}
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     def client(self, key: str) -> genai.Client:
         if key not in self._clients:
@@ -188,15 +192,17 @@ class GeminiKeyPool:
         until = self._clock() + seconds
         self._cool_until[(key, model)] = max(until, self._cool_until.get((key, model), 0))
 
-    def http(self) -> httpx.AsyncClient:
-        """One HTTP client for every key's streams (the key travels in a header)."""
+    def http(self) -> aiohttp.ClientSession:
+        """One HTTP session for every key's streams (the key travels in a header). aiohttp,
+        not httpx: measured on the stand-in's 20-chunk replies at 64 concurrent streams, 1.2 ms
+        of CPU per reply against httpx's 5.0 (bench/gemini_readers.py)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=self.settings.gemini_timeout_s,
-                limits=httpx.Limits(
-                    max_connections=self.settings.gemini_max_connections,
-                    max_keepalive_connections=min(100, self.settings.gemini_max_connections),
-                ),
+            timeout = self.settings.gemini_timeout_s
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.settings.gemini_max_connections),
+                # Like the SDK's timeout: for connecting and for each read, not the whole reply.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+                auto_decompress=True,
             )
         return self._http
 
@@ -263,7 +269,7 @@ class GeminiKeyPool:
             client.close()  # the sync side holds its own connection pool
         self._clients.clear()
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
 
@@ -369,32 +375,32 @@ class GeminiStream:
 
     async def _send(self, key: str, model: str, body: dict[str, Any]) -> AsyncIterator[StreamChunk]:
         http = self.pool.http()
-        request = http.build_request(
-            "POST",
-            self.url.format(model=model),
-            params={"alt": "sse"},
-            headers={"x-goog-api-key": key},
-            content=json.dumps(body, ensure_ascii=False).encode(),
-        )
-        request.headers["content-type"] = "application/json"
-        response = await http.send(request, stream=True)
-        if response.status_code >= 400:
+        url = self.url.format(model=model)
+        data = json.dumps(body, ensure_ascii=False).encode()
+        headers = {"x-goog-api-key": key, "content-type": "application/json"}
+        try:
+            response = await http.post(url, params={"alt": "sse"}, headers=headers, data=data)
+        except _STALE_CONNECTION_ERRORS:
+            # A pooled connection the server closed while it sat idle: nothing reached the
+            # model, so one more try on a fresh connection is safe and costs no attempt.
+            response = await http.post(url, params={"alt": "sse"}, headers=headers, data=data)
+        if response.status >= 400:
             try:
-                raw = await response.aread()
+                raw = await response.read()
             finally:
-                await response.aclose()
+                response.release()
             try:
                 error_body = json.loads(raw)
             except ValueError:
-                error_body = {"error": {"code": response.status_code, "message": raw[:200].decode(errors="replace")}}
-            errors.APIError.raise_error(response.status_code, error_body, None)
+                error_body = {"error": {"code": response.status, "message": raw[:200].decode(errors="replace")}}
+            errors.APIError.raise_error(response.status, error_body, None)
         return self._chunks(response)
 
     @staticmethod
-    async def _chunks(response: httpx.Response) -> AsyncIterator[StreamChunk]:
+    async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for line in response.content:
+                if not line.startswith(b"data:"):
                     continue
                 data = json.loads(line[5:])
                 if "error" in data:
@@ -402,7 +408,7 @@ class GeminiStream:
                     errors.APIError.raise_error(int(error.get("code") or 500), data, None)
                 yield parse_chunk(data)
         finally:
-            await response.aclose()
+            response.close()  # also mid-stream: the connection is not reused half-read
 
 
 class GeminiDialogueEngine:
