@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.in_process:
-        # -P: bench/ stays off sys.path, so a script here (bench/platform.py) shadows no stdlib module.
+        # -P: bench/ stays off sys.path: the child imports the service as the service itself does.
         command = [sys.executable, "-P", __file__, "--in-process", "--limit-mb", str(args.limit_mb)]
         raise SystemExit(subprocess.call(command))
     peak = asyncio.run(measure())["VmHWM"]

@@ -7,24 +7,19 @@ on uvloop as the services run. Prints ms of this process's CPU per reply and rep
     .venv/bin/python bench/gemini_readers.py [--concurrency 64] [--replies 640]
 """
 
-import os
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)  # bench/platform.py would shadow the standard library's `platform`
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
-import uvloop  # noqa: E402
+import aiohttp
+import httpx
+import uvloop
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": "来週の会議資料です。"}]}]}).encode()

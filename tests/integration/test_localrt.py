@@ -344,16 +344,32 @@ def _supervisord_options(conf: str, tmp_path: Path) -> ServerOptions:
 def test_supervisord_conf_lists_exactly_services_and_gateway_with_their_ports(tmp_path):
     env = {key: f"value-of-{key}" for key in EXPECTED_ENV_KEYS}
     options = _supervisord_options(localrt.supervisord_conf(localrt.DEFAULT, env=env), tmp_path)
-    programs = {pc.name: pc for group in options.process_group_configs for pc in group.process_configs}
-    assert set(programs) == {spec.name for spec in localrt.SERVICES} | {"gateway"}
+    groups = {group.name: group.process_configs for group in options.process_group_configs}
+    assert set(groups) == {spec.name for spec in localrt.SERVICES} | {"gateway"}
     assert options.server_configs[0]["file"] == str(REPO / ".run" / "supervisor.sock")
+    programs = {}
     for spec in localrt.SERVICES:
-        program = programs[spec.name]
-        assert program.command == f"{REPO}/.venv/bin/python -m {spec.name}_service"
-        assert program.environment["WP_SERVICE_NAME"] == spec.name
-        assert program.environment["WP_HTTP_PORT"] == str(spec.http_port)
-        assert program.environment.get("WP_GRPC_PORT") == (str(spec.grpc_port) if spec.grpc_port else None)
-        assert program.environment["PYTHONUNBUFFERED"] == "1"
+        # A service with local_processes > 1 is a group of processes named <name>-<n>, each
+        # with its own log, sharing the ports (reuse_port); the others are one process.
+        members = groups[spec.name]
+        assert len(members) == spec.processes
+        if spec.processes == 1:
+            assert members[0].name == spec.name and "WP_REUSE_PORT" not in members[0].environment
+        else:
+            assert [m.name for m in members] == [f"{spec.name}-{i}" for i in range(spec.processes)]
+            assert {m.stdout_logfile for m in members} == {
+                str(REPO / ".run" / "logs" / f"{spec.name}-{i}.log") for i in range(spec.processes)
+            }
+            assert all(m.environment["WP_REUSE_PORT"] == "true" for m in members)
+        for program in members:
+            assert program.command == f"{REPO}/.venv/bin/python -m {spec.name}_service"
+            assert program.environment["WP_SERVICE_NAME"] == spec.name
+            assert program.environment["WP_HTTP_PORT"] == str(spec.http_port)
+            assert program.environment.get("WP_GRPC_PORT") == (str(spec.grpc_port) if spec.grpc_port else None)
+            assert program.environment["PYTHONUNBUFFERED"] == "1"
+        programs[spec.name] = members[0]
+    programs["gateway"] = groups["gateway"][0]
+    assert localrt.DEFAULT.service("chat").processes == 2, "chat uses both cores locally (registry local_processes)"
     web = programs["web"].environment
     assert web["WP_WEB_CHAT_GRPC_ADDR"] == "127.0.0.1:50051"
     assert web["WP_WEB_FEEDBACK_GRPC_ADDR"] == "127.0.0.1:50052"
@@ -431,7 +447,8 @@ def svc_runtime(infra_env):
         root,
         services=(
             localrt.ServiceSpec("tts", _free_port(), _free_port()),
-            localrt.ServiceSpec("watch", _free_port(), _free_port()),
+            # Two processes on shared ports, as chat runs locally (registry local_processes).
+            localrt.ServiceSpec("watch", _free_port(), _free_port(), processes=2),
         ),
         gateway=False,
     )
@@ -469,6 +486,34 @@ def test_restart_one_service_by_name_keeps_the_others(svc_runtime):
     assert states == {"tts": "RUNNING", "watch": "RUNNING"}
     with pytest.raises(localrt.LocalRuntimeError, match="one of: tts, watch"):
         localrt.service_restart(rt, "chat")
+
+
+def _listening_pids(port: int) -> set[int]:
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def test_a_service_of_several_processes_shares_its_ports_and_is_handled_as_one(svc_runtime):
+    rt = svc_runtime
+    spec = rt.service("watch")
+    pids = localrt.service_pids(rt, "watch")
+    assert len(set(pids)) == 2 and all(localrt.is_alive(pid) for pid in pids)
+    assert _listening_pids(spec.http_port) == set(pids)  # both accept on the HTTP port
+    assert _listening_pids(spec.grpc_port) == set(pids)  # and on the gRPC port
+    [row] = [row for row in localrt.services_status(rt) if row.name == "watch"]
+    assert row.up and row.state.count("RUNNING") == 2
+
+    localrt.service_restart(rt, "watch")
+    restarted = localrt.service_pids(rt, "watch")
+    assert len(restarted) == 2 and not set(restarted) & set(pids)
+    assert not any(localrt.is_alive(pid) for pid in pids)
+
+    localrt.service_kill(rt, "watch", down_for_s=1.0)  # every process down, then all back
+    back = localrt.service_pids(rt, "watch")
+    assert len(back) == 2 and not set(back) & set(restarted)
+    assert _listening_pids(spec.http_port) == set(back)
+    assert {path.name for path in rt.member_logs("watch")} == {"watch-0.log", "watch-1.log"}
+    assert all(path.exists() for path in rt.member_logs("watch"))
 
 
 def test_a_killed_service_is_restarted_by_supervisord(svc_runtime):
