@@ -930,6 +930,33 @@ def supervisord_exits(rt: Any) -> list[str]:
     return [line for line in lines if " exited: " in line or "gave up" in line]
 
 
+# Envoy's own counters of why a request failed, summed over the service clusters: what a 503
+# from the gateway was (no connection in time, refused, reset, over a circuit breaker).
+GATEWAY_COUNTERS = (
+    "upstream_rq_5xx",
+    "upstream_cx_connect_timeout",
+    "upstream_cx_connect_fail",
+    "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_rq_pending_overflow",
+    "upstream_cx_overflow",
+    "upstream_rq_retry",
+    "upstream_rq_timeout",
+)
+
+
+def gateway_counters() -> dict[str, int]:
+    answer = localrt.http_get(f"http://127.0.0.1:{localrt.ENVOY_ADMIN_PORT}/stats?filter=^cluster%5C.", timeout=5)
+    totals = dict.fromkeys(GATEWAY_COUNTERS, 0)
+    if answer is None or answer[0] != 200:
+        return {}
+    for line in answer[1].splitlines():
+        name, _, value = line.partition(": ")
+        counter = name.rsplit(".", 1)[-1]
+        if counter in totals and value.strip().isdigit():
+            totals[counter] += int(value)
+    return totals
+
+
 def get_options() -> dict[str, list[str]]:
     answer = localrt.http_get(f"http://127.0.0.1:{localrt.GATEWAY_PORT}{CHAT_PATH}/options", timeout=10)
     if answer is None or answer[0] != 200:
@@ -1462,6 +1489,10 @@ def report(results: dict[str, Any]) -> str:
         out.append(table(["process", "procs", "idle %", *[n for n, _ in runs], "RSS/anon MB"], cpu_rows(runs, results)))
 
     out.append("")
+    counters = results.get("gateway_counters") or {}
+    if counters:
+        shown = ", ".join(f"{name} {value}" for name, value in counters.items() if value) or "all zero"
+        out.append(f"Envoy's counters of upstream trouble over the whole run: {shown}")
     out.append(f"supervisord saw during the run: {results.get('restarts') or 'no exits, no restarts'}")
     out.append(f"teardown: {results.get('teardown', '?')}")
     return "\n".join(out)
@@ -1600,6 +1631,7 @@ def main(argv: list[str] | None = None) -> int:
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(bench.run())
+        results["gateway_counters"] = gateway_counters()
         pids_at_end = program_pids(rt)
         changed = {n: (pids_at_start[n], pids_at_end[n]) for n in pids_at_start if pids_at_start[n] != pids_at_end[n]}
         exits = supervisord_exits(rt)[exits_at_start:]

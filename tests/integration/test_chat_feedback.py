@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 from chat_service.app import build as build_chat
+from chat_service.repository import ConcurrentTurnError, Session
 from chat_service.settings import ChatSettings
 from feedback_service.app import build as build_feedback
 from feedback_service.settings import FeedbackSettings
@@ -26,6 +27,7 @@ from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace_kit.ai.metrics import AI_REPLIES
+from workplace_kit.ai.types import Turn
 from workplace_kit.bus import EventBus, Handled
 from workplace_kit.topology import DEFAULT, SUBSCRIPTIONS, SubscriptionSpec, Topology
 
@@ -435,3 +437,49 @@ async def test_options_come_from_the_content_over_http_and_grpc(chat):
             session_id = [r async for r in stub.StreamReply(request)][0].started.session_id
             history = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
             assert history.partner_id == "boss" and history.partner == chat_pb2.PARTNER_BOSS
+
+
+def _exchange(session, *, expected: int, user_turn: uuid.UUID | None = None, is_new: bool = False) -> dict:
+    """Arguments of one store_exchange call (fresh ids unless given)."""
+    user_turn = user_turn or uuid.uuid4()
+    event = events_pb2.ConversationTurn(event_id=str(uuid.uuid4()), session_id=str(session.session_id))
+    return {
+        "is_new": is_new,
+        "expected_index": expected,
+        "user_turn_id": user_turn,
+        "user_text": f"質問 {expected}",
+        "reply_turn_id": uuid.uuid4(),
+        "reply_text": f"答え {expected}",
+        "engine_id": "offline",
+        "event": event,
+    }
+
+
+async def test_repository_stores_each_exchange_once_and_refuses_a_concurrent_turn(chat):
+    """store_exchange on the real database: a retried exchange (first turn or later) is stored
+    once, two turns racing on one session store one, and recent_turns counts every message
+    while returning only the last ones."""
+    repo = chat.app.state.service.repository
+    session = Session(uuid.uuid4(), "repo-learner", "boss", "break", "ja")
+
+    first = _exchange(session, expected=0, is_new=True)
+    await repo.store_exchange(session, **first)
+    await repo.store_exchange(session, **first)  # the commit's answer was lost: sent again
+    assert await repo.recent_turns(session.session_id, 10) == (2, [Turn("user", "質問 0"), Turn("model", "答え 0")])
+
+    second = _exchange(session, expected=2)
+    await repo.store_exchange(session, **second)
+    await repo.store_exchange(session, **second)
+    count, last = await repo.recent_turns(session.session_id, 3)
+    assert count == 4 and [t.text for t in last] == ["答え 0", "質問 2", "答え 2"]
+    assert await repo.recent_turns(session.session_id, 0) == (4, [])
+
+    # Two learners' tabs answer the same turn at once: one is stored, the other is refused.
+    racing = [_exchange(session, expected=4), _exchange(session, expected=4)]
+    outcomes = await asyncio.gather(*(repo.store_exchange(session, **r) for r in racing), return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["ConcurrentTurnError", "NoneType"]
+    assert (await repo.recent_turns(session.session_id, 100))[0] == 6
+    with pytest.raises(ConcurrentTurnError):
+        await repo.store_exchange(session, **_exchange(session, expected=2))  # a stale tab
+    assert [m.turn_index for m in await repo.history(session.session_id)] == list(range(6))
+    assert await repo.recent_turns(uuid.uuid4(), 5) == (0, [])

@@ -51,15 +51,17 @@ class ChatRepository:
         return Session(**dict(row)) if row else None
 
     async def recent_turns(self, session_id: uuid.UUID, limit: int) -> tuple[int, list[Turn]]:
-        """(number of messages so far, the last `limit` of them oldest first)."""
-        count = await self.pool.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session_id)
+        """(number of messages so far, the last `limit` of them oldest first), in one query:
+        the window count is taken over every message of the session, before the LIMIT."""
         rows = await self.pool.fetch(
-            "SELECT role, text FROM (SELECT role, text, turn_index FROM messages WHERE session_id = $1 "
-            "ORDER BY turn_index DESC LIMIT $2) t ORDER BY turn_index",
+            "SELECT role, text, total FROM (SELECT role, text, turn_index, count(*) OVER () AS total "
+            "FROM messages WHERE session_id = $1 ORDER BY turn_index DESC LIMIT $2) t ORDER BY turn_index",
             session_id,
-            limit,
+            max(limit, 1),
         )
-        return count, [Turn(role=r["role"], text=r["text"]) for r in rows]
+        count = rows[0]["total"] if rows else 0
+        turns = [Turn(role=r["role"], text=r["text"]) for r in rows]
+        return count, turns[len(turns) - limit :] if limit else []
 
     async def history(self, session_id: uuid.UUID) -> list[StoredMessage]:
         rows = await self.pool.fetch(
@@ -83,23 +85,35 @@ class ChatRepository:
         event: Message,
     ) -> None:
         """Store the learner's turn, the reply and the event, all or nothing. Storing the same
-        exchange again (a retry after the commit's answer was lost) does nothing."""
+        exchange again (a retry after the commit's answer was lost) does nothing.
+
+        Five statements for a new session, six for a later turn (it was eight for both): the
+        session's row is created, or locked by the update of its time, which serialises two
+        turns of one session; the count and the retry check are one query."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM messages WHERE turn_id = $1", user_turn_id):
-                return
+            count = None
             if is_new:
-                await conn.execute(
+                created = await conn.fetchval(
                     "INSERT INTO sessions (session_id, user_id, partner, situation, language) "
-                    "VALUES ($1, $2, $3, $4, $5)",
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id) DO NOTHING RETURNING true",
                     session.session_id,
                     session.user_id,
                     session.partner,
                     session.situation,
                     session.language,
                 )
-            else:
-                await conn.execute("SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", session.session_id)
-            count = await conn.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session.session_id)
+                if created:
+                    count = 0  # a session made just now has no messages and no earlier try
+            if count is None:
+                # A later turn, or a retry of a first one whose commit did happen.
+                await conn.execute("UPDATE sessions SET updated_at = now() WHERE session_id = $1", session.session_id)
+                count, stored = await conn.fetchrow(
+                    "SELECT count(*), coalesce(bool_or(turn_id = $2), false) FROM messages WHERE session_id = $1",
+                    session.session_id,
+                    user_turn_id,
+                )
+                if stored:
+                    return
             if count != expected_index:
                 raise ConcurrentTurnError(str(session.session_id))
             await conn.executemany(
@@ -110,5 +124,4 @@ class ChatRepository:
                     (reply_turn_id, session.session_id, count + 1, "model", reply_text, engine_id),
                 ],
             )
-            await conn.execute("UPDATE sessions SET updated_at = now() WHERE session_id = $1", session.session_id)
             await outbox.enqueue(conn, event, ordering_key=str(session.session_id))
