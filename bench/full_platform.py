@@ -2,8 +2,8 @@
 """The platform through the Envoy gateway against the Gemini stand-in alone (the floor):
 latency, throughput, bursts and CPU per turn, in one run on this machine (`task bench`).
 
-Everything is a real process. The Gemini wire-format stand-in (bench/standin.py: the server of
-tests/contract/gemini_standin.py with its request log bounded) answers after 300 ms with 20
+Everything is a real process. The Gemini wire-format stand-in (tests/contract/gemini_standin.py,
+its request log bounded with --keep-requests) answers after 300 ms with 20
 chunks 40 ms apart. The platform is a second copy started through scripts/localrt.py's Runtime
 in .run/bench: its own PostgreSQL, Redis and Pub/Sub emulator on free ports, and web, chat and
 feedback under supervisord with Envoy in front on the fixed gateway ports (8080 and the
@@ -78,6 +78,8 @@ def _load_localrt() -> Any:
 
 
 localrt = _load_localrt()
+sys.path.insert(0, str(REPO / "tests"))
+from support.learners import LEARNER_LINES  # noqa: E402 - after the path above
 
 PLATFORM_SERVICES = ("web", "chat", "feedback")
 STANDIN_FIRST_MS, STANDIN_CHUNKS, STANDIN_GAP_MS = 300, 20, 40
@@ -86,21 +88,6 @@ CHAT_PATH = "/api/v2/chat"
 CLK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
-# What the learners say: everyday workplace lines, Japanese first, some English (as tests/resilience).
-MESSAGES = (
-    "おはようございます。今日もよろしくお願いします。",
-    "昨日の会議の資料、確認していただけましたか？",
-    "すみません、少し遅れてしまいました。",
-    "週末は家族と買い物に行きました。",
-    "この件、今日中に対応できるか確認します。",
-    "お先に失礼します。お疲れさまでした。",
-    "先週の企画、通って本当に嬉しいです！",
-    "締め切りが重なっていて、少し不安です。",
-    "Good morning! How was your weekend?",
-    "Could you take a look at my draft when you have a minute?",
-    "I'm sorry, I missed the deadline for the report.",
-    "Thanks so much for your help yesterday.",
-)
 # The floor sends a request shaped like chat's: a system instruction, the history, the message.
 FLOOR_SYSTEM = (
     "あなたは職場の先輩として、後輩との雑談練習の相手をします。丁寧すぎず、自然な日本語で短く答えてください。"
@@ -519,7 +506,7 @@ class Conversation:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def message(self) -> str:
-        return MESSAGES[(self.offset + self.turns) % len(MESSAGES)]
+        return LEARNER_LINES[(self.offset + self.turns) % len(LEARNER_LINES)]
 
     def new_session(self) -> None:
         self.session_id, self.history = "", []
@@ -868,10 +855,10 @@ def clean_previous_run() -> None:
 
 
 def start_standin(rt: Any, port: int, as_is: bool) -> int:
-    script = "tests/contract/gemini_standin.py" if as_is else "bench/standin.py"
     argv = [
         PY,
-        str(REPO / script),
+        str(REPO / "tests" / "contract" / "gemini_standin.py"),
+        *([] if as_is else ["--keep-requests", "100"]),
         "--port",
         str(port),
         "--first-token-delay-ms",
@@ -937,6 +924,11 @@ GATEWAY_COUNTERS = (
     "upstream_cx_connect_timeout",
     "upstream_cx_connect_fail",
     "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_cx_destroy_local_with_active_rq",
+    "upstream_cx_none_healthy",
+    "upstream_rq_pending_failure_eject",
+    "upstream_rq_rx_reset",
+    "upstream_rq_tx_reset",
     "upstream_rq_pending_overflow",
     "upstream_cx_overflow",
     "upstream_rq_retry",
@@ -945,16 +937,38 @@ GATEWAY_COUNTERS = (
 
 
 def gateway_counters() -> dict[str, int]:
-    answer = localrt.http_get(f"http://127.0.0.1:{localrt.ENVOY_ADMIN_PORT}/stats?filter=^cluster%5C.", timeout=5)
-    totals = dict.fromkeys(GATEWAY_COUNTERS, 0)
+    """Envoy's counters over the service clusters, plus the 5xx answers its listener sent
+    (`downstream_rq_5xx`: from an upstream or made by Envoy itself)."""
+    answer = localrt.http_get(f"http://127.0.0.1:{localrt.ENVOY_ADMIN_PORT}/stats", timeout=5)
+    totals = dict.fromkeys((*GATEWAY_COUNTERS, "downstream_rq_5xx"), 0)
     if answer is None or answer[0] != 200:
         return {}
     for line in answer[1].splitlines():
         name, _, value = line.partition(": ")
-        counter = name.rsplit(".", 1)[-1]
-        if counter in totals and value.strip().isdigit():
+        scope, _, counter = name.rpartition(".")
+        if not value.strip().isdigit():
+            continue
+        if counter in GATEWAY_COUNTERS and scope.startswith("cluster.") and ".external" not in scope:
+            totals[counter] += int(value)
+        elif counter == "downstream_rq_5xx" and scope.startswith("http.") and "admin" not in scope:
             totals[counter] += int(value)
     return totals
+
+
+def service_5xx(rt: Any) -> dict[str, int]:
+    """5xx answers each service counted itself (http_requests_total; with several processes on
+    one port, a scrape reaches one of them)."""
+    found = {}
+    for spec in rt.services:
+        answer = localrt.http_get(f"http://127.0.0.1:{spec.http_port}/metrics", timeout=5)
+        if answer is None or answer[0] != 200:
+            continue
+        found[spec.name] = sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in answer[1].splitlines()
+            if line.startswith("http_requests_total{") and 'status="5' in line
+        )
+    return found
 
 
 def get_options() -> dict[str, list[str]]:
@@ -1493,6 +1507,8 @@ def report(results: dict[str, Any]) -> str:
     if counters:
         shown = ", ".join(f"{name} {value}" for name, value in counters.items() if value) or "all zero"
         out.append(f"Envoy's counters of upstream trouble over the whole run: {shown}")
+        answered = results.get("service_5xx") or {}
+        out.append(f"5xx answers counted by the services themselves: {answered or 'none'}")
     out.append(f"supervisord saw during the run: {results.get('restarts') or 'no exits, no restarts'}")
     out.append(f"teardown: {results.get('teardown', '?')}")
     return "\n".join(out)
@@ -1527,7 +1543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--standin-as-is",
         action="store_true",
-        help="run tests/contract/gemini_standin.py itself (its request log unbounded)",
+        help="keep every request the stand-in gets, as the tests do (unbounded memory)",
     )
     ap.add_argument("--json", type=Path, default=None, help="results file (bench/results/<timestamp>.json)")
     args = ap.parse_args(argv)
@@ -1582,9 +1598,9 @@ def main(argv: list[str] | None = None) -> int:
             **machine_info(),
             "client": f"{'raw asyncio streams' if args.client == 'raw' else 'one httpx.AsyncClient'} on "
             f"{'asyncio' if args.no_uvloop else 'uvloop'}, in the bench process",
-            "standin": "tests/contract/gemini_standin.py as is"
+            "standin": "tests/contract/gemini_standin.py, every request kept"
             if args.standin_as_is
-            else "bench/standin.py (gemini_standin.py's server, request log bounded)",
+            else "tests/contract/gemini_standin.py --keep-requests 100",
             "standin_shape": {"first_ms": STANDIN_FIRST_MS, "chunks": STANDIN_CHUNKS, "gap_ms": STANDIN_GAP_MS},
             "level_s": args.level_s,
             "burst_p95_s": args.burst_p95_s,
@@ -1632,6 +1648,7 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(bench.run())
         results["gateway_counters"] = gateway_counters()
+        results["service_5xx"] = service_5xx(rt)
         pids_at_end = program_pids(rt)
         changed = {n: (pids_at_start[n], pids_at_end[n]) for n in pids_at_start if pids_at_start[n] != pids_at_end[n]}
         exits = supervisord_exits(rt)[exits_at_start:]

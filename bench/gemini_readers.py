@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPU per streamed Gemini reply for two readers of the same SSE wire format: httpx (what
 google-genai uses) and aiohttp (what the chat path's GeminiStream uses), against the stand-in
-(bench/standin.py: 300 ms to the first chunk, 20 chunks 40 ms apart), 64 streams at a time,
+(tests/contract/gemini_standin.py: 300 ms to the first chunk, 20 chunks 40 ms apart), 64 streams at a time,
 on uvloop as the services run. Prints ms of this process's CPU per reply and replies/s.
 
     .venv/bin/python bench/gemini_readers.py [--concurrency 64] [--replies 640]
@@ -87,7 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     port = free_port()
     standin = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "standin.py"), "--port", str(port)]
+        [sys.executable, str(REPO / "tests" / "contract" / "gemini_standin.py"), "--port", str(port)]
         + ["--first-token-delay-ms", "300", "--chunks", "20", "--inter-chunk-delay-ms", "40"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

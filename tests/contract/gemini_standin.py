@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import math
 import socket
@@ -308,6 +309,7 @@ class GeminiStandIn:
         first_token_delay_ms: float = 0,
         chunks: int = 3,
         inter_chunk_delay_ms: float = 0,
+        keep_requests: int | None = None,
     ):
         self.host = host
         self.port = port
@@ -316,7 +318,12 @@ class GeminiStandIn:
         self.inter_chunk_delay_ms = inter_chunk_delay_ms
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
-        self._requests: list[RecordedRequest] = []
+        # Every request is kept for the tests' assertions; a long-running stand-in (a benchmark's)
+        # keeps the last `keep_requests`: tens of thousands of bodies would make Python's full
+        # garbage collections pause it, stalling every reply it streams at that moment.
+        self._requests: list[RecordedRequest] | collections.deque[RecordedRequest] = (
+            [] if keep_requests is None else collections.deque(maxlen=keep_requests)
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[Route("/{version}/models/{target:path}", self._handle, methods=["POST"])])
@@ -547,6 +554,7 @@ def _main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--first-token-delay-ms", type=float, default=0)
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--inter-chunk-delay-ms", type=float, default=0)
+    parser.add_argument("--keep-requests", type=int, default=None, help="keep only the last N requests (benchmarks)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     stand_in = GeminiStandIn(
         host=args.host,
@@ -554,6 +562,7 @@ def _main(argv: Iterable[str] | None = None) -> None:
         first_token_delay_ms=args.first_token_delay_ms,
         chunks=args.chunks,
         inter_chunk_delay_ms=args.inter_chunk_delay_ms,
+        keep_requests=args.keep_requests,
     )
     print(
         f"Gemini stand-in on http://{args.host}:{args.port} "

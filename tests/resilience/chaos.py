@@ -52,22 +52,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHAOS_ROOT = REPO / ".run" / "chaos"
 TURNS_SUBSCRIPTION = "feedback.conversation-turns"
 
-# What the learners say: everyday workplace lines, Japanese first, some English.
-MESSAGES = (
-    "おはようございます。今日もよろしくお願いします。",
-    "昨日の会議の資料、確認していただけましたか？",
-    "すみません、少し遅れてしまいました。",
-    "週末は家族と買い物に行きました。",
-    "この件、今日中に対応できるか確認します。",
-    "お先に失礼します。お疲れさまでした。",
-    "先週の企画、通って本当に嬉しいです！",
-    "締め切りが重なっていて、少し不安です。",
-    "Good morning! How was your weekend?",
-    "Could you take a look at my draft when you have a minute?",
-    "I'm sorry, I missed the deadline for the report.",
-    "Thanks so much for your help yesterday.",
-)
-
 
 def _load_localrt():
     spec = importlib.util.spec_from_file_location("localrt", REPO / "scripts" / "localrt.py")
@@ -79,6 +63,7 @@ def _load_localrt():
 
 localrt = _load_localrt()
 sys.path.insert(0, str(REPO / "tests"))  # run as a script too (task chaos)
+from support.learners import LEARNER_LINES  # noqa: E402
 from support.services import free_port  # noqa: E402
 
 # --------------------------------------------------------------------------- platform
@@ -286,7 +271,7 @@ async def learner(
     await asyncio.sleep(rng.uniform(0, think_s))  # learners do not all start at once
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=3)) as client:
         for index in range(turns):
-            turn = Turn(number, index, MESSAGES[(number * 5 + index) % len(MESSAGES)])
+            turn = Turn(number, index, LEARNER_LINES[(number * 5 + index) % len(LEARNER_LINES)])
             give_up = time.monotonic() + give_up_s
             while time.monotonic() < give_up:
                 attempt = await send(client, chat_url, user, turn.text, session_id)
@@ -615,8 +600,10 @@ async def fault_fanout_loses_redis(platform: ChaosPlatform, load: Load) -> Verdi
             for session_id, t in by_session.items():
                 for index in range(1, load.turns):
                     user = f"chaos-{run}a-{t.learner}"
-                    attempt = await send(client, chat, user, MESSAGES[index], session_id)
-                    turn = Turn(t.learner, index, MESSAGES[index], [attempt.kind], session_id, attempt.user_turn_id)
+                    attempt = await send(client, chat, user, LEARNER_LINES[index], session_id)
+                    turn = Turn(
+                        t.learner, index, LEARNER_LINES[index], [attempt.kind], session_id, attempt.user_turn_id
+                    )
                     turn.told_saved = attempt.kind == "done"
                     more.append(turn)
         await asyncio.sleep(load.down_s)
