@@ -408,7 +408,8 @@ class GeminiStream:
                     errors.APIError.raise_error(int(error.get("code") or 500), data, None)
                 yield parse_chunk(data)
         finally:
-            response.close()  # also mid-stream: the connection is not reused half-read
+            # Read to the end: the connection goes back to the pool; stopped early: it is closed.
+            response.release()
 
 
 class GeminiDialogueEngine:
