@@ -21,6 +21,15 @@ class ConfigError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 
+def _auth_jwks_url_default() -> str:
+    """The auth service's JWKS on this host, at its port in the registry (local runs and tests)."""
+    try:
+        port = registry.load().get("auth").http_port
+    except registry.RegistryError:
+        port = 8103
+    return f"http://127.0.0.1:{port}/.well-known/jwks.json"
+
+
 class ServiceSettings(BaseSettings):
     """Options every service shares. Env var = WP_ + field name in upper case."""
 
@@ -79,6 +88,14 @@ class ServiceSettings(BaseSettings):
     # every span of an unsampled trace costs almost nothing, ids still propagate into logs.
     trace_sample_ratio: float = Field(0.1, ge=0, le=1)
     metrics_enabled: bool = True
+
+    # Access tokens (workplace_kit.auth): every service verifies them itself against the auth
+    # service's published keys. Default JWKS address: the auth service's registry port.
+    auth_jwks_url: str = Field(default_factory=_auth_jwks_url_default)
+    auth_issuer: str = "workplace-auth"
+    auth_audience: str = "workplace"
+    # The cookie a browser carries the access token in (an Authorization header wins).
+    auth_cookie_name: str = Field("wp_access", pattern=r"^[A-Za-z0-9_-]+$")
 
     @model_validator(mode="before")
     @classmethod
