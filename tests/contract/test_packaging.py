@@ -57,7 +57,7 @@ MODULES = (
 )
 
 
-@pytest.mark.parametrize("service", ["tts", "auth", "scenario", "watch", "web"])
+@pytest.mark.parametrize("service", ["tts", "scenario", "watch", "web"])
 def test_a_service_starts_without_the_extras_it_does_not_use(service):
     """Build the service's parts (its app, routes, gRPC servicer) in a process where the AI and
     database libraries cannot be imported."""

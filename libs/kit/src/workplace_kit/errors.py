@@ -19,6 +19,10 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
+    def http_headers(self) -> dict[str, str]:
+        """Headers an HTTP answer with this error carries (none unless a subclass says so)."""
+        return {}
+
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"error": self.error_code, "message": self.message}
         if self.field:

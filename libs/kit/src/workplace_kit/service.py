@@ -56,7 +56,9 @@ class ErrorBody(BaseModel):
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is well-formed but not acceptable (the message says why)",
+    401: "No valid access token: sign in (or refresh the token) and try again",
     404: "No such resource (or not yours)",
+    409: "It already exists (e.g. an account with this email)",
     422: "The request does not match this API (the problems list each field)",
     503: "A dependency (database, AI provider) is unavailable; try again after Retry-After seconds",
 }
@@ -88,8 +90,9 @@ def create_http_app(
 
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
-        return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else {}
+        headers.update(exc.http_headers())  # e.g. WWW-Authenticate on a 401
+        return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,12 +1,32 @@
-"""Entry point: `python -m auth_service`. The API is defined in proto/workplace/auth/v1;
-its implementation arrives in a later issue, so every RPC answers UNIMPLEMENTED for now."""
+"""Entry point: `python -m auth_service` serves; `python -m auth_service rotate-keys` makes a new
+signing key (the old one stays published until the tokens it signed have expired)."""
 
-from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
-from workplace_kit.service import run_placeholder
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+
+from workplace_kit.config import load_settings
+from workplace_kit.db import create_pool
+from workplace_kit.service import run_main
+
+from .app import build
+from .keys import KeyStore
+from .settings import AuthSettings
+
+
+async def _rotate() -> str:
+    settings = load_settings(AuthSettings)
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(settings.database_url, schema="auth")
+        stack.push_async_callback(pool.close)
+        return await KeyStore(pool, token_ttl_s=settings.access_token_ttl_s).rotate()
 
 
 def main() -> None:
-    run_placeholder(service="auth", pb2=auth_pb2, pb2_grpc=auth_pb2_grpc, grpc_name="AuthService")
+    if sys.argv[1:] == ["rotate-keys"]:
+        print(f"new signing key: {asyncio.run(_rotate())}")
+        return
+    run_main(AuthSettings, build)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""Wire the auth service: database, signing keys, domain, HTTP and gRPC adapters."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from workplace_kit.auth import TokenVerifier, principal_dependency
+from workplace_kit.resources import open_resources
+from workplace_kit.service import ServiceParts, create_http_app
+
+from .domain import AuthService
+from .grpc_api import grpc_service
+from .http_api import build_router
+from .keys import KeyStore
+from .repository import AuthRepository
+from .settings import AuthSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
+    res = await open_resources(stack, settings, schema="auth", migrations_dir=MIGRATIONS)
+    assert res.pool is not None
+    keys = KeyStore(res.pool, token_ttl_s=settings.access_token_ttl_s)
+    await keys.ensure_key()
+    service = AuthService(settings, AuthRepository(res.pool), keys)
+    # The auth service checks its own tokens against its own keys (no HTTP round trip to itself).
+    verifier = TokenVerifier(settings.auth_jwks_url, settings.auth_issuer, settings.auth_audience, fetch_jwks=keys.jwks)
+    app = create_http_app(
+        settings,
+        title="Workplace Roleplay auth API",
+        description="Accounts, guest accounts, access and refresh tokens, the public signing keys.",
+        readiness=[res.check_database],
+    )
+    app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
+    app.state.service = service  # for in-process tests
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)])

@@ -1,0 +1,214 @@
+"""The auth service against the real PostgreSQL: accounts, guests, tokens, rotation, reuse.
+
+Tokens are checked the way every other service checks them: the kit's TokenVerifier against
+the JWKS the auth service publishes over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+
+import grpc
+import httpx
+import jwt
+import pytest
+from auth_service.app import build as build_auth
+from auth_service.keys import KeyStore
+from auth_service.settings import AuthSettings
+from cryptography.hazmat.primitives.asymmetric import ec
+from support.services import running_service
+from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
+from workplace_kit.auth import InvalidToken, TokenVerifier
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+async def auth():
+    async with running_service(build_auth, AuthSettings()) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def client(auth):
+    async with httpx.AsyncClient(base_url=auth.http_url, timeout=30) as c:
+        yield c
+
+
+def verifier_for(auth) -> TokenVerifier:
+    settings = AuthSettings()
+    return TokenVerifier(
+        f"{auth.http_url}/.well-known/jwks.json", settings.auth_issuer, settings.auth_audience, refetch_min_interval_s=0
+    )
+
+
+def unique_email() -> str:
+    return f"learner-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def test_guest_gets_tokens_that_every_service_can_verify(auth, client):
+    r = await client.post("/api/v2/auth/guest", json={"language": "en"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["user"]["guest"] is True and body["user"]["display_name"] == "Guest"
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["alg"] == "ES256" and header["kid"]
+    principal = await verifier_for(auth).verify(body["access_token"])
+    assert principal.user_id == body["user"]["id"] and principal.guest
+    me = await client.get("/api/v2/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200 and me.json()["id"] == body["user"]["id"]
+
+
+async def test_register_login_and_wrong_credentials(client):
+    email = unique_email()
+    r = await client.post(
+        "/api/v2/auth/register", json={"email": email.upper(), "password": PASSWORD, "display_name": "佐藤 花子"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["user"] | {"id": "-"} == {
+        "id": "-",
+        "display_name": "佐藤 花子",
+        "email": email,
+        "guest": False,
+        "preferred_language": "ja",
+    }
+    again = await client.post("/api/v2/auth/register", json={"email": email, "password": PASSWORD})
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    ok = await client.post("/api/v2/auth/login", json={"email": email, "password": PASSWORD})
+    assert ok.status_code == 200 and ok.json()["user"]["email"] == email
+    for wrong in ({"email": email, "password": PASSWORD + "x"}, {"email": unique_email(), "password": PASSWORD}):
+        refused = await client.post("/api/v2/auth/login", json=wrong)
+        assert refused.status_code == 401
+        # The same answer for an unknown email and a wrong password: nothing to enumerate.
+        assert refused.json() == {"error": "unauthenticated", "message": "the email or the password is wrong"}
+    short = await client.post("/api/v2/auth/register", json={"email": unique_email(), "password": "short"})
+    assert short.status_code == 400 and short.json()["field"] == "password"
+    bad_email = await client.post("/api/v2/auth/register", json={"email": "not-an-email", "password": PASSWORD})
+    assert bad_email.status_code == 400 and bad_email.json()["field"] == "email"
+    extra = await client.post("/api/v2/auth/login", json={"email": email, "password": PASSWORD, "admin": True})
+    assert extra.status_code == 422
+
+
+async def test_refresh_rotates_and_a_reused_token_ends_the_whole_sign_in(client):
+    first = (await client.post("/api/v2/auth/guest", json={})).json()
+    second = await client.post("/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200, second.text
+    second = second.json()
+    assert second["refresh_token"] != first["refresh_token"] and second["user"]["id"] == first["user"]["id"]
+    third = (await client.post("/api/v2/auth/refresh", json={"refresh_token": second["refresh_token"]})).json()
+
+    # The first token again (a thief's copy): refused, and the family is revoked...
+    reused = await client.post("/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401 and "ended" in reused.json()["message"]
+    # ...so the legitimate newest token no longer works either.
+    latest = await client.post("/api/v2/auth/refresh", json={"refresh_token": third["refresh_token"]})
+    assert latest.status_code == 401
+    unknown = await client.post("/api/v2/auth/refresh", json={"refresh_token": "made-up"})
+    assert unknown.status_code == 401
+
+
+async def test_two_refreshes_of_one_token_at_once_give_one_new_token(client):
+    tokens = (await client.post("/api/v2/auth/guest", json={})).json()
+    answers = await asyncio.gather(
+        *(client.post("/api/v2/auth/refresh", json={"refresh_token": tokens["refresh_token"]}) for _ in range(2))
+    )
+    assert sorted(r.status_code for r in answers) == [200, 401]
+
+
+async def test_logout_ends_the_sign_in(client):
+    tokens = (await client.post("/api/v2/auth/guest", json={})).json()
+    assert (
+        await client.post("/api/v2/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    ).status_code == 204
+    r = await client.post("/api/v2/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401
+
+
+async def test_guest_upgrades_to_an_account_and_keeps_its_id(auth, client):
+    guest = (await client.post("/api/v2/auth/guest", json={"display_name": "たろう"})).json()
+    bearer = {"Authorization": f"Bearer {guest['access_token']}"}
+    email = unique_email()
+    r = await client.post("/api/v2/auth/upgrade", json={"email": email, "password": PASSWORD}, headers=bearer)
+    assert r.status_code == 200, r.text
+    upgraded = r.json()
+    assert upgraded["user"]["id"] == guest["user"]["id"] and upgraded["user"]["guest"] is False
+    assert upgraded["user"]["display_name"] == "たろう"
+    assert not (await verifier_for(auth).verify(upgraded["access_token"])).guest
+    # The guest's refresh token said "guest": it is ended; the new one works.
+    stale = await client.post("/api/v2/auth/refresh", json={"refresh_token": guest["refresh_token"]})
+    assert stale.status_code == 401
+    again = await client.post(
+        "/api/v2/auth/upgrade", json={"email": unique_email(), "password": PASSWORD}, headers=bearer
+    )
+    assert again.status_code == 409
+    login = await client.post("/api/v2/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.json()["user"]["id"] == guest["user"]["id"]
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+async def test_forged_expired_unsigned_and_tampered_tokens_are_refused(auth, client):
+    tokens = (await client.post("/api/v2/auth/guest", json={})).json()
+    good = tokens["access_token"]
+    header, payload, signature = good.split(".")
+    claims = jwt.decode(good, options={"verify_signature": False})
+    kid = jwt.get_unverified_header(good)["kid"]
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    real = await auth.app.state.service.keys.current()
+    attacks = {
+        "tampered": f"{header}.{_b64(claims | {'sub': str(uuid.uuid4())})}.{signature}",
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{_b64(claims)}.",
+        "forged with another key": jwt.encode(claims, other_key, algorithm="ES256", headers={"kid": kid}),
+        "unknown key": jwt.encode(claims, other_key, algorithm="ES256", headers={"kid": "made-up"}),
+        # Signed with the service's real key, but no longer (or not) meant to be accepted:
+        "expired": jwt.encode(claims | {"exp": claims["iat"] - 120}, real.private_key, "ES256", {"kid": real.kid}),
+        "wrong audience": jwt.encode(claims | {"aud": "other-app"}, real.private_key, "ES256", {"kid": real.kid}),
+        "wrong issuer": jwt.encode(claims | {"iss": "someone"}, real.private_key, "ES256", {"kid": real.kid}),
+        "garbage": "not.a.token",
+    }
+    for name, token in attacks.items():
+        r = await client.get("/api/v2/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, name
+        assert r.json()["error"] == "unauthenticated" and "Traceback" not in r.text, name
+        assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"', name
+    missing = await client.get("/api/v2/auth/me")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    async with grpc.aio.insecure_channel(auth.grpc_address) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        ok = await stub.VerifyToken(auth_pb2.VerifyTokenRequest(token=good))
+        assert ok.valid and ok.user_id == tokens["user"]["id"] and ok.guest
+        for name, token in attacks.items():
+            refused = await stub.VerifyToken(auth_pb2.VerifyTokenRequest(token=token))
+            assert not refused.valid and refused.error, name
+        user = await stub.GetUser(auth_pb2.GetUserRequest(user_id=tokens["user"]["id"]))
+        assert user.user.guest
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetUser(auth_pb2.GetUserRequest(user_id=str(uuid.uuid4())))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(auth, client):
+    before = (await client.post("/api/v2/auth/guest", json={})).json()["access_token"]
+    old_kid = jwt.get_unverified_header(before)["kid"]
+    keys = KeyStore(auth.app.state.service.keys.pool, token_ttl_s=900, publish_lead_s=1.0)
+    new_kid = await keys.rotate()
+    # Published at once, signing only after the lead time (verifiers learn it first).
+    published = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert new_kid in published
+    meanwhile = (await client.post("/api/v2/auth/guest", json={})).json()["access_token"]
+    assert jwt.get_unverified_header(meanwhile)["kid"] == old_kid
+    await asyncio.sleep(1.2)
+    after = (await client.post("/api/v2/auth/guest", json={})).json()["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == new_kid != old_kid
+    published = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert {old_kid, new_kid} <= published
+    verifier = verifier_for(auth)
+    for token in (before, after):
+        await verifier.verify(token)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(after[:-4] + ("AAAA" if not after.endswith("AAAA") else "BBBB"))
