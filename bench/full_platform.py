@@ -79,9 +79,10 @@ def _load_localrt() -> Any:
 
 localrt = _load_localrt()
 sys.path.insert(0, str(REPO / "tests"))
-from support.learners import LEARNER_LINES  # noqa: E402 - after the path above
+from support.identity import Identities  # noqa: E402 - after the path above
+from support.learners import LEARNER_LINES  # noqa: E402
 
-PLATFORM_SERVICES = ("web", "chat", "feedback")
+PLATFORM_SERVICES = ("auth", "web", "chat", "feedback")
 STANDIN_FIRST_MS, STANDIN_CHUNKS, STANDIN_GAP_MS = 300, 20, 40
 FLOOR_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 CHAT_PATH = "/api/v2/chat"
@@ -535,6 +536,9 @@ class Target:
             offset=index,
         )
 
+    async def prepare(self, tag: str, count: int) -> None:
+        """Before a measured run: what its `count` conversations need (nothing by default)."""
+
     def request(self, conv: Conversation, sample: Sample) -> tuple[str, bytes, dict[str, str], OnEvent]:
         raise NotImplementedError
 
@@ -566,7 +570,30 @@ class Target:
 
 
 class PlatformTarget(Target):
+    """Through Envoy, each conversation signed in as its own guest of the auth service (the
+    accounts are made before the measured run: signing in is not part of a turn's cost)."""
+
     name = "platform"
+
+    def __init__(self, *args: Any, identities: Identities) -> None:
+        super().__init__(*args)
+        self.identities = identities
+        self.tokens: dict[str, str] = {}
+
+    async def prepare(self, tag: str, count: int) -> None:
+        gate = asyncio.Semaphore(16)
+
+        async def sign_in(index: int) -> None:
+            user = self.conversation(tag, index).user
+            async with gate:
+                self.tokens[user] = await self.identities.token(user)
+
+        await asyncio.gather(*(sign_in(i) for i in range(count)))
+
+    async def turn(self, transport: Any, slot: Any, conv: Conversation, timeout_s: float) -> Sample:
+        # The same token until it is near its end, then a refreshed one (long runs outlast it).
+        self.tokens[conv.user] = await self.identities.token(conv.user)
+        return await super().turn(transport, slot, conv, timeout_s)
 
     def request(self, conv: Conversation, sample: Sample) -> tuple[str, bytes, dict[str, str], OnEvent]:
         payload = {"message": conv.message(), "session_id": conv.session_id}
@@ -591,7 +618,7 @@ class PlatformTarget(Target):
                     code = "?"
                 sample.error = f"SSE error {code}"
 
-        return CHAT_PATH, body, {"X-User-Id": conv.user}, on_event
+        return CHAT_PATH, body, {"Authorization": f"Bearer {self.tokens[conv.user]}"}, on_event
 
     def finish(self, conv: Conversation, sample: Sample, status: int) -> None:
         if status != 200:
@@ -1012,6 +1039,7 @@ class Bench:
 
     async def warm_up(self) -> None:
         self.say("warming up (not measured): 4 conversations for 4 s, platform and floor")
+        await self.platform.prepare("warm", 4)
         await closed_loop(self.platform, 4, 4, "warm", self.args.timeout)
         await closed_loop(self.floor, 4, 2, "warm", self.args.timeout)
         await self.db.drain(self.args.drain_timeout)
@@ -1027,6 +1055,7 @@ class Bench:
     async def levels(self) -> None:
         out = self.results.setdefault("levels", [])
         for level in self.args.levels:
+            await self.platform.prepare(f"c{level}", level)
             samples, seconds, cpu, drained = await self.measured(
                 closed_loop(self.platform, level, self.args.level_s, f"c{level}", self.args.timeout), drain=True
             )
@@ -1050,6 +1079,7 @@ class Bench:
     async def bursts(self) -> None:
         out = self.results.setdefault("bursts", [])
         for size in self.args.bursts:
+            await self.platform.prepare(f"b{size}", size)
             samples, seconds, cpu, drained = await self.measured(
                 burst(self.platform, size, f"b{size}", self.args.burst_timeout), drain=True
             )
@@ -1090,6 +1120,7 @@ class Bench:
         stop = asyncio.Event()
         transport = self.platform.transport(max(args.long_steps) + 8)
         tasks: list[asyncio.Task[None]] = []
+        await self.platform.prepare("long", max(args.long_steps))
 
         async def learner(index: int) -> None:
             conv = self.platform.conversation("long", index)
@@ -1635,7 +1666,13 @@ def main(argv: list[str] | None = None) -> int:
             rt,
             pm,
             Database(env["WP_DATABASE_URL"]),
-            PlatformTarget("127.0.0.1", localrt.GATEWAY_PORT, args.client, options),
+            PlatformTarget(
+                "127.0.0.1",
+                localrt.GATEWAY_PORT,
+                args.client,
+                options,
+                identities=Identities(f"http://127.0.0.1:{localrt.GATEWAY_PORT}"),
+            ),
             FloorTarget("127.0.0.1", standin_port, args.client, options),
             MemorySampler(pm),
             results,

@@ -1015,6 +1015,12 @@ def program_env(rt: Runtime, name: str, base: dict[str, str]) -> dict[str, str]:
         if spec.processes > 1:
             env["WP_REUSE_PORT"] = "true"
         env["PYTHONUNBUFFERED"] = "1"
+        auth = rt.service("auth")
+        if auth is not None:
+            # Every service checks tokens against this runtime's auth service.
+            env["WP_AUTH_JWKS_URL"] = f"http://127.0.0.1:{auth.http_port}/.well-known/jwks.json"
+        if spec.name == "auth":
+            env["WP_AUTH_COOKIE_SECURE"] = "false"  # the local gateway is plain HTTP
         if spec.name == "web":
             for peer, key in (("chat", "WP_WEB_CHAT_GRPC_ADDR"), ("feedback", "WP_WEB_FEEDBACK_GRPC_ADDR")):
                 other = rt.service(peer)

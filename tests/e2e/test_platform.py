@@ -26,9 +26,22 @@ GATEWAY = "http://127.0.0.1:8080"
 SCREENSHOTS = REPO / ".run" / "screenshots"
 
 
+_TOKENS: dict[str, str] = {}
+
+
+def guest_token(user: str = "e2e-user") -> str:
+    """An access token of a guest account, from the auth service through the gateway."""
+    if user not in _TOKENS:
+        r = httpx.post(GATEWAY + "/api/v2/auth/guest", json={"display_name": user}, timeout=30)
+        assert r.status_code == 201, r.text
+        _TOKENS[user] = r.json()["access_token"]
+    return _TOKENS[user]
+
+
 def chat_via_gateway(body: dict, user: str = "e2e-user") -> list[tuple[str, dict]]:
     events, event = [], ""
-    with httpx.stream("POST", GATEWAY + "/api/v2/chat", json=body, headers={"X-User-Id": user}, timeout=60) as r:
+    bearer = {"Authorization": f"Bearer {guest_token(user)}"}
+    with httpx.stream("POST", GATEWAY + "/api/v2/chat", json=body, headers=bearer, timeout=60) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
@@ -76,8 +89,13 @@ def test_reply_streams_through_gateway_and_feedback_arrives_via_pubsub(platform)
 
 
 def test_bad_request_through_gateway_is_a_clear_json_error(platform):
-    r = httpx.post(platform + "/api/v2/chat", json={"message": "やあ", "partner": "ceo"})
+    bearer = {"Authorization": f"Bearer {guest_token()}"}
+    r = httpx.post(platform + "/api/v2/chat", json={"message": "やあ", "partner": "ceo"}, headers=bearer)
     assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    # Who the learner is comes from a verified token only: a user id header is not one.
+    for headers in ({}, {"X-User-Id": "someone"}, {"Authorization": "Bearer forged"}):
+        r = httpx.post(platform + "/api/v2/chat", json={"message": "やあ"}, headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "unauthenticated", headers
 
 
 def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform):
@@ -86,11 +104,11 @@ def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform
         responses = list(
             stub.StreamReply(
                 chat_pb2.StreamReplyRequest(
-                    user_id="grpc-e2e",
                     message="Good morning! Any plans for lunch?",
                     partner=chat_pb2.PARTNER_COLLEAGUE,
                     situation="lunch",
                 ),
+                metadata=(("authorization", f"Bearer {guest_token('grpc-e2e')}"),),
                 timeout=60,
             )
         )

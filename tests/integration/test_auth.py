@@ -14,21 +14,13 @@ import grpc
 import httpx
 import jwt
 import pytest
-from auth_service.app import build as build_auth
 from auth_service.keys import KeyStore
 from auth_service.settings import AuthSettings
 from cryptography.hazmat.primitives.asymmetric import ec
-from support.services import running_service
 from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
 from workplace_kit.auth import InvalidToken, TokenVerifier
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-async def auth():
-    async with running_service(build_auth, AuthSettings()) as svc:
-        yield svc
 
 
 @pytest.fixture
@@ -84,10 +76,11 @@ async def test_register_login_and_wrong_credentials(client):
         assert refused.status_code == 401
         # The same answer for an unknown email and a wrong password: nothing to enumerate.
         assert refused.json() == {"error": "unauthenticated", "message": "the email or the password is wrong"}
+    # The schema says what is accepted: a short password or a malformed email is a 422.
     short = await client.post("/api/v2/auth/register", json={"email": unique_email(), "password": "short"})
-    assert short.status_code == 400 and short.json()["field"] == "password"
+    assert short.status_code == 422 and short.json()["problems"][0]["field"] == "password"
     bad_email = await client.post("/api/v2/auth/register", json={"email": "not-an-email", "password": PASSWORD})
-    assert bad_email.status_code == 400 and bad_email.json()["field"] == "email"
+    assert bad_email.status_code == 422 and bad_email.json()["problems"][0]["field"] == "email"
     extra = await client.post("/api/v2/auth/login", json={"email": email, "password": PASSWORD, "admin": True})
     assert extra.status_code == 422
 
@@ -212,3 +205,23 @@ async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(au
         await verifier.verify(token)
     with pytest.raises(InvalidToken):
         await verifier.verify(after[:-4] + ("AAAA" if not after.endswith("AAAA") else "BBBB"))
+
+
+async def test_browser_session_goes_on_with_its_cookie_or_starts_a_guest(client):
+    """The pages' sign-in: tokens only in HttpOnly SameSite=Strict cookies; the refresh cookie
+    is sent to the auth service only; a second call continues the same learner."""
+    first = await client.post("/api/v2/auth/session", json={"language": "en"})
+    assert first.status_code == 200 and first.json()["access_token"] == "" and first.json()["refresh_token"] == ""
+    set_cookies = first.headers.get_list("set-cookie")
+    access = next(c for c in set_cookies if c.startswith("wp_access="))
+    refresh = next(c for c in set_cookies if c.startswith("wp_refresh="))
+    for cookie in (access, refresh):
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie, cookie
+    assert "Path=/api/v2/auth" in refresh and "Path=/;" in access + ";"
+    again = await client.post("/api/v2/auth/session", json={})  # the client kept the cookies
+    assert again.json()["user"]["id"] == first.json()["user"]["id"]
+    client.cookies.clear()
+    fresh = await client.post("/api/v2/auth/session", json={})
+    assert fresh.json()["user"]["id"] != first.json()["user"]["id"] and fresh.json()["user"]["guest"]
+    out = await client.post("/api/v2/auth/logout", json={})
+    assert out.status_code == 204 and any(c.startswith('wp_access=""') for c in out.headers.get_list("set-cookie"))

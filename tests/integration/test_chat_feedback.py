@@ -22,6 +22,7 @@ from feedback_service.app import build as build_feedback
 from feedback_service.settings import FeedbackSettings
 from gemini_standin import Fail, FailMidStream, GeminiStandIn, Reply
 from httpx_sse import aconnect_sse
+from support.identity import Identities
 from support.services import running_service
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
@@ -70,9 +71,14 @@ async def ready_events(suffix) -> AsyncIterator[list[events_pb2.FeedbackReady]]:
     await bus.close()
 
 
+# The learners' identities (guest accounts of the session's auth service), for the helpers below.
+LEARNERS: list[Identities] = []
+
+
 @pytest.fixture(scope="session")
-async def chat(suffix, feedback, ready_events):
-    settings = ChatSettings(pubsub_name_suffix=suffix, ai_provider="offline")
+async def chat(suffix, feedback, ready_events, identities):
+    LEARNERS[:] = [identities]
+    settings = ChatSettings(pubsub_name_suffix=suffix, ai_provider="offline", auth_jwks_url=identities.jwks_url)
     async with running_service(build_chat, settings) as svc:
         yield svc
 
@@ -84,8 +90,9 @@ def standin():
 
 
 @pytest.fixture(scope="session")
-async def gemini_chat(suffix, feedback, standin):
+async def gemini_chat(suffix, feedback, standin, identities):
     settings = ChatSettings(
+        auth_jwks_url=identities.jwks_url,
         pubsub_name_suffix=suffix,
         ai_provider="gemini",
         gemini_api_keys=["test-key-1"],
@@ -100,7 +107,7 @@ async def sse_chat(base_url: str, body: dict, *, user: str = "learner-1") -> tup
     """POST /api/v2/chat; returns (status, [(event, data), ...]) or the JSON error body."""
     async with httpx.AsyncClient(timeout=60) as client:
         async with aconnect_sse(
-            client, "POST", base_url + "/api/v2/chat", json=body, headers={"X-User-Id": user}
+            client, "POST", base_url + "/api/v2/chat", json=body, headers=await LEARNERS[0].headers(user)
         ) as source:
             if source.response.status_code != 200:
                 await source.response.aread()
@@ -121,7 +128,7 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.2):
 
 async def history(base_url: str, session_id: str, user: str = "learner-1") -> list[dict]:
     async with httpx.AsyncClient() as client:
-        r = await client.get(f"{base_url}/api/v2/chat/sessions/{session_id}", headers={"X-User-Id": user})
+        r = await client.get(f"{base_url}/api/v2/chat/sessions/{session_id}", headers=await LEARNERS[0].headers(user))
         r.raise_for_status()
         return r.json()["messages"]
 
@@ -157,23 +164,23 @@ async def test_english_learner_gets_english_reply(chat):
     assert not any("\u3040" <= ch <= "\u30ff" for ch in reply)
 
 
-async def test_grpc_stream_reply_matches_http_domain(chat):
+async def test_grpc_stream_reply_matches_http_domain(chat, identities):
+    me = await identities.metadata("grpc-user")
     async with grpc.aio.insecure_channel(chat.grpc_address) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         request = chat_pb2.StreamReplyRequest(
-            user_id="grpc-user",
             message="お疲れさまです。今日のランチはどこに行きましたか？",
             partner=chat_pb2.PARTNER_SENIOR,
             situation="lunch",
         )
-        responses = [r async for r in stub.StreamReply(request)]
+        responses = [r async for r in stub.StreamReply(request, metadata=me)]
         assert responses[0].WhichOneof("event") == "started"
         assert responses[-1].WhichOneof("event") == "done"
         deltas = "".join(r.delta.text for r in responses if r.WhichOneof("event") == "delta")
         assert deltas.strip() == responses[-1].done.text
         session_id = responses[0].started.session_id
 
-        hist = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
+        hist = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id), metadata=me)
         assert hist.partner == chat_pb2.PARTNER_SENIOR and hist.situation == "lunch"
         assert [m.text for m in hist.messages][0] == request.message
         assert len(hist.messages) == 2
@@ -182,12 +189,33 @@ async def test_grpc_stream_reply_matches_http_domain(chat):
         assert {"break", "lunch"} <= {s.id for s in situations.situations}
 
         with pytest.raises(grpc.aio.AioRpcError) as bad:
-            async for _ in stub.StreamReply(chat_pb2.StreamReplyRequest(user_id="grpc-user", message="   ")):
+            async for _ in stub.StreamReply(chat_pb2.StreamReplyRequest(message="   "), metadata=me):
                 pass
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=str(uuid.uuid4())))
+            await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=str(uuid.uuid4())), metadata=me)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # Another learner's session is not found; a user_id in the request changes nothing;
+        # no token, or a forged one, is UNAUTHENTICATED.
+        other = await identities.metadata("grpc-intruder")
+        with pytest.raises(grpc.aio.AioRpcError) as foreign:
+            await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id), metadata=other)
+        assert foreign.value.code() == grpc.StatusCode.NOT_FOUND
+        posing = chat_pb2.StreamReplyRequest(
+            user_id=await identities.user_id("grpc-user"), message="乗っ取り", session_id=session_id
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as hijack:
+            async for _ in stub.StreamReply(posing, metadata=other):
+                pass
+        assert hijack.value.code() == grpc.StatusCode.NOT_FOUND
+        for metadata in ((), (("authorization", "Bearer forged.token.value"),)):
+            with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+                await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id), metadata=metadata)
+            assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert (
+            len((await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id), metadata=me)).messages) == 2
+        )
 
 
 async def test_bad_input_gets_clear_errors_and_loses_nothing(chat):
@@ -400,7 +428,11 @@ async def test_database_outage_is_a_503_before_the_reply_and_not_saved_after_it(
     with monkeypatch.context() as patch:
         patch.setattr(service.repository, "ping", refused)
         async with httpx.AsyncClient() as client:
-            r = await client.post(chat.http_url + "/api/v2/chat", json={"message": "こんにちは"})
+            r = await client.post(
+                chat.http_url + "/api/v2/chat",
+                json={"message": "こんにちは"},
+                headers=await LEARNERS[0].headers("learner-1"),
+            )
         assert r.status_code == 503 and r.json()["error"] == "unavailable"
         assert int(r.headers["retry-after"]) > 0 and "5440" not in r.text
 
@@ -430,12 +462,13 @@ async def test_options_come_from_the_content_over_http_and_grpc(chat):
         assert [c.id for c in reply.characters] == ["colleague", "senior", "boss"]
         assert reply.max_message_chars == 2000
         # A client of the older enum and one of partner_id reach the same character.
+        me = await LEARNERS[0].metadata("g")
         for request in (
-            chat_pb2.StreamReplyRequest(user_id="g", message="こんにちは", partner=chat_pb2.PARTNER_BOSS),
-            chat_pb2.StreamReplyRequest(user_id="g", message="こんにちは", partner_id="boss"),
+            chat_pb2.StreamReplyRequest(message="こんにちは", partner=chat_pb2.PARTNER_BOSS),
+            chat_pb2.StreamReplyRequest(message="こんにちは", partner_id="boss"),
         ):
-            session_id = [r async for r in stub.StreamReply(request)][0].started.session_id
-            history = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id))
+            session_id = [r async for r in stub.StreamReply(request, metadata=me)][0].started.session_id
+            history = await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id=session_id), metadata=me)
             assert history.partner_id == "boss" and history.partner == chat_pb2.PARTNER_BOSS
 
 
@@ -483,3 +516,23 @@ async def test_repository_stores_each_exchange_once_and_refuses_a_concurrent_tur
         await repo.store_exchange(session, **_exchange(session, expected=2))  # a stale tab
     assert [m.turn_index for m in await repo.history(session.session_id)] == list(range(6))
     assert await repo.recent_turns(uuid.uuid4(), 5) == (0, [])
+
+
+async def test_chat_acts_only_for_the_verified_learner(chat, identities):
+    """No token, a forged one or a user id header: 401; another learner's session: 404."""
+    status, events = await sse_chat(chat.http_url, {"message": "おはようございます。"}, user="owner")
+    session_id = events[0][1]["session_id"]
+    owner_id = await identities.user_id("owner")
+    async with httpx.AsyncClient(base_url=chat.http_url, timeout=30) as client:
+        for headers in ({}, {"X-User-Id": owner_id}, {"Authorization": "Bearer e30.e30.sig"}):
+            r = await client.post("/api/v2/chat", json={"message": "やあ", "session_id": session_id}, headers=headers)
+            assert r.status_code == 401 and r.json()["error"] == "unauthenticated", headers
+            r = await client.get(f"/api/v2/chat/sessions/{session_id}", headers=headers)
+            assert r.status_code == 401, headers
+        # A browser's HttpOnly cookie works like the header.
+        token = await identities.token("owner")
+        r = await client.get(f"/api/v2/chat/sessions/{session_id}", cookies={"wp_access": token})
+        assert r.status_code == 200 and len(r.json()["messages"]) == 2
+        r = await client.get(f"/api/v2/chat/sessions/{session_id}", headers=await identities.headers("stranger"))
+        assert r.status_code == 404
+    assert len(await history(chat.http_url, session_id, user="owner")) == 2  # nothing was added

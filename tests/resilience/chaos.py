@@ -63,6 +63,7 @@ def _load_localrt():
 
 localrt = _load_localrt()
 sys.path.insert(0, str(REPO / "tests"))  # run as a script too (task chaos)
+from support.identity import Identities  # noqa: E402
 from support.learners import LEARNER_LINES  # noqa: E402
 from support.services import free_port  # noqa: E402
 
@@ -112,6 +113,7 @@ class ChaosPlatform:
             ("WP_GEMINI_BASE_URL", f"http://127.0.0.1:{standin_port}"),
         )
         services = (
+            localrt.ServiceSpec("auth", free_port(), free_port()),
             localrt.ServiceSpec("web", free_port(), None),
             localrt.ServiceSpec("chat", free_port(), free_port(), env=chat_ai),
             localrt.ServiceSpec("feedback", free_port(), free_port()),
@@ -134,7 +136,9 @@ class ChaosPlatform:
                 localrt.all_down(rt)
             raise
         env = {**localrt.read_env_file(rt), "ENV_FILE": str(env_file)}
-        return cls(rt, env, standin)
+        platform = cls(rt, env, standin)
+        LEARNERS[:] = [Identities(platform.http("auth"))]
+        return platform
 
     def stop(self) -> None:
         try:
@@ -207,6 +211,10 @@ class Attempt:
 MID_REPLY: set[int] = set()
 
 
+# The learners' accounts: guests of the platform's auth service, set when it starts.
+LEARNERS: list[Identities] = []
+
+
 async def send(client: httpx.AsyncClient, chat_url: str, user: str, text: str, session_id: str) -> Attempt:
     body = {"message": text, "session_id": session_id, "partner": "senior", "situation": "break"}
     attempt = Attempt("connection")
@@ -214,7 +222,7 @@ async def send(client: httpx.AsyncClient, chat_url: str, user: str, text: str, s
     key = id(attempt)
     try:
         async with aconnect_sse(
-            client, "POST", chat_url + "/api/v2/chat", json=body, headers={"X-User-Id": user}
+            client, "POST", chat_url + "/api/v2/chat", json=body, headers=await LEARNERS[0].headers(user)
         ) as source:
             status = source.response.status_code
             if status != 200:
@@ -249,7 +257,9 @@ async def turn_counted(client: httpx.AsyncClient, chat_url: str, user: str, atte
     """Ask the history whether the turn of a broken stream was stored (what the page does)."""
     while time.monotonic() < give_up:
         try:
-            r = await client.get(f"{chat_url}/api/v2/chat/sessions/{attempt.session_id}", headers={"X-User-Id": user})
+            r = await client.get(
+                f"{chat_url}/api/v2/chat/sessions/{attempt.session_id}", headers=await LEARNERS[0].headers(user)
+            )
         except httpx.HTTPError:
             await asyncio.sleep(1)
             continue
@@ -340,6 +350,7 @@ async def _database_facts(
 ) -> tuple[set[str], set[str], Counter, int, dict[str, tuple[float, float | None]]]:
     from workplace.events.v1 import events_pb2
 
+    users = [await LEARNERS[0].user_id(name) for name in users]  # the learners' account ids
     conn = await asyncpg.connect(database_url)
     try:
         stored = {

@@ -210,9 +210,12 @@ provisioning job's; each is called with the root context. */}}
 - name: WP_RUN_WORKERS
   value: "true"
 {{- end }}
+{{- $registry := include "workplace.registry" $root | fromYaml }}
+{{- /* Every workload verifies access tokens against auth's published keys. */}}
+- name: WP_AUTH_JWKS_URL
+  value: {{ printf "http://%s:%v/.well-known/jwks.json" (include "workplace.serviceHost" (dict "root" $root "component" "auth")) $registry.auth.ports.http | quote }}
 {{- if eq $w.name "web" }}
 {{- /* web renders pages from chat and feedback over gRPC (see networkpolicy.yaml). */}}
-{{- $registry := include "workplace.registry" $root | fromYaml }}
 - name: WP_WEB_CHAT_GRPC_ADDR
   value: {{ printf "%s:%v" (include "workplace.serviceHost" (dict "root" $root "component" "chat")) $registry.chat.ports.grpc | quote }}
 - name: WP_WEB_FEEDBACK_GRPC_ADDR

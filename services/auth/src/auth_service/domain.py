@@ -30,7 +30,13 @@ from .settings import AuthSettings
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Read the same by Python and by JSON Schema (ECMA) regexes: control characters are spelled out,
+# as the two disagree on which of them \s matches.
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]+(\.[^@\s\x00-\x1f\x7f-\x9f.]+)+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+# No control characters (tabs, line breaks, NUL...) in a name shown to others.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+PASSWORD_MIN_CHARS = 10
 LANGUAGES = ("ja", "en")
 GUEST_NAME = {"ja": "ゲスト", "en": "Guest"}
 
@@ -62,12 +68,14 @@ def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _clean_name(raw: str, language: str) -> str:
+def _clean_name(raw: str, default: str) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if not name:
-        return GUEST_NAME.get(language, "ゲスト")
-    if len(name) > 40 or any(unicodedata.category(c).startswith("C") for c in name):
-        raise InvalidInput("display_name must be 1 to 40 printable characters", field="display_name")
+        return default
+    if len(name) > 40 or any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidInput(
+            "display_name must be at most 40 characters, without control characters", field="display_name"
+        )
     return name
 
 
@@ -83,16 +91,14 @@ class AuthService:
     # -- validation
 
     def _email(self, raw: str) -> str:
-        email = raw.strip().lower()
-        if len(email) > 254 or not _EMAIL.match(email):
+        if len(raw) > 254 or not _EMAIL.match(raw):
             raise InvalidInput("email is not a valid address", field="email")
-        return email
+        return raw.lower()
 
-    def _password(self, raw: str) -> str:
-        if not self.settings.password_min_chars <= len(raw) <= 256:
-            raise InvalidInput(
-                f"password must be {self.settings.password_min_chars} to 256 characters long", field="password"
-            )
+    @staticmethod
+    def _password(raw: str) -> str:
+        if not PASSWORD_MIN_CHARS <= len(raw) <= 256:
+            raise InvalidInput(f"password must be {PASSWORD_MIN_CHARS} to 256 characters long", field="password")
         return raw
 
     @staticmethod
@@ -135,13 +141,18 @@ class AuthService:
     async def guest(self, *, display_name: str = "", language: str = "") -> Tokens:
         lang = self._language(language)
         user = await self.repository.create_user(
-            email=None, password_hash=None, display_name=_clean_name(display_name, lang), guest=True, language=lang
+            email=None,
+            password_hash=None,
+            display_name=_clean_name(display_name, GUEST_NAME[lang]),
+            guest=True,
+            language=lang,
         )
         return await self._issue(user)
 
     async def register(self, *, email: str, password: str, display_name: str, language: str = "") -> Tokens:
         lang = self._language(language)
-        address, name = self._email(email), _clean_name(display_name, lang)
+        address = self._email(email)
+        name = _clean_name(display_name, address.split("@")[0][:40])
         password_hash = await asyncio.to_thread(self.hasher.hash, self._password(password))
         try:
             user = await self.repository.create_user(
@@ -163,7 +174,7 @@ class AuthService:
                 current.user_id,
                 email=address,
                 password_hash=password_hash,
-                display_name=_clean_name(display_name or current.display_name, current.preferred_language),
+                display_name=_clean_name(display_name, current.display_name),
             )
         except EmailTaken:
             raise Conflict("an account with this email already exists; sign in instead", field="email") from None

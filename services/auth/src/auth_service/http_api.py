@@ -3,14 +3,14 @@
 # No `from __future__ import annotations`: FastAPI reads the token dependency, made in
 # build_router, from the endpoints' real annotations.
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from workplace_kit.auth import Principal
 from workplace_kit.service import error_responses
 
-from .domain import AuthService, Tokens
+from .domain import EMAIL_PATTERN, NAME_PATTERN, PASSWORD_MIN_CHARS, AuthFailed, AuthService, Tokens
 from .repository import User
 
 
@@ -18,31 +18,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The schema says exactly what is accepted (a request it allows is not refused later).
+Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
+NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_CHARS, max_length=256)]
+DisplayName = Annotated[str, Field(max_length=40, pattern=NAME_PATTERN, description="empty: a default name")]
+
+
 class GuestIn(_Strict):
-    display_name: str = Field("", max_length=40)
-    language: str = Field("", max_length=2)
+    display_name: DisplayName = ""
+    language: Literal["", "ja", "en"] = ""
 
 
 class RegisterIn(_Strict):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
-    display_name: str = Field("", max_length=40)
-    language: str = Field("", max_length=2)
+    email: Email
+    password: NewPassword
+    display_name: DisplayName = ""
+    language: Literal["", "ja", "en"] = ""
 
 
 class UpgradeIn(_Strict):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
-    display_name: str = Field("", max_length=40)
+    email: Email
+    password: NewPassword
+    display_name: DisplayName = ""
 
 
 class LoginIn(_Strict):
-    email: str = Field(max_length=254)
+    email: Email  # (an address no account can have is a 422, NUL characters included)
     password: str = Field(max_length=256)
 
 
 class RefreshIn(_Strict):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    # Empty: the browser's refresh cookie is used.
+    refresh_token: str = Field("", max_length=200)
 
 
 class UserOut(BaseModel):
@@ -54,6 +61,7 @@ class UserOut(BaseModel):
 
 
 class TokensOut(BaseModel):
+    # Empty when the tokens went into HttpOnly cookies (X-Token-Delivery: cookie).
     access_token: str
     token_type: str = "Bearer"
     expires_in: int
@@ -84,42 +92,83 @@ def build_router(service: AuthService, current_principal: Any) -> APIRouter:
     """current_principal: the kit's dependency that verifies the access token (401 otherwise)."""
     router = APIRouter(responses=error_responses(400, 401, 409, 422, 503))
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
+    settings = service.settings
+    Delivery = Annotated[str, Header(alias="X-Token-Delivery", max_length=10)]  # noqa: N806
+
+    def deliver(tokens: Tokens, delivery: str, response: Response) -> TokensOut:
+        """Tokens in the body, or for a browser in HttpOnly SameSite=Strict cookies only."""
+        out = tokens_out(tokens)
+        if delivery != "cookie":
+            return out
+        common: dict[str, Any] = {"httponly": True, "secure": settings.auth_cookie_secure, "samesite": "strict"}
+        response.set_cookie(
+            settings.auth_cookie_name, tokens.access_token, max_age=tokens.expires_in, path="/", **common
+        )
+        response.set_cookie(
+            settings.auth_refresh_cookie_name,
+            tokens.refresh_token,
+            max_age=settings.refresh_token_ttl_s,
+            path="/api/v2/auth",  # sent to the auth service only
+            **common,
+        )
+        return out.model_copy(update={"access_token": "", "refresh_token": ""})
 
     @router.post("/api/v2/auth/guest", status_code=201, response_model=TokensOut, tags=["auth"])
-    async def guest(body: GuestIn) -> TokensOut:
+    async def guest(body: GuestIn, response: Response, delivery: Delivery = "") -> TokensOut:
         """A guest account at once: practise now, register later without losing anything."""
-        return tokens_out(await service.guest(display_name=body.display_name, language=body.language))
+        return deliver(await service.guest(display_name=body.display_name, language=body.language), delivery, response)
 
     @router.post("/api/v2/auth/register", status_code=201, response_model=TokensOut, tags=["auth"])
-    async def register(body: RegisterIn) -> TokensOut:
-        return tokens_out(
-            await service.register(
-                email=body.email, password=body.password, display_name=body.display_name, language=body.language
-            )
+    async def register(body: RegisterIn, response: Response, delivery: Delivery = "") -> TokensOut:
+        tokens = await service.register(
+            email=body.email, password=body.password, display_name=body.display_name, language=body.language
         )
+        return deliver(tokens, delivery, response)
 
     @router.post("/api/v2/auth/upgrade", response_model=TokensOut, tags=["auth"])
-    async def upgrade(body: UpgradeIn, principal: Signed) -> TokensOut:
+    async def upgrade(body: UpgradeIn, principal: Signed, response: Response, delivery: Delivery = "") -> TokensOut:
         """The signed-in guest becomes a full account, keeping every session."""
-        return tokens_out(
-            await service.upgrade(
-                principal.user_id, email=body.email, password=body.password, display_name=body.display_name
-            )
+        tokens = await service.upgrade(
+            principal.user_id, email=body.email, password=body.password, display_name=body.display_name
         )
+        return deliver(tokens, delivery, response)
 
     @router.post("/api/v2/auth/login", response_model=TokensOut, tags=["auth"])
-    async def login(body: LoginIn) -> TokensOut:
-        return tokens_out(await service.login(email=body.email, password=body.password))
+    async def login(body: LoginIn, response: Response, delivery: Delivery = "") -> TokensOut:
+        return deliver(await service.login(email=body.email, password=body.password), delivery, response)
+
+    def refresh_cookie(request: Request) -> str:
+        # Read here, not declared as a parameter: browsers send it, API clients send the body.
+        return request.cookies.get(settings.auth_refresh_cookie_name, "")[:200]
 
     @router.post("/api/v2/auth/refresh", response_model=TokensOut, tags=["auth"])
-    async def refresh(body: RefreshIn) -> TokensOut:
-        """A new access token and a new refresh token; the one sent cannot be used again."""
-        return tokens_out(await service.refresh(body.refresh_token))
+    async def refresh(body: RefreshIn, request: Request, response: Response, delivery: Delivery = "") -> TokensOut:
+        """A new access token and a new refresh token; the one sent cannot be used again.
+        An empty refresh_token: the browser's refresh cookie."""
+        return deliver(await service.refresh(body.refresh_token or refresh_cookie(request)), delivery, response)
+
+    @router.post("/api/v2/auth/session", response_model=TokensOut, tags=["auth"])
+    async def browser_session(body: GuestIn, request: Request, response: Response) -> TokensOut:
+        """For the pages: the browser's sign-in goes on (its refresh cookie, rotated), or a new
+        guest one starts. Tokens only in HttpOnly cookies, and never an error to log for a
+        first visit."""
+        if token := refresh_cookie(request):
+            try:
+                return deliver(await service.refresh(token), "cookie", response)
+            except AuthFailed:
+                pass  # expired, ended or reused: start afresh as a guest
+        tokens = await service.guest(display_name=body.display_name, language=body.language)
+        return deliver(tokens, "cookie", response)
 
     @router.post("/api/v2/auth/logout", status_code=204, tags=["auth"])
-    async def logout(body: RefreshIn) -> Response:
-        await service.logout(body.refresh_token)
-        return Response(status_code=204)
+    async def logout(body: RefreshIn, request: Request) -> Response:
+        """Ends the sign-in (every token of its family) and clears the browser's cookies."""
+        if token := body.refresh_token or refresh_cookie(request):
+            await service.logout(token)
+        response = Response(status_code=204)
+        response.delete_cookie(settings.auth_cookie_name, path="/")
+        response.delete_cookie(settings.auth_refresh_cookie_name, path="/api/v2/auth")
+        return response
 
     @router.get("/api/v2/auth/me", response_model=UserOut, tags=["auth"])
     async def me(principal: Signed) -> UserOut:

@@ -10,4 +10,7 @@ class AuthSettings(ServiceSettings):
     # checks them offline against the published keys.
     access_token_ttl_s: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, ge=3600, le=365 * 24 * 3600)
-    password_min_chars: int = Field(10, ge=8, le=64)
+    # Browsers get their tokens as HttpOnly cookies (ask with `X-Token-Delivery: cookie`): the
+    # page's scripts never see them. Secure unless explicitly turned off for plain-HTTP local use.
+    auth_cookie_secure: bool = True
+    auth_refresh_cookie_name: str = "wp_refresh"

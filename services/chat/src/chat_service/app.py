@@ -7,6 +7,7 @@ from pathlib import Path
 
 from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.offline_dialogue import load_catalogue
+from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
@@ -45,9 +46,10 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
         description="Free-chat practice (雑談練習) with an AI colleague, senior or boss.",
         readiness=[res.check_database],
     )
-    app.include_router(build_router(service))
+    verifier = TokenVerifier.from_settings(settings)
+    app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
     app.state.service = service  # for in-process tests
     workers = [relay.run]
     if hasattr(engine, "warm_up"):
         workers.append(engine.warm_up)  # load the offline model before the first learner waits for it
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=workers)
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)], workers=workers)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.common.v1 import common_pb2
+from workplace_kit.auth import TokenVerifier, principal_from_metadata
 from workplace_kit.grpc_server import GrpcService
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyStarted
@@ -33,15 +34,20 @@ _ROLES = {"user": common_pb2.ROLE_USER, "model": common_pb2.ROLE_MODEL}
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, service: ChatService) -> None:
+    """StreamReply and GetHistory act for the learner of the access token in the call's
+    `authorization` metadata; a request's user_id field is ignored (it could name anyone)."""
+
+    def __init__(self, service: ChatService, verifier: TokenVerifier) -> None:
         self.service = service
+        self.verifier = verifier
 
     async def StreamReply(  # noqa: N802
         self, request: chat_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamReplyResponse]:
+        principal = await principal_from_metadata(self.verifier, context)
         events = await self.service.open_reply(
             ReplyCommand(
-                user_id=request.user_id,
+                user_id=principal.user_id,
                 message=request.message,
                 partner=_partner_id(request),
                 situation=request.situation,
@@ -75,8 +81,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def GetHistory(  # noqa: N802
         self, request: chat_pb2.GetHistoryRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.GetHistoryResponse:
-        # Internal callers are trusted here; per-user checks arrive with the auth interceptor.
-        session, messages = await self.service.history(request.session_id, None)
+        principal = await principal_from_metadata(self.verifier, context)
+        session, messages = await self.service.history(request.session_id, principal.user_id)
         response = chat_pb2.GetHistoryResponse(
             session_id=str(session.session_id),
             partner=_partner_enum(session.partner),
@@ -118,9 +124,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         )
 
 
-def grpc_service(service: ChatService) -> GrpcService:
+def grpc_service(service: ChatService, verifier: TokenVerifier) -> GrpcService:
     return GrpcService(
         add_to_server=chat_pb2_grpc.add_ChatServiceServicer_to_server,
-        servicer=ChatServicer(service),
+        servicer=ChatServicer(service, verifier),
         full_name=chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
     )

@@ -5,13 +5,14 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeAlias
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from workplace_kit.auth import Principal
 from workplace_kit.errors import DomainError
 from workplace_kit.service import UUID_PATTERN, error_responses
 
@@ -111,8 +112,11 @@ def request_model(service: ChatService) -> type[BaseModel]:
     return ChatRequest
 
 
-def build_router(service: ChatService) -> APIRouter:
+def build_router(service: ChatService, current_principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
+    """current_principal: the kit's dependency that verifies the access token (401 otherwise);
+    the learner is who the token says, never a header or a field of the body."""
     router = APIRouter(prefix="/api/v2/chat", tags=["chat"])
+    Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
     if TYPE_CHECKING:
         ChatRequest: TypeAlias = ChatRequestFields
     else:
@@ -123,17 +127,17 @@ def build_router(service: ChatService) -> APIRouter:
         response_class=EventSourceResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"},
-            **error_responses(400, 404, 422, 503),
+            **error_responses(400, 401, 404, 422, 503),
         },
     )
-    async def chat(body: ChatRequest, x_user_id: str = Header("anonymous", max_length=128)) -> EventSourceResponse:
+    async def chat(body: ChatRequest, principal: Signed) -> EventSourceResponse:
         """Send a message; the reply streams back as SSE events `start`, `delta`…, `done`.
 
         Bad input is answered with a 4xx JSON error before the stream starts. If the AI fails
         mid-reply, an `error` event ends the stream and nothing of this turn is stored."""
         events = await service.open_reply(
             ReplyCommand(
-                user_id=x_user_id,
+                user_id=principal.user_id,
                 message=body.message,
                 partner=body.partner,
                 situation=body.situation,
@@ -172,11 +176,10 @@ def build_router(service: ChatService) -> APIRouter:
             max_message_chars=service.max_message_chars,
         )
 
-    @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(404, 422, 503))
-    async def history(
-        session_id: str = Path(pattern=UUID_PATTERN), x_user_id: str = Header("anonymous", max_length=128)
-    ) -> HistoryOut:
-        session, messages = await service.history(session_id, x_user_id)
+    @router.get("/sessions/{session_id}", response_model=HistoryOut, responses=error_responses(401, 404, 422, 503))
+    async def history(principal: Signed, session_id: str = Path(pattern=UUID_PATTERN)) -> HistoryOut:
+        """One of the signed-in learner's sessions; another learner's is answered 404."""
+        session, messages = await service.history(session_id, principal.user_id)
         return HistoryOut(
             session_id=str(session.session_id),
             partner=session.partner,

@@ -65,9 +65,6 @@ def build_router(
         )
         if request.query_params.get("lang") in LANGUAGES:
             response.set_cookie(COOKIE, lang, samesite="lax", max_age=365 * 24 * 3600)
-        if not request.cookies.get("wp_guest"):
-            # A guest id until the auth service issues real accounts.
-            response.set_cookie("wp_guest", "guest-" + uuid.uuid4().hex[:16], samesite="lax", httponly=False)
         return response
 
     @router.get("/events/sessions/{session_id}/feedback", include_in_schema=False)

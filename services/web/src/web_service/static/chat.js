@@ -19,9 +19,24 @@ const lang = document.documentElement.lang || "ja";
 let sessionId = "";
 let busy = false;
 
-function guestId() {
-  const match = document.cookie.match(/(?:^|;\s*)wp_guest=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "anonymous";
+// Who the learner is comes from the auth service's access token, kept by the browser in an
+// HttpOnly cookie that this script never sees: it only knows when the token runs out.
+let tokenExpiresAt = 0;
+
+async function signIn() {
+  // The browser's sign-in goes on (its refresh cookie: a returning learner keeps their
+  // sessions), or a guest one starts; the tokens come back as HttpOnly cookies.
+  const response = await fetch("/api/v2/auth/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ language: lang }),
+  });
+  if (!response.ok) throw new Error(`sign-in failed: ${response.status}`);
+  tokenExpiresAt = Date.now() + ((await response.json()).expires_in - 60) * 1000;
+}
+
+async function ensureSignedIn() {
+  if (Date.now() >= tokenExpiresAt) await signIn();
 }
 
 function bubble(role, content) {
@@ -87,9 +102,8 @@ function errorMessage(data, fallback) {
 // stored (or the history cannot be read now).
 async function storedReply(turn) {
   try {
-    const response = await fetch(`${chatApi}/sessions/${encodeURIComponent(turn.sessionId)}`, {
-      headers: { "X-User-Id": guestId() },
-    });
+    await ensureSignedIn();
+    const response = await fetch(`${chatApi}/sessions/${encodeURIComponent(turn.sessionId)}`);
     if (!response.ok) return null;
     const messages = (await response.json()).messages;
     const index = messages.findIndex((m) => m.turn_id === turn.userTurnId);
@@ -99,7 +113,7 @@ async function storedReply(turn) {
   }
 }
 
-function send(message) {
+async function send(message) {
   busy = true;
   sendButton.disabled = true;
   const mine = bubble("user", message);
@@ -108,10 +122,24 @@ function send(message) {
   reply.querySelector(".body").textContent = ui.thinking;
   statusLine.textContent = ui.waiting;
   let received = "";
+  try {
+    await ensureSignedIn();
+  } catch (_) {
+    tokenExpiresAt = 0;
+    reply.classList.remove("pending");
+    reply.classList.add("failed");
+    reply.querySelector(".body").textContent = ui.network_failed;
+    mine.classList.add("unsent");
+    input.value = message;
+    statusLine.textContent = ui.unsent_status;
+    busy = false;
+    sendButton.disabled = false;
+    return;
+  }
 
   const source = new SSE(chatApi, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-User-Id": guestId() },
+    headers: { "Content-Type": "application/json" },
     payload: JSON.stringify({
       message,
       session_id: sessionId,
@@ -200,6 +228,7 @@ function send(message) {
   source.addEventListener("error", (e) => {
     if (!busy) return;
     if (e.data) {
+      if (e.data.includes('"unauthenticated"')) tokenExpiresAt = 0; // sign in again on the next send
       fail(errorMessage(e.data, ui.reply_failed));
     } else if (turn) {
       settleBrokenTurn();
