@@ -950,7 +950,9 @@ def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest
         }
     assert "http2_protocol_options" in str(clusters["quiz_grpc"]) and "http2" not in str(clusters["quiz_http"])
     gateway = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    routes = {r["route"]["cluster"]: r["match"] for r in gateway["route_config"]["virtual_hosts"][0]["routes"]}
+    routes = {
+        r["route"]["cluster"]: r["match"] for r in gateway["route_config"]["virtual_hosts"][0]["routes"] if "route" in r
+    }
     assert routes["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
     assert routes["quiz_grpc"]["prefix"] == "/workplace.quiz.v1.QuizService/"
     config_file = tmp_path / "envoy.yaml"

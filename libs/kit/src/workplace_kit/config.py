@@ -81,6 +81,8 @@ class ServiceSettings(BaseSettings):
     run_workers: bool = True
 
     otlp_endpoint: str | None = None
+    # The largest request body a service reads (a chat message is at most a few KB).
+    http_max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Several processes of one service share its ports (the local runtime sets this when the
     # registry's local_processes > 1); gRPC's server already binds with SO_REUSEPORT.
     reuse_port: bool = False

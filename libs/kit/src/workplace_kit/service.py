@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import ConfigError, ServiceSettings, load_settings
 from .errors import RETRY_AFTER_S, DomainError, Unavailable, is_dependency_outage
@@ -77,6 +78,38 @@ class ServiceParts:
     workers: list[Worker] = field(default_factory=list)
 
 
+class BodyLimit:
+    """Request bodies over the limit are refused with 413 in our JSON error format: at once
+    when Content-Length says so, else as soon as a chunked body grows past it (raised from
+    `receive` as an HTTP error, which the app's handler formats like any other)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"the request body is over {self.max_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await JSONResponse({"error": "too_large", "message": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, message)
+            return event
+
+        await self.app(scope, limited_receive, send)
+
+
 def create_http_app(
     settings: ServiceSettings,
     *,
@@ -86,6 +119,7 @@ def create_http_app(
 ) -> FastAPI:
     """A FastAPI app with health, readiness, metrics, tracing and JSON errors (no stack traces)."""
     app = FastAPI(title=title, description=description, version="0.1.0")
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     checks = readiness or []
 
     @app.exception_handler(DomainError)
@@ -98,7 +132,7 @@ def create_http_app(
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Raised by the framework itself (unknown route, wrong method, a body it cannot parse):
         # answered in the same format as ours.
-        codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+        codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         return JSONResponse(
             {"error": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)},
             status_code=exc.status_code,
