@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
+from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,16 +77,64 @@ def test_reply_streams_through_gateway_and_feedback_arrives_via_pubsub(platform)
     assert events[0][0] == "start" and events[-1][0] == "done"
     session_id, turn_id = events[0][1]["session_id"], events[0][1]["user_turn_id"]
 
-    # The web service's SSE endpoint delivers the analysis the feedback service published.
-    deadline = time.monotonic() + 60
-    with httpx.stream("GET", f"{platform}/events/sessions/{session_id}/feedback", timeout=60) as r:
-        assert r.status_code == 200
-        for line in r.iter_lines():
-            if f'data-turn-id="{turn_id}"' in line:
-                break
-            assert time.monotonic() < deadline, "no feedback card within 60 s"
-    analyses = httpx.get(f"{platform}/api/v2/feedback/sessions/{session_id}/turns").json()
+    # The web service's SSE endpoint delivers the analysis the feedback service published, to
+    # the learner who chatted (signed in by the page's cookie).
+    assert _feedback_card_arrives(platform, session_id, turn_id, guest_token())
+    bearer = {"Authorization": f"Bearer {guest_token()}"}
+    analyses = httpx.get(f"{platform}/api/v2/feedback/sessions/{session_id}/turns", headers=bearer).json()
     assert analyses[0]["turn_id"] == turn_id and analyses[0]["polarity"] > 0
+
+
+def _feedback_card_arrives(platform: str, session_id: str, turn_id: str, token: str) -> bool:
+    deadline = time.monotonic() + 60
+    with httpx.Client(cookies={"wp_access": token}, timeout=60) as client:
+        with client.stream("GET", f"{platform}/events/sessions/{session_id}/feedback") as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if f'data-turn-id="{turn_id}"' in line:
+                    return True
+                assert time.monotonic() < deadline, "no feedback card within 60 s"
+    return False
+
+
+def test_feedback_is_read_by_its_learner_only_through_the_gateway(platform):
+    """Another learner's feedback: 404 over HTTP, NOT_FOUND over gRPC, 404 from web's stream,
+    as for a session that does not exist; without a token: 401 / UNAUTHENTICATED."""
+    events = chat_via_gateway({"message": "週末に家族と出かけて、楽しかったです。"}, user="e2e-owner")
+    session_id, turn_id = events[0][1]["session_id"], events[0][1]["user_turn_id"]
+    assert _feedback_card_arrives(platform, session_id, turn_id, guest_token("e2e-owner"))
+    owner = {"Authorization": f"Bearer {guest_token('e2e-owner')}"}
+    intruder = {"Authorization": f"Bearer {guest_token('e2e-intruder')}"}
+    paths = (f"/api/v2/feedback/turns/{turn_id}", f"/api/v2/feedback/sessions/{session_id}/turns")
+    for path in paths:
+        assert httpx.get(platform + path, headers=owner).status_code == 200, path
+        r = httpx.get(platform + path, headers=intruder)
+        assert r.status_code == 404 and "楽しかった" not in r.text, path
+        for headers in ({}, {"X-User-Id": "someone"}, {"Authorization": "Bearer forged"}):
+            r = httpx.get(platform + path, headers=headers)
+            assert r.status_code == 401 and r.json()["error"] == "unauthenticated", (path, headers)
+
+    stream = f"{platform}/events/sessions/{session_id}/feedback"
+    for cookies, status in (({"wp_access": guest_token("e2e-intruder")}, 404), ({}, 401), ({"wp_access": "x"}, 401)):
+        with httpx.Client(cookies=cookies, timeout=30) as client, client.stream("GET", stream) as r:
+            assert r.status_code == status and r.headers["content-type"].startswith("application/json"), cookies
+            assert "楽しかった" not in r.read().decode()
+
+    with grpc.insecure_channel("127.0.0.1:8080") as channel:
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        me = (("authorization", owner["Authorization"]),)
+        other = (("authorization", intruder["Authorization"]),)
+        one = stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id=turn_id), metadata=me, timeout=10)
+        assert one.analysis.learner_text == "週末に家族と出かけて、楽しかったです。"
+        requests = (
+            (stub.GetTurnAnalysis, feedback_pb2.GetTurnAnalysisRequest(turn_id=turn_id)),
+            (stub.ListSessionAnalyses, feedback_pb2.ListSessionAnalysesRequest(session_id=session_id)),
+        )
+        for call, request in requests:
+            for metadata, code in ((other, grpc.StatusCode.NOT_FOUND), ((), grpc.StatusCode.UNAUTHENTICATED)):
+                with pytest.raises(grpc.RpcError) as err:
+                    call(request, metadata=metadata, timeout=10)
+                assert err.value.code() == code, (request, metadata)
 
 
 def test_bad_request_through_gateway_is_a_clear_json_error(platform):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,12 +25,16 @@ from gemini_standin import Fail, FailMidStream, GeminiStandIn, Reply
 from httpx_sse import aconnect_sse
 from support.identity import Identities
 from support.services import running_service
+from web_service.app import build as build_web
+from web_service.feedback_fanout import FeedbackFanout
+from web_service.settings import WebSettings
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace_kit.ai.metrics import AI_REPLIES
 from workplace_kit.ai.types import Turn
 from workplace_kit.bus import EventBus, Handled
+from workplace_kit.cache import create_redis
 from workplace_kit.topology import DEFAULT, SUBSCRIPTIONS, SubscriptionSpec, Topology
 
 FAST_RETRY = {"gemini_retry_attempts": 2, "gemini_retry_initial_delay_s": 0.01, "gemini_retry_max_delay_s": 0.02}
@@ -42,8 +47,8 @@ def suffix(run_id: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def feedback(suffix):
-    settings = FeedbackSettings(pubsub_name_suffix=suffix, ai_provider="offline")
+async def feedback(suffix, identities):
+    settings = FeedbackSettings(pubsub_name_suffix=suffix, ai_provider="offline", auth_jwks_url=identities.jwks_url)
     async with running_service(build_feedback, settings) as svc:
         yield svc
 
@@ -277,9 +282,12 @@ async def test_feedback_arrives_for_each_learner_turn(chat, feedback, ready_even
     )
     second_turn = events[0][1]["user_turn_id"]
 
+    # The learner who chatted reads their feedback with their own token.
+    mine = await LEARNERS[0].headers("learner-1")
+
     async def analyses():
         async with httpx.AsyncClient() as client:
-            r = await client.get(f"{feedback.http_url}/api/v2/feedback/sessions/{session_id}/turns")
+            r = await client.get(f"{feedback.http_url}/api/v2/feedback/sessions/{session_id}/turns", headers=mine)
             return r.json() if r.status_code == 200 and len(r.json()) == 2 else None
 
     found = await wait_for(analyses)
@@ -290,13 +298,15 @@ async def test_feedback_arrives_for_each_learner_turn(chat, feedback, ready_even
 
     async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
         stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
-        one = await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id=first_turn))
+        me = await LEARNERS[0].metadata("learner-1")
+        one = await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id=first_turn), metadata=me)
         assert one.analysis.session_id == session_id and one.analysis.analysis.dominant_emotion
+        assert one.analysis.user_id == await LEARNERS[0].user_id("learner-1")
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id="nope"))
+            await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id="nope"), metadata=me)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.GetReport(feedback_pb2.GetReportRequest(session_id=session_id))
+            await stub.GetReport(feedback_pb2.GetReportRequest(session_id=session_id), metadata=me)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
     await wait_for(lambda: _async({first_turn, second_turn} <= {e.turn_id for e in ready_events}))
@@ -536,3 +546,173 @@ async def test_chat_acts_only_for_the_verified_learner(chat, identities):
         r = await client.get(f"/api/v2/chat/sessions/{session_id}", headers=await identities.headers("stranger"))
         assert r.status_code == 404
     assert len(await history(chat.http_url, session_id, user="owner")) == 2  # nothing was added
+
+
+# --------------------------------------------------------------------------- whose feedback
+
+
+async def _analysed_session(chat, identities, user: str) -> tuple[str, str]:
+    """A session of `user` with one analysed learner turn: (session_id, turn_id)."""
+    _, events = await sse_chat(chat.http_url, {"message": "新しい仕事、とても楽しみです！"}, user=user)
+    session_id, turn_id = events[0][1]["session_id"], events[0][1]["user_turn_id"]
+    return session_id, turn_id
+
+
+async def _wait_analysed(feedback, identities, user: str, session_id: str, count: int = 1) -> list[dict]:
+    mine = await identities.headers(user)
+
+    async def analyses():
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{feedback.http_url}/api/v2/feedback/sessions/{session_id}/turns", headers=mine)
+            return r.json() if r.status_code == 200 and len(r.json()) >= count else None
+
+    return await wait_for(analyses)
+
+
+async def test_feedback_is_read_by_its_learner_only_over_http_and_grpc(chat, feedback, identities):
+    """Another learner's turn or session: 404 / NOT_FOUND (as one that does not exist); no
+    token or a forged one: 401 / UNAUTHENTICATED; a user id in a request changes nothing."""
+    session_id, turn_id = await _analysed_session(chat, identities, "fb-owner")
+    (analysis,) = await _wait_analysed(feedback, identities, "fb-owner", session_id)
+    assert analysis["turn_id"] == turn_id and analysis["learner_text"] == "新しい仕事、とても楽しみです！"
+    owner_id = await identities.user_id("fb-owner")
+    paths = (f"/api/v2/feedback/turns/{turn_id}", f"/api/v2/feedback/sessions/{session_id}/turns")
+    async with httpx.AsyncClient(base_url=feedback.http_url, timeout=30) as client:
+        intruder = await identities.headers("fb-intruder")
+        for path in paths:
+            r = await client.get(path, headers=intruder)
+            assert r.status_code == 404 and "楽しみ" not in r.text, path
+            assert r.json() == (await client.get(path.replace(turn_id, str(uuid.uuid4())), headers=intruder)).json()
+            for headers in ({}, {"X-User-Id": owner_id}, {"Authorization": "Bearer e30.e30.sig"}):
+                r = await client.get(path, headers=headers)
+                assert r.status_code == 401 and r.json()["error"] == "unauthenticated", (path, headers)
+                assert r.headers["www-authenticate"].startswith("Bearer")
+            # The page's HttpOnly cookie works like the header.
+            client.cookies.set("wp_access", await identities.token("fb-owner"))
+            assert (await client.get(path)).status_code == 200, path
+            client.cookies.clear()
+        # A session id nobody has analyses for: an empty list, whoever asks.
+        r = await client.get(f"/api/v2/feedback/sessions/{uuid.uuid4()}/turns", headers=intruder)
+        assert r.status_code == 200 and r.json() == []
+
+    async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        me, other = await identities.metadata("fb-owner"), await identities.metadata("fb-intruder")
+        listed = await stub.ListSessionAnalyses(
+            feedback_pb2.ListSessionAnalysesRequest(session_id=session_id), metadata=me
+        )
+        assert [a.turn_id for a in listed.analyses] == [turn_id] and listed.analyses[0].user_id == owner_id
+        calls = {
+            "GetTurnAnalysis": (stub.GetTurnAnalysis, feedback_pb2.GetTurnAnalysisRequest(turn_id=turn_id)),
+            "ListSessionAnalyses": (
+                stub.ListSessionAnalyses,
+                feedback_pb2.ListSessionAnalysesRequest(session_id=session_id),
+            ),
+            "GetReport": (stub.GetReport, feedback_pb2.GetReportRequest(session_id=session_id)),
+        }
+        for name, (call, request) in calls.items():
+            with pytest.raises(grpc.aio.AioRpcError) as foreign:
+                await call(request, metadata=other)
+            assert foreign.value.code() == grpc.StatusCode.NOT_FOUND, name
+            assert "楽しみ" not in (foreign.value.details() or "")
+        calls["GetStrengths"] = (stub.GetStrengths, feedback_pb2.GetStrengthsRequest(user_id=owner_id))
+        for name, (call, request) in calls.items():
+            for metadata in ((), (("authorization", "Bearer forged.token.value"),), (("x-user-id", owner_id),)):
+                with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+                    await call(request, metadata=metadata)
+                assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED, (name, metadata)
+        empty = await stub.ListSessionAnalyses(
+            feedback_pb2.ListSessionAnalysesRequest(session_id=str(uuid.uuid4())), metadata=other
+        )
+        assert list(empty.analyses) == []
+
+
+@pytest.fixture(scope="session")
+async def web(suffix, chat, feedback, identities):
+    settings = WebSettings(
+        pubsub_name_suffix=suffix,
+        auth_jwks_url=identities.jwks_url,
+        web_chat_grpc_addr=chat.grpc_address,
+        web_feedback_grpc_addr=feedback.grpc_address,
+    )
+    async with running_service(build_web, settings) as svc:
+        yield svc
+
+
+async def _stream_cards(web_url: str, session_id: str, token: str | None, cards: list[str]) -> int:
+    """Follow web's feedback stream with the page's cookie; collect the cards' turn ids into
+    `cards` until cancelled; returns the status when the answer is not a stream."""
+    cookies = {"wp_access": token} if token else {}
+    async with httpx.AsyncClient(timeout=None, cookies=cookies) as client:
+        async with client.stream("GET", f"{web_url}/events/sessions/{session_id}/feedback") as r:
+            if r.status_code != 200:
+                await r.aread()
+                cards.append(r.text)
+                return r.status_code
+            async for line in r.aiter_lines():
+                if 'data-turn-id="' in line:
+                    cards.append(line.split('data-turn-id="', 1)[1].split('"', 1)[0])
+    return 200
+
+
+async def test_web_feedback_stream_is_the_learners_own(web, chat, feedback, identities):
+    """Own session: its cards stream; another learner's: 404 before anything streams; no
+    cookie or a forged one: 401 JSON. A session with no analyses yet streams for anyone who
+    is signed in, but live analyses reach only their own learner."""
+    session_id, turn_id = await _analysed_session(chat, identities, "web-owner")
+    await _wait_analysed(feedback, identities, "web-owner", session_id)
+
+    cards: list[str] = []
+    watcher = asyncio.create_task(_stream_cards(web.http_url, session_id, await identities.token("web-owner"), cards))
+    try:
+        await wait_for(lambda: _async(turn_id in cards), timeout=15)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+    for token, status in (
+        (await identities.token("web-intruder"), 404),
+        (None, 401),
+        ("e30.e30.sig", 401),
+    ):
+        answer: list[str] = []
+        assert await asyncio.wait_for(_stream_cards(web.http_url, session_id, token, answer), timeout=15) == status
+        body = json.loads(answer[0])
+        assert body["error"] == ("not_found" if status == 404 else "unauthenticated") and "楽しみ" not in answer[0]
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{web.http_url}/events/sessions/{session_id}/feedback", headers={"X-User-Id": "x"})
+        assert r.status_code == 401
+
+    # A new session (no analyses yet): both may connect, the live card goes to its learner only.
+    fresh = str(uuid.uuid4())
+    owner_cards: list[str] = []
+    intruder_cards: list[str] = []
+    watchers = [
+        asyncio.create_task(_stream_cards(web.http_url, fresh, await identities.token("web-intruder"), intruder_cards)),
+        asyncio.create_task(_stream_cards(web.http_url, fresh, await identities.token("web-owner"), owner_cards)),
+    ]
+    redis = create_redis(os.environ["WP_REDIS_URL"])
+    try:
+        await asyncio.sleep(1.0)  # both streams subscribe
+        live = events_pb2.FeedbackReady(
+            event_id=str(uuid.uuid4()),
+            session_id=fresh,
+            user_id=await identities.user_id("web-owner"),
+            turn_id=str(uuid.uuid4()),
+        )
+        fanout = FeedbackFanout(redis)
+
+        async def delivered():
+            await fanout.on_feedback_ready(live)
+            return live.turn_id in owner_cards
+
+        await wait_for(delivered, timeout=15, interval=0.3)
+        for _ in range(5):
+            await fanout.on_feedback_ready(live)
+            await asyncio.sleep(0.2)
+        assert intruder_cards == [] and not any(w.done() for w in watchers)
+    finally:
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await redis.aclose()

@@ -589,12 +589,16 @@ async def fault_fanout_loses_redis(platform: ChaosPlatform, load: Load) -> Verdi
     users, turns = await run_learners(platform, run + "a", first)
     sessions = {t.session_id for t in turns}
     cards: dict[str, set[str]] = {s: set() for s in sessions}
+    # Each session's stream is followed by its own learner, signed in as the page is (the cookie).
+    owners = {t.session_id: f"chaos-{run}a-{t.learner}" for t in turns}
 
     async def watch(session_id: str) -> None:
         async with httpx.AsyncClient(timeout=None) as client:
             while True:  # reconnect as EventSource does
                 with contextlib.suppress(httpx.HTTPError):
-                    async with aconnect_sse(client, "GET", f"{web}/events/sessions/{session_id}/feedback") as src:
+                    cookie = {"Cookie": f"wp_access={await LEARNERS[0].token(owners[session_id])}"}
+                    url = f"{web}/events/sessions/{session_id}/feedback"
+                    async with aconnect_sse(client, "GET", url, headers=cookie) as src:
                         async for event in src.aiter_sse():
                             if event.event == "feedback":
                                 turn_id = event.data.split('data-turn-id="', 1)[1].split('"', 1)[0]

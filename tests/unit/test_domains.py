@@ -198,6 +198,12 @@ class FakeFeedbackRepository:
     async def exists(self, turn_id: uuid.UUID) -> bool:
         return turn_id in self.analyses
 
+    async def get(self, turn_id: uuid.UUID) -> TurnAnalysis | None:
+        return self.analyses.get(turn_id)
+
+    async def list_for_session(self, session_id: uuid.UUID) -> list[TurnAnalysis]:
+        return sorted((a for a in self.analyses.values() if a.session_id == session_id), key=lambda a: a.turn_index)
+
     async def store(self, analysis: TurnAnalysis, *, consumer: str, event_id: str, event, ordering_key: str):
         if (consumer, event_id) in self.handled or analysis.turn_id in self.analyses:
             return None
@@ -299,3 +305,23 @@ async def test_the_offline_analyser_steps_in_when_the_ai_is_unavailable():
     alone, _, _ = feedback_service(FixedAnalyser(fail=True))
     with pytest.raises(AIUnavailableError):
         await alone.handle_turn(event, envelope(event))
+
+
+async def test_analyses_are_read_by_their_learner_only():
+    """Another learner's turn or session is not found, as one never analysed; a session id with
+    no analyses yet is an empty list for anyone (its owner cannot be told from nothing)."""
+    service, _, _ = feedback_service(FixedAnalyser())
+    event = turn_event(user_id="owner")
+    await service.handle_turn(event, envelope(event))
+    assert (await service.turn_analysis(event.user_turn_id, "owner")).learner_text == "嬉しいです！"
+    assert [a.turn_id for a in await service.session_analyses(event.session_id, "owner")] == [
+        uuid.UUID(event.user_turn_id)
+    ]
+    for call in (
+        service.turn_analysis(event.user_turn_id, "intruder"),
+        service.session_analyses(event.session_id, "intruder"),
+        service.turn_analysis(str(uuid.uuid4()), "owner"),
+    ):
+        with pytest.raises(NotFound):
+            await call
+    assert await service.session_analyses(str(uuid.uuid4()), "intruder") == []

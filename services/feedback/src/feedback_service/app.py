@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from workplace.events.v1 import events_pb2
+from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
@@ -37,7 +38,8 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         description="Emotion analysis of each learner turn, reports and strengths.",
         readiness=[res.check_database],
     )
-    app.include_router(build_router(service))
+    verifier = TokenVerifier.from_settings(settings)
+    app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
     app.state.service = service
     consumer = pubsub_consumer(
         res.bus,
@@ -51,4 +53,4 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     for a in (analyser, fallback):
         if a is not None and hasattr(a, "warm_up"):
             workers.append(a.warm_up)  # load dictionaries before the first turn arrives
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service)], workers=workers)
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)], workers=workers)

@@ -120,11 +120,26 @@ class FeedbackService:
         self.events_written()
         return Handled.OK
 
-    async def turn_analysis(self, raw_turn_id: str) -> TurnAnalysis:
+    async def turn_analysis(self, raw_turn_id: str, user_id: str) -> TurnAnalysis:
+        """The analysis of one of the learner's turns; another learner's is not found, exactly as
+        a turn never analysed (the answer does not confirm that it exists)."""
         analysis = await self.repository.get(_parse_id(raw_turn_id, "turn_id"))
-        if analysis is None:
+        if analysis is None or analysis.user_id != user_id:
             raise NotFound("no analysis for this turn (yet)")
         return analysis
 
-    async def session_analyses(self, raw_session_id: str) -> list[TurnAnalysis]:
-        return await self.repository.list_for_session(_parse_id(raw_session_id, "session_id"))
+    async def session_analyses(self, raw_session_id: str, user_id: str) -> list[TurnAnalysis]:
+        """The analyses of one of the learner's sessions, in turn order.
+
+        Ownership is known only from the analyses themselves (sessions are chat's): a session id
+        with no analyses yet is answered with an empty list, whoever asks; it may be the
+        learner's new session whose first turn is still being analysed, and an empty list
+        tells nobody anything. As soon as the session has analyses, only their learner gets
+        them; anyone else is answered NotFound, as for a session that does not exist. (The web
+        service's feedback stream relies on this and, for the live analyses of a session that
+        had none yet, passes on only those of the learner it streams to.)
+        """
+        analyses = await self.repository.list_for_session(_parse_id(raw_session_id, "session_id"))
+        if any(a.user_id != user_id for a in analyses):
+            raise NotFound("no such session")
+        return analyses

@@ -1,9 +1,12 @@
-"""gRPC adapter: workplace.feedback.v1.FeedbackService."""
+"""gRPC adapter: workplace.feedback.v1.FeedbackService, for the learner of the access token in
+each call's `authorization: Bearer <token>` metadata (UNAUTHENTICATED without a valid one);
+another learner's turns and sessions are NOT_FOUND, as ones that do not exist."""
 
 from __future__ import annotations
 
 import grpc
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
+from workplace_kit.auth import TokenVerifier, principal_from_metadata
 from workplace_kit.grpc_server import GrpcService
 
 from .domain import FeedbackService, to_proto
@@ -24,36 +27,48 @@ def _turn(a: TurnAnalysis) -> feedback_pb2.TurnAnalysis:
 
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, service: FeedbackService) -> None:
+    def __init__(self, service: FeedbackService, verifier: TokenVerifier) -> None:
         self.service = service
+        self.verifier = verifier
 
     async def GetTurnAnalysis(  # noqa: N802
         self, request: feedback_pb2.GetTurnAnalysisRequest, context: grpc.aio.ServicerContext
     ) -> feedback_pb2.GetTurnAnalysisResponse:
-        return feedback_pb2.GetTurnAnalysisResponse(analysis=_turn(await self.service.turn_analysis(request.turn_id)))
+        principal = await principal_from_metadata(self.verifier, context)
+        analysis = await self.service.turn_analysis(request.turn_id, principal.user_id)
+        return feedback_pb2.GetTurnAnalysisResponse(analysis=_turn(analysis))
 
     async def ListSessionAnalyses(  # noqa: N802
         self, request: feedback_pb2.ListSessionAnalysesRequest, context: grpc.aio.ServicerContext
     ) -> feedback_pb2.ListSessionAnalysesResponse:
-        analyses = await self.service.session_analyses(request.session_id)
+        """Empty for a session id with no analyses yet; NOT_FOUND if they are another learner's
+        (see FeedbackService.session_analyses)."""
+        principal = await principal_from_metadata(self.verifier, context)
+        analyses = await self.service.session_analyses(request.session_id, principal.user_id)
         return feedback_pb2.ListSessionAnalysesResponse(analyses=[_turn(a) for a in analyses])
 
     async def GetReport(  # noqa: N802
         self, request: feedback_pb2.GetReportRequest, context: grpc.aio.ServicerContext
     ) -> feedback_pb2.GetReportResponse:
+        principal = await principal_from_metadata(self.verifier, context)
+        # Another learner's session is NOT_FOUND even before reports exist.
+        await self.service.session_analyses(request.session_id, principal.user_id)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "session reports arrive in a later release")
         raise AssertionError("unreachable: abort() raises")  # said for mypy: grpcio ships no types
 
     async def GetStrengths(  # noqa: N802
         self, request: feedback_pb2.GetStrengthsRequest, context: grpc.aio.ServicerContext
     ) -> feedback_pb2.GetStrengthsResponse:
+        # The strengths are always those of the token's learner: request.user_id is ignored (it
+        # could name anyone; the field stays in the proto for compatibility with its clients).
+        await principal_from_metadata(self.verifier, context)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "strengths analysis arrives in a later release")
         raise AssertionError("unreachable: abort() raises")  # said for mypy: grpcio ships no types
 
 
-def grpc_service(service: FeedbackService) -> GrpcService:
+def grpc_service(service: FeedbackService, verifier: TokenVerifier) -> GrpcService:
     return GrpcService(
         add_to_server=feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
-        servicer=FeedbackServicer(service),
+        servicer=FeedbackServicer(service, verifier),
         full_name=feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
     )

@@ -1,9 +1,15 @@
-"""HTTP adapter: /api/v2/feedback/*."""
+"""HTTP adapter: /api/v2/feedback/*. Every read is for the learner of a verified access token
+(`Authorization: Bearer`, or the page's HttpOnly cookie); another learner's data is a 404."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the dependencies from the endpoints'
+# real annotations (the Principal alias is built inside build_router).
 
-from fastapi import APIRouter, Path
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel
+from workplace_kit.auth import Principal
 from workplace_kit.service import UUID_PATTERN, error_responses
 
 from .domain import FeedbackService
@@ -44,17 +50,24 @@ def to_out(a: TurnAnalysis) -> TurnAnalysisOut:
     )
 
 
-def build_router(service: FeedbackService) -> APIRouter:
+def build_router(service: FeedbackService, current_principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
+    """current_principal: the kit's dependency that verifies the access token (401 otherwise)."""
     router = APIRouter(prefix="/api/v2/feedback", tags=["feedback"])
+    Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
 
-    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut, responses=error_responses(404, 422, 503))
-    async def turn(turn_id: str = Path(pattern=UUID_PATTERN)) -> TurnAnalysisOut:
-        return to_out(await service.turn_analysis(turn_id))
+    @router.get("/turns/{turn_id}", response_model=TurnAnalysisOut, responses=error_responses(401, 404, 422, 503))
+    async def turn(principal: Signed, turn_id: str = Path(pattern=UUID_PATTERN)) -> TurnAnalysisOut:
+        """The analysis of one of the signed-in learner's turns; another learner's is a 404."""
+        return to_out(await service.turn_analysis(turn_id, principal.user_id))
 
     @router.get(
-        "/sessions/{session_id}/turns", response_model=list[TurnAnalysisOut], responses=error_responses(422, 503)
+        "/sessions/{session_id}/turns",
+        response_model=list[TurnAnalysisOut],
+        responses=error_responses(401, 404, 422, 503),
     )
-    async def session_turns(session_id: str = Path(pattern=UUID_PATTERN)) -> list[TurnAnalysisOut]:
-        return [to_out(a) for a in await service.session_analyses(session_id)]
+    async def session_turns(principal: Signed, session_id: str = Path(pattern=UUID_PATTERN)) -> list[TurnAnalysisOut]:
+        """The analyses of one of the signed-in learner's sessions, in turn order: empty while
+        none is stored for this session id, a 404 when they are another learner's."""
+        return [to_out(a) for a in await service.session_analyses(session_id, principal.user_id)]
 
     return router

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from workplace.chat.v1 import chat_pb2_grpc
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import feedback_pb2_grpc
+from workplace_kit.auth import TokenVerifier
 from workplace_kit.grpc_client import create_channel
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
@@ -45,6 +46,7 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
             chat_pb2_grpc.ChatServiceStub(chat_channel),
             feedback_pb2_grpc.FeedbackServiceStub(feedback_channel),
             fanout,
+            TokenVerifier.from_settings(settings),
         )
     )
     consumer = pubsub_consumer(res.bus, FEEDBACK_SUBSCRIPTION, events_pb2.FeedbackReady, fanout.on_feedback_ready)

@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -18,7 +19,8 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
-from workplace_kit.errors import InvalidInput
+from workplace_kit.auth import InvalidToken, Principal, TokenVerifier, Unauthenticated, bearer_token
+from workplace_kit.errors import InvalidInput, NotFound
 
 from .feedback_fanout import FeedbackFanout
 from .settings import WebSettings
@@ -34,8 +36,19 @@ def build_router(
     chat: chat_pb2_grpc.ChatServiceStub,
     feedback: feedback_pb2_grpc.FeedbackServiceStub,
     fanout: FeedbackFanout,
+    verifier: TokenVerifier,
 ) -> APIRouter:
     router = APIRouter()
+
+    async def signed_in(request: Request) -> tuple[Principal, str]:
+        """The learner of the request's access token (the page's HttpOnly cookie, or a Bearer
+        header) and the token itself, to act for them towards feedback; 401 without a valid one."""
+        try:
+            token = bearer_token(request.headers.get("authorization"), request.cookies.get(settings.auth_cookie_name))
+            return await verifier.verify(token), token
+        except InvalidToken as exc:
+            log.debug("access token refused: %s", exc.reason)
+            raise Unauthenticated(reason=exc.reason) from None
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
@@ -69,41 +82,91 @@ def build_router(
 
     @router.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:
-        """SSE: the analyses already stored for the session, then each new one as it arrives."""
+        """SSE: the analyses already stored for the learner's session, then each new one as it
+        arrives. For the learner of the access token only: without a valid one the answer is a
+        401, for another learner's session a 404, both before anything streams."""
         lang = pick_language(request)
         try:
             uuid.UUID(session_id)
         except ValueError:
             raise InvalidInput("session_id is not a valid id", field="session_id") from None
+        principal, token = await signed_in(request)
+        # Feedback checks the token again and answers only with this learner's analyses.
+        as_learner = (("authorization", f"Bearer {token}"),)
+        list_request = feedback_pb2.ListSessionAnalysesRequest(session_id=session_id)
         template = templates.get_template("_feedback_card.html")
+
+        def refused(exc: grpc.aio.AioRpcError) -> NotFound | Unauthenticated | None:
+            """Feedback's answer when the analyses are not this learner's to read (None otherwise)."""
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return NotFound("no such session")
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return Unauthenticated(reason="expired")
+            return None
+
+        # Ask feedback before streaming: another learner's session is a 404, not an empty
+        # stream. A session id with no analyses yet is answered with an empty list, whoever
+        # asks (feedback cannot tell whose it is: sessions are chat's); so live analyses are
+        # passed on only when they are this learner's (their user_id is the token's subject).
+        first: feedback_pb2.ListSessionAnalysesResponse | None = None
+        try:
+            first = await feedback.ListSessionAnalyses(
+                list_request, metadata=as_learner, timeout=settings.web_grpc_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            error = refused(exc)
+            if error is not None:
+                raise error from None
+            log.warning("feedback service unreachable", exc_info=True)
 
         seen: set[str] = set()
         notified: list[bool] = []  # the "feedback unreachable" notice is sent once
+
+        class StreamEnds(Exception):
+            """Feedback no longer answers for this learner (the token ran out): the stream ends,
+            and the browser's reconnection is answered 401 or 404 before streaming."""
 
         def card(turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis) -> ServerSentEvent:
             seen.add(turn_id)
             html = template.render(card=feedback_view(turn_id, learner_text, analysis, lang), t=TEXT[lang])
             return ServerSentEvent(html, event="feedback")
 
+        def notice() -> list[ServerSentEvent]:
+            if notified:
+                return []
+            notified.append(True)
+            body = {"message": TEXT[lang]["feedback_unreachable"]}
+            return [ServerSentEvent(json.dumps(body, ensure_ascii=False), event="notice")]
+
+        def token_expired() -> bool:
+            # A stream lasts no longer than the token it was opened with: the browser reconnects
+            # with a fresh one (the page signs in again when the stream is refused).
+            return datetime.now(UTC) >= principal.expires_at
+
         async def stored() -> AsyncIterator[ServerSentEvent]:
             """The session's stored analyses not sent yet (all of them on a first connect)."""
             try:
                 reply = await feedback.ListSessionAnalyses(
-                    feedback_pb2.ListSessionAnalysesRequest(session_id=session_id),
-                    timeout=settings.web_grpc_timeout_s,
+                    list_request, metadata=as_learner, timeout=settings.web_grpc_timeout_s
                 )
-            except grpc.aio.AioRpcError:
+            except grpc.aio.AioRpcError as exc:
+                if refused(exc) is not None:
+                    raise StreamEnds from None
                 log.warning("feedback service unreachable", exc_info=True)
-                if not notified:
-                    notified.append(True)
-                    notice = {"message": TEXT[lang]["feedback_unreachable"]}
-                    yield ServerSentEvent(json.dumps(notice, ensure_ascii=False), event="notice")
+                for sse in notice():
+                    yield sse
                 return
             for a in reply.analyses:
                 if a.turn_id not in seen:
                     yield card(a.turn_id, a.learner_text, a.analysis)
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
+        async def follow() -> AsyncIterator[ServerSentEvent]:
+            if first is None:
+                for sse in notice():
+                    yield sse
+            else:
+                for a in first.analyses:
+                    yield card(a.turn_id, a.learner_text, a.analysis)
             while True:
                 try:
                     # Subscribe first, then read what is stored, so nothing falls between the two.
@@ -111,7 +174,9 @@ def build_router(
                         async for sse in stored():
                             yield sse
                         async for event in live:
-                            if event is not None and event.turn_id not in seen:
+                            if token_expired():
+                                return
+                            if event is not None and event.user_id == principal.user_id and event.turn_id not in seen:
                                 yield card(event.turn_id, "", event.analysis)
                 except RedisError:
                     log.warning("Redis unavailable; reading stored feedback every %ss", settings.web_feedback_poll_s)
@@ -120,8 +185,17 @@ def build_router(
                     async for sse in stored():
                         yield sse
                     await asyncio.sleep(settings.web_feedback_poll_s)
+                    if token_expired():
+                        return
                     if await fanout.available():
                         break
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            try:
+                async for sse in follow():
+                    yield sse
+            except StreamEnds:
+                return
 
         return EventSourceResponse(events(), ping=15, headers={"X-Accel-Buffering": "no"})
 

@@ -266,6 +266,13 @@ document.getElementById("new-chat").addEventListener("click", resetConversation)
 situation.addEventListener("change", showSituationHint);
 showSituationHint();
 
+// The feedback stream is for the signed-in learner only (the HttpOnly cookie goes with it, same
+// origin): once the access token has run out it is refused, so sign in again and htmx's next
+// attempt to reconnect carries a fresh token.
+document.body.addEventListener("htmx:sseError", () => {
+  ensureSignedIn().catch(() => { tokenExpiresAt = 0; });
+});
+
 // Feedback cards arrive as HTML fragments: fill in what CSP forbids inline (bar widths) and
 // the learner's own words for live cards.
 document.body.addEventListener("htmx:afterSwap", () => {
