@@ -28,6 +28,7 @@ from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
+from workplace_kit.validation import unstorable
 
 from . import prompts
 from .repository import ChatRepository, ConcurrentTurnError, Session, StoredMessage
@@ -145,6 +146,8 @@ class ChatService:
         message = cmd.message.strip()
         if not message:
             raise InvalidInput("message must not be empty", field="message")
+        if unstorable(message):  # gRPC callers: HTTP requests are checked by their schema
+            raise InvalidInput("message contains characters that cannot be stored (NUL)", field="message")
         if len(message) > self.settings.chat_max_message_chars:
             raise InvalidInput(
                 f"message is too long ({len(message)} characters; at most {self.settings.chat_max_message_chars})",

@@ -10,11 +10,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeAlias
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_kit.auth import Principal
 from workplace_kit.errors import DomainError
 from workplace_kit.service import UUID_PATTERN, error_responses
+from workplace_kit.validation import storable
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted
 
@@ -92,11 +93,13 @@ def request_model(service: ChatService) -> type[BaseModel]:
     class ChatRequest(BaseModel):
         model_config = ConfigDict(strict=True)  # "0.5" is not a temperature
 
-        message: str = Field(
+        message: Annotated[str, AfterValidator(storable)] = Field(
             min_length=1,
             max_length=service.max_message_chars,
             pattern=r"\S",
-            description="The learner's message (not only spaces)",
+            description="The learner's message (not only spaces; no NUL characters)",
+            # Both rules in the published schema; pydantic checks the second with `storable`.
+            json_schema_extra={"pattern": r"^(?=[\s\S]*\S)[^\u0000\ud800-\udfff]*$"},
         )
         session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
         # Literals of values known only at runtime: pydantic reads them, a type checker cannot.
