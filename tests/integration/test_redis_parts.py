@@ -4,6 +4,7 @@ cache and the web service's feedback fan-out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 
@@ -59,4 +60,24 @@ async def test_fanout_reaches_listeners_of_that_session_only():
         assert received == ["t1"]
         # Silence yields heartbeats (None) so the SSE stream can ping.
         assert await asyncio.wait_for(anext(events), timeout=2) is None
+    await redis.aclose()
+
+
+async def test_many_streams_share_one_redis_connection_per_process():
+    """500 open streams used to hold 500 Redis clients; now one subscription serves them all,
+    and each stream still gets only its own session's events."""
+    redis = create_redis(os.environ["WP_REDIS_URL"])
+    fanout = FeedbackFanout(redis)
+    before = len(await redis.client_list())
+    sessions = [str(uuid.uuid4()) for _ in range(50)]
+    async with contextlib.AsyncExitStack() as stack:
+        streams = [await stack.enter_async_context(fanout.listen(s, heartbeat_s=0.5)) for s in sessions]
+        assert len(await redis.client_list()) - before <= 2  # the subscription (+ a pooled command connection)
+        for index in (0, 49):
+            await fanout.on_feedback_ready(events_pb2.FeedbackReady(session_id=sessions[index], turn_id=f"t{index}"))
+        for index in (0, 49):
+            event = await asyncio.wait_for(anext(streams[index]), timeout=5)
+            assert event is not None and event.turn_id == f"t{index}"
+        assert await asyncio.wait_for(anext(streams[1]), timeout=2) is None  # nothing for the others
+    await fanout.aclose()
     await redis.aclose()

@@ -34,6 +34,7 @@ async def build(stack: AsyncExitStack, settings: WebSettings) -> ServiceParts:
     feedback_channel = create_channel(settings.web_feedback_grpc_addr)
     stack.push_async_callback(feedback_channel.close)
     fanout = FeedbackFanout(res.redis)
+    stack.push_async_callback(fanout.aclose)
 
     # No readiness checks beyond the process itself: pages render without Redis (feedback then
     # arrives by polling) and a down chat service is shown as a notice on the page.
