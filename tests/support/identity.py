@@ -24,7 +24,7 @@ class Identities:
         self.auth_http_url = auth_http_url
         self.jwks_url = f"{auth_http_url}/.well-known/jwks.json"
         self._learners: dict[str, _Learner] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}  # per name: learners sign in side by side
 
     async def _call(self, path: str, body: dict[str, str]) -> dict:
         async with httpx.AsyncClient(timeout=30) as client:
@@ -41,7 +41,7 @@ class Identities:
         raise RuntimeError(f"the auth service did not answer {path}")
 
     async def _learner(self, name: str) -> _Learner:
-        async with self._lock:
+        async with self._locks.setdefault(name, asyncio.Lock()):
             known = self._learners.get(name)
             if known is not None and time.monotonic() < known.renew_at:
                 return known

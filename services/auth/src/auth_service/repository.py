@@ -112,20 +112,22 @@ class AuthRepository:
         if the token had been used before (reuse: it was stolen); (None, False) if unknown."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens "
-                "WHERE token_hash = $1 FOR UPDATE",
+                "SELECT family_id, user_id, expires_at, used_at, revoked_at, expires_at <= now() AS expired "
+                "FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
                 token_hash,
             )
             if row is None:
                 return None, False
-            found = RefreshRow(**dict(row))
+            values = dict(row)
+            expired = values.pop("expired")
+            found = RefreshRow(**values)
             if found.used_at is not None:
                 await conn.execute(
                     "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
                     found.family_id,
                 )
                 return found, False
-            if found.revoked_at is not None or found.expires_at <= await conn.fetchval("SELECT now()"):
+            if found.revoked_at is not None or expired:
                 return found, False
             await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", token_hash)
             await conn.execute(
