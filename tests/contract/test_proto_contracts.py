@@ -68,6 +68,7 @@ EXPECTED_EVENTS = {
     "TtsRequest",
     "TtsReady",
     "WatchTurnRequest",
+    "LegacyChatHistory",
 }
 
 _FD = _descriptor.FieldDescriptor

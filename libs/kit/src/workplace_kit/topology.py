@@ -71,11 +71,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("tts.requests", events_pb2.TtsRequest),
     TopicSpec("tts.ready", events_pb2.TtsReady),
     TopicSpec("watch.turn-requests", events_pb2.WatchTurnRequest),
+    TopicSpec("legacy.chat-histories", events_pb2.LegacyChatHistory, publishers=("auth",)),
 )
 
 SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec("feedback.conversation-turns", "conversation.turns", consumer="feedback"),
     SubscriptionSpec("web.feedback-ready", "feedback.ready", consumer="web"),
+    SubscriptionSpec("chat.legacy-chat-histories", "legacy.chat-histories", consumer="chat"),
 )
 
 

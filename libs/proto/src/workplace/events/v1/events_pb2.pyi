@@ -2,10 +2,11 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from workplace.feedback.v1 import emotion_pb2 as _emotion_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -110,6 +111,33 @@ class UserEvent(_message.Message):
     preferred_language: str
     occurred_at: _timestamp_pb2.Timestamp
     def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[UserEventKind, str]] = ..., user_id: _Optional[str] = ..., guest: _Optional[bool] = ..., legacy_session_id: _Optional[str] = ..., preferred_language: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LegacyChatHistory(_message.Message):
+    __slots__ = ("event_id", "user_id", "session_id", "partner", "situation", "exchanges", "occurred_at")
+    class Exchange(_message.Message):
+        __slots__ = ("learner_text", "reply_text", "occurred_at")
+        LEARNER_TEXT_FIELD_NUMBER: _ClassVar[int]
+        REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
+        OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+        learner_text: str
+        reply_text: str
+        occurred_at: _timestamp_pb2.Timestamp
+        def __init__(self, learner_text: _Optional[str] = ..., reply_text: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    SITUATION_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGES_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    user_id: str
+    session_id: str
+    partner: str
+    situation: str
+    exchanges: _containers.RepeatedCompositeFieldContainer[LegacyChatHistory.Exchange]
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., partner: _Optional[str] = ..., situation: _Optional[str] = ..., exchanges: _Optional[_Iterable[_Union[LegacyChatHistory.Exchange, _Mapping]]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TtsRequest(_message.Message):
     __slots__ = ("event_id", "request_id", "text", "language", "voice", "speed", "mime_type", "session_id", "turn_id", "user_id", "occurred_at")
