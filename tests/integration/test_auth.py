@@ -6,8 +6,6 @@ the JWKS the auth service publishes over HTTP."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import uuid
 
 import grpc
@@ -16,7 +14,7 @@ import jwt
 import pytest
 from auth_service.keys import KeyStore
 from auth_service.settings import AuthSettings
-from cryptography.hazmat.primitives.asymmetric import ec
+from support.tokens import attack_tokens
 from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
 from workplace_kit.auth import InvalidToken, TokenVerifier
 
@@ -148,22 +146,8 @@ def _b64(data: dict) -> str:
 async def test_forged_expired_unsigned_and_tampered_tokens_are_refused(auth, client):
     tokens = (await client.post("/api/v2/auth/guest", json={})).json()
     good = tokens["access_token"]
-    header, payload, signature = good.split(".")
-    claims = jwt.decode(good, options={"verify_signature": False})
-    kid = jwt.get_unverified_header(good)["kid"]
-    other_key = ec.generate_private_key(ec.SECP256R1())
     real = await auth.app.state.service.keys.current()
-    attacks = {
-        "tampered": f"{header}.{_b64(claims | {'sub': str(uuid.uuid4())})}.{signature}",
-        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{_b64(claims)}.",
-        "forged with another key": jwt.encode(claims, other_key, algorithm="ES256", headers={"kid": kid}),
-        "unknown key": jwt.encode(claims, other_key, algorithm="ES256", headers={"kid": "made-up"}),
-        # Signed with the service's real key, but no longer (or not) meant to be accepted:
-        "expired": jwt.encode(claims | {"exp": claims["iat"] - 120}, real.private_key, "ES256", {"kid": real.kid}),
-        "wrong audience": jwt.encode(claims | {"aud": "other-app"}, real.private_key, "ES256", {"kid": real.kid}),
-        "wrong issuer": jwt.encode(claims | {"iss": "someone"}, real.private_key, "ES256", {"kid": real.kid}),
-        "garbage": "not.a.token",
-    }
+    attacks = attack_tokens(good, real.private_key, real.kid)
     for name, token in attacks.items():
         r = await client.get("/api/v2/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, name

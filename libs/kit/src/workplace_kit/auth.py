@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # The one signing algorithm of the platform's access tokens.
 ALGORITHM = "ES256"
+# The gateway puts a verified token's subject here (after removing any a client sent); for
+# logs and per-account limits. Services still verify the token itself.
+SUBJECT_HEADER = "x-verified-user-id"
 JWKS_FETCH_TIMEOUT_S = 5.0
 # Far above any token or JWKS the auth service issues; bounds the work a forged one can cause.
 MAX_TOKEN_CHARS = 8192

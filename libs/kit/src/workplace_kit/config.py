@@ -21,13 +21,17 @@ class ConfigError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 
+# Where the auth service publishes its signing keys (the gateway and every service fetch them).
+JWKS_PATH = "/.well-known/jwks.json"
+
+
 def _auth_jwks_url_default() -> str:
     """The auth service's JWKS on this host, at its port in the registry (local runs and tests)."""
     try:
         port = registry.load().get("auth").http_port
     except registry.RegistryError:
         port = 8103
-    return f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    return f"http://127.0.0.1:{port}{JWKS_PATH}"
 
 
 class ServiceSettings(BaseSettings):

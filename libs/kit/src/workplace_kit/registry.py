@@ -16,6 +16,11 @@ from typing import Any
 
 REGISTRY_FILE = Path(__file__).with_name("services.toml")
 _ROUTE_MATCHES = ("path_prefix", "prefix", "path")
+# What the gateway asks of a request's access token on a route (Envoy jwt_authn):
+#   required  a valid token (Bearer header or the pages' cookie), else 401 at the gateway
+#   optional  verified when present; a missing or failed one passes on to the service, which
+#             decides (sign-in, refresh and the pages must work with an expired access cookie)
+TOKEN_REQUIREMENTS = ("required", "optional")
 
 
 class RegistryError(ValueError):
@@ -28,6 +33,7 @@ class Route:
     value: str
     timeout: str = "120s"
     stream: bool = False
+    token: str = "required"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class ServiceEntry:
     database: bool = False
     gemini: bool = False
     local_processes: int = 1
+    # The gRPC methods the public gateway routes (an allow-list); every other method of the
+    # service (and reflection, health) is reachable only inside the cluster.
+    public_rpcs: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -76,10 +85,13 @@ def _route(service: str, raw: dict[str, Any]) -> Route:
     matches = [key for key in _ROUTE_MATCHES if key in raw]
     if len(matches) != 1:
         raise RegistryError(f"{service}: each route needs exactly one of {', '.join(_ROUTE_MATCHES)}: {raw}")
-    unknown = set(raw) - {*_ROUTE_MATCHES, "timeout", "stream"}
+    unknown = set(raw) - {*_ROUTE_MATCHES, "timeout", "stream", "token"}
     if unknown:
         raise RegistryError(f"{service}: unknown route field(s) {sorted(unknown)}")
-    return Route(matches[0], raw[matches[0]], raw.get("timeout", "120s"), bool(raw.get("stream", False)))
+    token = raw.get("token", "required")
+    if token not in TOKEN_REQUIREMENTS:
+        raise RegistryError(f"{service}: route token must be one of {', '.join(TOKEN_REQUIREMENTS)}: {raw}")
+    return Route(matches[0], raw[matches[0]], raw.get("timeout", "120s"), bool(raw.get("stream", False)), token)
 
 
 def parse(text: str) -> Registry:
@@ -88,6 +100,7 @@ def parse(text: str) -> Registry:
     allowed = {
         *("description", "http_port", "grpc_port", "grpc_service", "routes", "database", "gemini"),
         "local_processes",
+        "public_rpcs",
     }
     for name, raw in data.get("services", {}).items():
         unknown = set(raw) - allowed
@@ -99,6 +112,11 @@ def parse(text: str) -> Registry:
             raise RegistryError(f"{name}: local_processes must be between 1 and 16")
         if ("grpc_port" in raw) != ("grpc_service" in raw):
             raise RegistryError(f"{name}: grpc_port and grpc_service go together")
+        public_rpcs = tuple(raw.get("public_rpcs", ()))
+        if public_rpcs and "grpc_service" not in raw:
+            raise RegistryError(f"{name}: public_rpcs needs a grpc_service")
+        if not all(isinstance(rpc, str) and rpc.isidentifier() for rpc in public_rpcs):
+            raise RegistryError(f"{name}: public_rpcs are method names such as StreamReply: {public_rpcs}")
         entries.append(
             ServiceEntry(
                 name=name,
@@ -110,6 +128,7 @@ def parse(text: str) -> Registry:
                 database=bool(raw.get("database", False)),
                 gemini=bool(raw.get("gemini", False)),
                 local_processes=int(raw.get("local_processes", 1)),
+                public_rpcs=public_rpcs,
             )
         )
     return Registry(tuple(entries))
