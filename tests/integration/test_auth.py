@@ -139,10 +139,6 @@ async def test_guest_upgrades_to_an_account_and_keeps_its_id(auth, client):
     assert login.json()["user"]["id"] == guest["user"]["id"]
 
 
-def _b64(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
 async def test_forged_expired_unsigned_and_tampered_tokens_are_refused(auth, client):
     tokens = (await client.post("/api/v2/auth/guest", json={})).json()
     good = tokens["access_token"]
