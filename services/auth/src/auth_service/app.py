@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
 from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
@@ -13,6 +14,7 @@ from .domain import AuthService
 from .grpc_api import grpc_service
 from .http_api import build_router
 from .keys import KeyStore
+from .oidc import HTTP_TIMEOUT_S, build_oidc_router
 from .repository import AuthRepository
 from .settings import AuthSettings
 
@@ -33,6 +35,10 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
         description="Accounts, guest accounts, access and refresh tokens, the public signing keys.",
         readiness=[res.check_database],
     )
-    app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
+    current_principal = principal_dependency(verifier, settings.auth_cookie_name)
+    app.include_router(build_router(service, current_principal))
+    # Sign-in with Google (OIDC): the routes answer 404 unless WP_AUTH_OIDC_CLIENT_ID is set.
+    provider_http = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
+    app.include_router(build_oidc_router(service, res.pool, current_principal, provider_http))
     app.state.service = service  # for in-process tests
     return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)])

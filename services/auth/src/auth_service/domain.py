@@ -218,6 +218,11 @@ class AuthService:
         await self.repository.seen(user.user_id)
         return Tokens(await self._access_token(user), self.settings.access_token_ttl_s, new, user)
 
+    async def sign_in_as(self, user: User) -> Tokens:
+        """Tokens for an account whose owner proved who they are elsewhere (an identity provider)."""
+        await self.repository.seen(user.user_id)
+        return await self._issue(user)
+
     async def logout(self, refresh_token: str) -> None:
         """Ends the sign-in the token belongs to (its whole family); unknown tokens: no-op."""
         await self.repository.revoke_family_of(_hash_refresh(refresh_token))

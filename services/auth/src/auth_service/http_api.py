@@ -12,6 +12,7 @@ from workplace_kit.service import error_responses
 
 from .domain import EMAIL_PATTERN, NAME_PATTERN, PASSWORD_MIN_CHARS, AuthFailed, AuthService, Tokens
 from .repository import User
+from .settings import AuthSettings
 
 
 class _Strict(BaseModel):
@@ -88,6 +89,19 @@ def tokens_out(tokens: Tokens) -> TokensOut:
     )
 
 
+def set_token_cookies(response: Response, settings: AuthSettings, tokens: Tokens) -> None:
+    """A browser's sign-in: the tokens in HttpOnly SameSite=Strict cookies only."""
+    common: dict[str, Any] = {"httponly": True, "secure": settings.auth_cookie_secure, "samesite": "strict"}
+    response.set_cookie(settings.auth_cookie_name, tokens.access_token, max_age=tokens.expires_in, path="/", **common)
+    response.set_cookie(
+        settings.auth_refresh_cookie_name,
+        tokens.refresh_token,
+        max_age=settings.refresh_token_ttl_s,
+        path="/api/v2/auth",  # sent to the auth service only
+        **common,
+    )
+
+
 def build_router(service: AuthService, current_principal: Any) -> APIRouter:
     """current_principal: the kit's dependency that verifies the access token (401 otherwise)."""
     router = APIRouter(responses=error_responses(400, 401, 409, 422, 503))
@@ -100,17 +114,7 @@ def build_router(service: AuthService, current_principal: Any) -> APIRouter:
         out = tokens_out(tokens)
         if delivery != "cookie":
             return out
-        common: dict[str, Any] = {"httponly": True, "secure": settings.auth_cookie_secure, "samesite": "strict"}
-        response.set_cookie(
-            settings.auth_cookie_name, tokens.access_token, max_age=tokens.expires_in, path="/", **common
-        )
-        response.set_cookie(
-            settings.auth_refresh_cookie_name,
-            tokens.refresh_token,
-            max_age=settings.refresh_token_ttl_s,
-            path="/api/v2/auth",  # sent to the auth service only
-            **common,
-        )
+        set_token_cookies(response, settings, tokens)
         return out.model_copy(update={"access_token": "", "refresh_token": ""})
 
     @router.post("/api/v2/auth/guest", status_code=201, response_model=TokensOut, tags=["auth"])

@@ -59,9 +59,10 @@ class AuthRepository:
         return User(**dict(row))
 
     async def upgrade_guest(
-        self, user_id: uuid.UUID, *, email: str, password_hash: str, display_name: str
+        self, user_id: uuid.UUID, *, email: str, password_hash: str | None, display_name: str
     ) -> User | None:
-        """The guest becomes a full account (same id, so every session stays theirs)."""
+        """The guest becomes a full account (same id, so every session stays theirs); no
+        password_hash: it signs in with an identity provider only."""
         try:
             row = await self.pool.fetchrow(
                 f"UPDATE users SET email = $2, password_hash = $3, display_name = $4, guest = false "

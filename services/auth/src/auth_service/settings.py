@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 from workplace_kit.config import ServiceSettings
 
 
@@ -14,3 +17,31 @@ class AuthSettings(ServiceSettings):
     # page's scripts never see them. Secure unless explicitly turned off for plain-HTTP local use.
     auth_cookie_secure: bool = True
     auth_refresh_cookie_name: str = "wp_refresh"
+
+    # Sign-in with an OpenID Connect provider (Google by default), off unless a client id is set.
+    oidc_issuer: str = Field("https://accounts.google.com", pattern=r"^https?://[^\s]+$")
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    # Where the provider sends the browser back: this service's /api/v2/auth/oidc/callback as
+    # the browser reaches it (registered with the provider).
+    oidc_redirect_url: str = ""
+    # Organisations only, comma separated (e.g. example.co.jp): the ID token's `hd` claim (the
+    # Google Workspace domain) must be one of them. Empty: any verified account.
+    oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("oidc_allowed_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [d.strip().lower() for d in value.split(",") if d.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> AuthSettings:
+        if self.oidc_client_id and not self.oidc_redirect_url.startswith(("https://", "http://")):
+            raise ValueError("WP_AUTH_OIDC_REDIRECT_URL must be an http(s) URL when WP_AUTH_OIDC_CLIENT_ID is set")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_client_id)
