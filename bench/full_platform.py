@@ -860,7 +860,14 @@ def bench_runtime(standin_url: str, ports: dict[str, int] | None = None) -> Any:
         gateway=True,
         # Offline AI for every service unless its own settings say otherwise (chat's do): a
         # key in the caller's environment must not send feedback to the real Gemini.
-        extra_env=(("WP_AI_PROVIDER", "offline"),),
+        # Each bench learner sends a message as soon as the last reply ends (about 50 a minute,
+        # more than a person could): the limit is still checked on every turn (its cost is in
+        # the figures), at a rate the load stays under.
+        extra_env=(
+            ("WP_AI_PROVIDER", "offline"),
+            ("WP_CHAT_MESSAGES_RATE", "100000/minute"),
+            ("WP_CHAT_AI_REPLIES_RATE", "100000/day"),
+        ),
     )
 
 

@@ -1019,8 +1019,12 @@ def program_env(rt: Runtime, name: str, base: dict[str, str]) -> dict[str, str]:
         if auth is not None:
             # Every service checks tokens against this runtime's auth service.
             env["WP_AUTH_JWKS_URL"] = f"http://127.0.0.1:{auth.http_port}/.well-known/jwks.json"
-        if spec.name == "auth":
-            env["WP_AUTH_COOKIE_SECURE"] = "false"  # the local gateway is plain HTTP
+        # The browser's cookies (auth's tokens, web's CSRF token) are not Secure: the local
+        # gateway is plain HTTP.
+        env["WP_AUTH_COOKIE_SECURE"] = "false"
+        # Every local learner (the developer, tests, the bench) comes from 127.0.0.1: the
+        # per-address limit of new sign-ins would count them all as one person.
+        env["WP_AUTH_SIGN_INS_RATE"] = "1000000/hour"
         if spec.name == "web":
             for peer, key in (("chat", "WP_WEB_CHAT_GRPC_ADDR"), ("feedback", "WP_WEB_FEEDBACK_GRPC_ADDR")):
                 other = rt.service(peer)

@@ -56,6 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     os.environ.update(_read_env_file(REPO / ".run" / "env"))
     os.environ.setdefault("WP_ENVIRONMENT", "test")
+    # Every test learner comes from 127.0.0.1 (as in the local runtime, scripts/localrt.py):
+    # the per-address limit of new sign-ins is tested with its own settings
+    # (tests/integration/test_rate_limits.py).
+    os.environ.setdefault("WP_AUTH_SIGN_INS_RATE", "1000000/hour")
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,13 @@ class ChaosPlatform:
             pubsub_port=free_port(),
             services=services,
             gateway=False,
-            extra_env=(("WP_AI_PROVIDER", "offline"), ("WP_ENVIRONMENT", "test")),
+            # Learners here talk at machine speed: far above a person's message rate.
+            extra_env=(
+                ("WP_AI_PROVIDER", "offline"),
+                ("WP_ENVIRONMENT", "test"),
+                ("WP_CHAT_MESSAGES_RATE", "100000/minute"),
+                ("WP_CHAT_AI_REPLIES_RATE", "100000/day"),
+            ),
         )
         try:
             env_file = localrt.infra_up(rt, timeout=120)

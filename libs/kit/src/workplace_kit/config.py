@@ -52,6 +52,8 @@ class ServiceSettings(BaseSettings):
     database_pool_max: int = Field(10, ge=1, le=200)
     database_command_timeout_s: float = Field(30.0, gt=0, le=600)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Rate limits and daily quotas (workplace_kit.ratelimit; each service names its own rules).
+    rate_limits_enabled: bool = True
 
     pubsub_project: str = "workplace-local"
     # The google-cloud-pubsub client reads PUBSUB_EMULATOR_HOST itself; we mirror it here

@@ -61,6 +61,7 @@ _ERROR_DESCRIPTIONS = {
     404: "No such resource (or not yours)",
     409: "It already exists (e.g. an account with this email)",
     422: "The request does not match this API (the problems list each field)",
+    429: "Too many requests, or today's quota is used up; try again after Retry-After seconds",
     503: "A dependency (database, AI provider) is unavailable; try again after Retry-After seconds",
 }
 

@@ -28,6 +28,7 @@ from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
+from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
 
 from . import prompts
@@ -120,6 +121,7 @@ class ChatService:
         engine: DialogueEngine,
         cache: AIResponseCache,
         events_written: Callable[[], None],
+        limiter: Limiter | None = None,
     ):
         self.settings = settings
         self.catalogue = catalogue
@@ -128,6 +130,18 @@ class ChatService:
         self.cache = cache
         # Called after a transaction wrote events to the outbox (the relay publishes at once).
         self.events_written = events_written
+        # Abuse and AI cost: messages per minute and AI replies per day, per learner.
+        self.limiter = limiter
+        self.message_rate = Rule(
+            "chat-messages",
+            settings.chat_messages_rate,
+            f"Too many messages in a short time (at most {settings.chat_messages_rate}); wait a moment and send again",
+        )
+        self.daily_replies = Rule(
+            "chat-ai-replies",
+            settings.chat_ai_replies_rate,
+            f"Today's practice limit is reached ({settings.chat_ai_replies_rate} replies); please continue tomorrow",
+        )
         self.situations: dict[str, Situation] = {s.id: s for s in catalogue.situations}
 
     def list_situations(self) -> list[Situation]:
@@ -159,6 +173,9 @@ class ChatService:
         if not 0 <= temperature <= 2:
             raise InvalidInput("temperature must be between 0 and 2", field="temperature")
         user_id = cmd.user_id.strip() or "anonymous"
+        if self.limiter is not None:
+            await self.limiter.hit(self.message_rate, user_id)
+            await self.limiter.hit(self.daily_replies, user_id)
 
         if cmd.session_id:
             session = await self._load_session(cmd.session_id, user_id)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from workplace_kit.config import ServiceSettings
+from workplace_kit.ratelimit import RATE_PATTERN
 
 
 class ChatSettings(ServiceSettings):
@@ -10,6 +11,10 @@ class ChatSettings(ServiceSettings):
     chat_history_turns: int = Field(20, ge=0, le=200)
     chat_default_temperature: float = Field(0.7, ge=0, le=2)
     chat_max_message_chars: int = Field(2000, ge=1, le=20_000)
+    # Per learner ("N/minute", "N/day": workplace_kit.ratelimit): a person types far fewer
+    # messages than the first; the second bounds what one account costs in AI calls a day.
+    chat_messages_rate: str = Field("30/minute", pattern=RATE_PATTERN)
+    chat_ai_replies_rate: str = Field("500/day", pattern=RATE_PATTERN)
     # How long a finished reply keeps trying to be stored through a database hiccup before the
     # learner is told it was not saved.
     chat_store_retry_s: float = Field(8.0, ge=0, le=60)
