@@ -21,6 +21,7 @@ Standard library only, so it runs before `uv sync` has finished too.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -837,6 +838,22 @@ def provision_pubsub(rt: Runtime) -> None:
 # ------------------------------------------------------------------ env + status
 
 
+def encryption_keys_file(rt: Runtime) -> Path:
+    """The runtime's key-encryption key (workplace_kit.crypto), made once: a random 256-bit key
+    readable by its owner only, so no key is ever written into the repository. Rotation
+    prepends a newer one (`python -m workplace_kit.crypto new-key --prepend-to <file>`)."""
+    path = rt.root / "encryption_keys"
+    if not path.exists():
+        rt.ensure()
+        entry = "v1:" + base64.b64encode(os.urandom(32)).decode()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(entry + "\n")
+        tmp.replace(path)
+    return path
+
+
 def env_values(rt: Runtime, redis_port: int) -> dict[str, str]:
     return {
         "WP_DATABASE_URL": f"postgresql://{PG_SUPERUSER}@127.0.0.1:{rt.pg_port}/{PG_DATABASE}",
@@ -844,6 +861,7 @@ def env_values(rt: Runtime, redis_port: int) -> dict[str, str]:
         "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{rt.pubsub_port}",
         "WP_PUBSUB_PROJECT": PUBSUB_PROJECT,
         "HF_HUB_OFFLINE": "1",
+        "WP_ENCRYPTION_KEYS_FILE": str(encryption_keys_file(rt)),
         **dict(rt.extra_env),
     }
 

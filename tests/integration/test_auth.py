@@ -168,7 +168,8 @@ async def test_forged_expired_unsigned_and_tampered_tokens_are_refused(auth, cli
 async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(auth, client):
     before = (await client.post("/api/v2/auth/guest", json={})).json()["access_token"]
     old_kid = jwt.get_unverified_header(before)["kid"]
-    keys = KeyStore(auth.app.state.service.keys.pool, token_ttl_s=900, publish_lead_s=1.0)
+    running = auth.app.state.service.keys
+    keys = KeyStore(running.pool, cipher=running.cipher, token_ttl_s=900, publish_lead_s=1.0)
     new_kid = await keys.rotate()
     # Published at once, signing only after the lead time (verifiers learn it first).
     published = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}

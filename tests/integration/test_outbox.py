@@ -17,9 +17,12 @@ import pytest
 from google.api_core import exceptions as gexc
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import SecretStr
 from workplace.events.v1 import events_pb2
 from workplace_kit import inbox, outbox
 from workplace_kit.bus import Outgoing
+from workplace_kit.config import ServiceSettings
+from workplace_kit.crypto import new_local_key, open_cipher
 from workplace_kit.db import apply_migrations, create_pool
 
 
@@ -53,7 +56,7 @@ async def pool():
     url = os.environ["WP_DATABASE_URL"]
     with tempfile.TemporaryDirectory() as empty:  # a service with no migrations of its own
         applied = await apply_migrations(url, schema=schema, migrations_dir=Path(empty))
-    assert applied == ["kit_0001_outbox_inbox"]
+    assert applied == ["kit_0001_outbox_inbox", "kit_0002_data_keys"]
     db = await create_pool(url, schema=schema)
     yield db
     await db.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -97,6 +100,27 @@ async def test_events_go_out_in_order_in_the_writers_trace_and_are_kept(pool):
     rows = await pool.fetch("SELECT topic, published_at, attempts FROM outbox ORDER BY id")
     assert [r["topic"] for r in rows] == ["conversation.turns"] * 3
     assert all(r["published_at"] is not None and r["attempts"] == 1 for r in rows)
+
+
+async def test_sealed_payloads_are_opened_by_the_relay_of_the_same_service(pool):
+    settings = ServiceSettings(service_name="test", encryption_keys=SecretStr(new_local_key("v1")))
+    cipher = await open_cipher(pool, settings)
+    secret = events_pb2.ConversationTurn(event_id="t-secret", session_id="s1", learner_text="秘密の話です")
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, secret, ordering_key="s1", cipher=cipher)
+    stored = await pool.fetchrow("SELECT payload, sealed FROM outbox")
+    assert stored["sealed"] and "秘密".encode() not in stored["payload"]
+
+    # A relay without the service's cipher cannot publish it: set aside, not sent garbled.
+    other = RecordingBus()
+    assert await outbox.OutboxRelay(pool, other, service="test").publish_pending() == 1
+    assert other.published == []
+    assert "sealed" in await pool.fetchval("SELECT last_error FROM outbox WHERE dead_at IS NOT NULL")
+
+    await pool.execute("UPDATE outbox SET dead_at = NULL, last_error = NULL")
+    bus = RecordingBus()
+    assert await outbox.OutboxRelay(pool, bus, service="test", cipher=cipher).publish_pending() == 1
+    assert bus.published == [("ConversationTurn", "t-secret")]
 
 
 class _Undeclared:

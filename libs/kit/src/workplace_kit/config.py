@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from . import registry
@@ -96,6 +96,14 @@ class ServiceSettings(BaseSettings):
     # every span of an unsampled trace costs almost nothing, ids still propagate into logs.
     trace_sample_ratio: float = Field(0.1, ge=0, le=1)
     metrics_enabled: bool = True
+
+    # Stored personal data is encrypted (workplace_kit.crypto). Key-encryption keys: "local"
+    # from WP_ENCRYPTION_KEYS ("v2:<base64>,v1:<base64>", the first current; or a file holding
+    # that, WP_ENCRYPTION_KEYS_FILE), "gcp-kms" a Cloud KMS key (WP_ENCRYPTION_KMS_KEY).
+    encryption_kek: Literal["local", "gcp-kms"] = "local"
+    encryption_keys: SecretStr | None = None
+    encryption_keys_file: str | None = None
+    encryption_kms_key: str | None = None
 
     # Access tokens (workplace_kit.auth): every service verifies them itself against the auth
     # service's published keys. Default JWKS address: the auth service's registry port.

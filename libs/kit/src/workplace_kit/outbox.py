@@ -37,6 +37,7 @@ from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
 
 from .bus import EventBus, Outgoing
+from .crypto import Cipher, DecryptionError, field_of
 from .topology import DEFAULT, Topology
 
 log = logging.getLogger(__name__)
@@ -54,21 +55,37 @@ OUTBOX_REPUBLISHED = Counter(
 _PERMANENT_ERRORS = (gexc.InvalidArgument, LookupError)
 
 
+def _payload_field(type_name: str, ordering_key: str) -> str:
+    return field_of("outbox", "payload", f"{type_name}:{ordering_key}")
+
+
 async def enqueue(
-    conn: asyncpg.Connection, message: Message, *, ordering_key: str, topology: Topology = DEFAULT
+    conn: asyncpg.Connection,
+    message: Message,
+    *,
+    ordering_key: str,
+    topology: Topology = DEFAULT,
+    cipher: Cipher | None = None,
 ) -> None:
-    """Write an event inside the caller's transaction; its topic comes from the topology."""
+    """Write an event inside the caller's transaction; its topic comes from the topology.
+    With a cipher the payload is sealed (events may carry a learner's words); the relay
+    opens it with the same service's cipher."""
     topic = topology.topic_for(message).name  # raises for an undeclared event type
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
+    type_name = message.DESCRIPTOR.full_name
+    payload = message.SerializeToString()
+    if cipher is not None:
+        payload = cipher.seal(payload, _payload_field(type_name, ordering_key))
     await conn.execute(
-        "INSERT INTO outbox (topic, ordering_key, type_name, payload, trace_context) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb)",
+        "INSERT INTO outbox (topic, ordering_key, type_name, payload, trace_context, sealed) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
         topic,
         ordering_key,
-        message.DESCRIPTOR.full_name,
-        message.SerializeToString(),
+        type_name,
+        payload,
         json.dumps(carrier),
+        cipher is not None,
     )
 
 
@@ -84,7 +101,7 @@ WHERE id IN (
     WHERE published_at IS NULL AND dead_at IS NULL AND ($3 OR next_attempt_at <= now())
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, topic, ordering_key, type_name, payload, trace_context, attempts
+RETURNING id, topic, ordering_key, type_name, payload, trace_context, attempts, sealed
 """
 _PUBLISHED = (
     "UPDATE outbox SET published_at = now(), claimed_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])"
@@ -118,6 +135,7 @@ class OutboxRelay:
         claim_s: float = 30.0,
         max_backoff_s: float = 30.0,
         max_permanent_attempts: int = 3,
+        cipher: Cipher | None = None,
         retention_s: float = 6 * 3600,
         broker_check_interval_s: float = 5.0,
         housekeeping_interval_s: float = 15.0,
@@ -125,6 +143,7 @@ class OutboxRelay:
         self.pool = pool
         self.bus = bus
         self.service = service
+        self.cipher = cipher  # opens sealed payloads
         self.poll_interval_s = poll_interval_s
         self.batch = batch
         self.claim_s = claim_s
@@ -158,10 +177,17 @@ class OutboxRelay:
             return 0
         published = 0
         by_topic: dict[str, list[tuple[int, Outgoing]]] = {}
+        if self.cipher is not None:
+            await self.cipher.ensure_keys(bytes(r["payload"]) for r in rows if r["sealed"])
         for row in rows:
             try:
-                message = _decode(row["type_name"], bytes(row["payload"]))
-            except (KeyError, DecodeError) as exc:
+                payload = bytes(row["payload"])
+                if row["sealed"]:
+                    if self.cipher is None:
+                        raise DecryptionError("the payload is sealed and this relay has no cipher")
+                    payload = self.cipher.open(payload, _payload_field(row["type_name"], row["ordering_key"]))
+                message = _decode(row["type_name"], payload)
+            except (KeyError, DecodeError, DecryptionError) as exc:
                 # No retry can fix that: set it aside at once (dead), visible and alerted on.
                 log.error("outbox row cannot be decoded; setting it aside", extra={"id": row["id"]})
                 await self.pool.execute(

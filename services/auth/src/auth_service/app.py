@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 from workplace_kit.auth import TokenVerifier, principal_dependency
+from workplace_kit.crypto import open_cipher
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
 
@@ -24,9 +25,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
     res = await open_resources(stack, settings, schema="auth", migrations_dir=MIGRATIONS)
     assert res.pool is not None
-    keys = KeyStore(res.pool, token_ttl_s=settings.access_token_ttl_s)
+    cipher = await open_cipher(res.pool, settings)
+    keys = KeyStore(res.pool, cipher=cipher, token_ttl_s=settings.access_token_ttl_s)
     await keys.ensure_key()
-    service = AuthService(settings, AuthRepository(res.pool), keys)
+    service = AuthService(settings, AuthRepository(res.pool, cipher), keys)
     # The auth service checks its own tokens against its own keys (no HTTP round trip to itself).
     verifier = TokenVerifier(settings.auth_jwks_url, settings.auth_issuer, settings.auth_audience, fetch_jwks=keys.jwks)
     app = create_http_app(

@@ -14,6 +14,17 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from workplace_kit.crypto import Cipher, SealedColumn
+
+# The private keys are stored sealed (`python -m auth_service reencrypt` rewrites them).
+PRIVATE_PEM = SealedColumn(
+    table="signing_keys",
+    column="private_pem",
+    key="kid",
+    sealed="private_pem_sealed",
+    plain="private_pem",
+    plain_is_bytes=True,
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +48,9 @@ def _new_key() -> tuple[str, bytes, dict[str, Any]]:
 
 
 class KeyStore:
-    def __init__(self, pool: asyncpg.Pool, *, token_ttl_s: int, publish_lead_s: float = 60):
+    def __init__(self, pool: asyncpg.Pool, *, cipher: Cipher, token_ttl_s: int, publish_lead_s: float = 60):
         self.pool = pool
+        self.cipher = cipher
         # A superseded key stays published this long: every token it signed has expired by then.
         self.publish_after_rotation = timedelta(seconds=token_ttl_s + 300)
         # A new key is published this long before it signs: longer than a verifier waits
@@ -68,13 +80,12 @@ class KeyStore:
         self._current = None
         return kid
 
-    @staticmethod
-    async def _insert(conn: asyncpg.Connection, signs_from: datetime) -> str:
+    async def _insert(self, conn: asyncpg.Connection, signs_from: datetime) -> str:
         kid, pem, jwk = _new_key()
         await conn.execute(
-            "INSERT INTO signing_keys (kid, private_pem, public_jwk, signs_from) VALUES ($1, $2, $3::jsonb, $4)",
+            "INSERT INTO signing_keys (kid, private_pem_sealed, public_jwk, signs_from) VALUES ($1, $2, $3::jsonb, $4)",
             kid,
-            pem,
+            self.cipher.seal(pem, PRIVATE_PEM.field(kid)),
             json.dumps(jwk),
             signs_from,
         )
@@ -83,13 +94,20 @@ class KeyStore:
     async def current(self) -> SigningKey:
         """The key that signs now: the newest whose time to sign has come."""
         row = await self.pool.fetchrow(
-            "SELECT kid, private_pem FROM signing_keys WHERE signs_from <= now() ORDER BY signs_from DESC LIMIT 1"
+            "SELECT kid, private_pem, private_pem_sealed FROM signing_keys WHERE signs_from <= now() "
+            "ORDER BY signs_from DESC LIMIT 1"
         )
         if row is None:
             await self.ensure_key()
             return await self.current()
         if self._current is None or self._current.kid != row["kid"]:
-            private = serialization.load_pem_private_key(bytes(row["private_pem"]), password=None)
+            sealed = row["private_pem_sealed"]
+            if sealed is not None:
+                await self.cipher.ensure_keys([sealed])
+                pem = self.cipher.open(sealed, PRIVATE_PEM.field(row["kid"]))
+            else:
+                pem = bytes(row["private_pem"])  # from before encryption, not re-encrypted yet
+            private = serialization.load_pem_private_key(pem, password=None)
             assert isinstance(private, ec.EllipticCurvePrivateKey)
             self._current = SigningKey(row["kid"], private)
         return self._current

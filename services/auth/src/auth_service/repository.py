@@ -7,6 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from workplace_kit.crypto import Cipher, SealedColumn
+
+# Personal data stored encrypted; `python -m auth_service reencrypt` rewrites it (keys.py has
+# the signing keys'). Emails are found by their blind index.
+EMAIL = SealedColumn(
+    table="users", column="email", key="user_id", sealed="email_sealed", plain="email", index="email_index"
+)
+DISPLAY_NAME = SealedColumn(
+    table="users", column="display_name", key="user_id", sealed="display_name_sealed", plain="display_name"
+)
 
 
 @dataclass(frozen=True)
@@ -33,60 +43,119 @@ class EmailTaken(Exception):
     pass
 
 
-_USER_COLUMNS = "user_id, email, display_name, guest, preferred_language, created_at, last_seen_at"
+_USER_COLUMNS = (
+    "user_id, email, email_sealed, display_name, display_name_sealed, guest, preferred_language, "
+    "created_at, last_seen_at"
+)
+# A row with this address: by its blind index under any of the service's keys, or in plaintext
+# (a row from before encryption). $1: the indexes, $2: the address.
+_EMAIL_MATCH = "(email_index = ANY($1::bytea[]) OR email = $2)"
 
 
 class AuthRepository:
-    def __init__(self, pool: asyncpg.Pool):
+    """Emails and display names are sealed here, on the way in and out."""
+
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
         self.pool = pool
+        self.cipher = cipher
+
+    async def _user(self, row: asyncpg.Record) -> User:
+        uid = row["user_id"]
+        email, name = await self.cipher.open_texts(
+            [
+                (row["email_sealed"], row["email"], EMAIL.field(uid)),
+                (row["display_name_sealed"], row["display_name"], DISPLAY_NAME.field(uid)),
+            ]
+        )
+        return User(
+            user_id=uid,
+            email=email,
+            display_name=name or "",
+            guest=row["guest"],
+            preferred_language=row["preferred_language"],
+            created_at=row["created_at"],
+            last_seen_at=row["last_seen_at"],
+        )
+
+    def _sealed_email(self, user_id: uuid.UUID, email: str | None) -> tuple[bytes | None, bytes | None]:
+        if email is None:
+            return None, None
+        return self.cipher.seal(email, EMAIL.field(user_id)), self.cipher.blind_index(EMAIL.purpose, email)
+
+    def _email_match_args(self, email: str | None) -> tuple[list[bytes] | None, str | None]:
+        if email is None:
+            return None, None
+        return self.cipher.blind_indexes(EMAIL.purpose, email), email
 
     async def create_user(
         self, *, email: str | None, password_hash: str | None, display_name: str, guest: bool, language: str
     ) -> User:
+        user_id = uuid.uuid4()
+        email_sealed, email_index = self._sealed_email(user_id, email)
         try:
+            # The unique blind index refuses a second account under the current key; the
+            # match also finds rows under an older key or in plaintext (not re-encrypted yet).
             row = await self.pool.fetchrow(
-                f"INSERT INTO users (user_id, email, password_hash, display_name, guest, preferred_language) "
-                f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_USER_COLUMNS}",
-                uuid.uuid4(),
-                email,
+                "INSERT INTO users (user_id, email_sealed, email_index, password_hash, display_name_sealed, guest, "
+                "preferred_language) SELECT $3, $4, $5, $6, $7, $8, $9 "
+                f"WHERE $1::bytea[] IS NULL OR NOT EXISTS (SELECT 1 FROM users WHERE {_EMAIL_MATCH}) "
+                f"RETURNING {_USER_COLUMNS}",
+                *self._email_match_args(email),
+                user_id,
+                email_sealed,
+                email_index,
                 password_hash,
-                display_name,
+                self.cipher.seal(display_name, DISPLAY_NAME.field(user_id)),
                 guest,
                 language,
             )
         except asyncpg.UniqueViolationError:
             raise EmailTaken(email) from None
-        return User(**dict(row))
+        if row is None:
+            raise EmailTaken(email)
+        return await self._user(row)
 
     async def upgrade_guest(
         self, user_id: uuid.UUID, *, email: str, password_hash: str | None, display_name: str
     ) -> User | None:
         """The guest becomes a full account (same id, so every session stays theirs); no
         password_hash: it signs in with an identity provider only."""
+        email_sealed, email_index = self._sealed_email(user_id, email)
         try:
             row = await self.pool.fetchrow(
-                f"UPDATE users SET email = $2, password_hash = $3, display_name = $4, guest = false "
-                f"WHERE user_id = $1 AND guest RETURNING {_USER_COLUMNS}",
+                "UPDATE users SET email = NULL, email_sealed = $4, email_index = $5, password_hash = $6, "
+                "display_name = NULL, display_name_sealed = $7, guest = false WHERE user_id = $3 AND guest "
+                f"AND NOT EXISTS (SELECT 1 FROM users WHERE {_EMAIL_MATCH} AND user_id <> $3) "
+                f"RETURNING {_USER_COLUMNS}",
+                *self._email_match_args(email),
                 user_id,
-                email,
+                email_sealed,
+                email_index,
                 password_hash,
-                display_name,
+                self.cipher.seal(display_name, DISPLAY_NAME.field(user_id)),
             )
         except asyncpg.UniqueViolationError:
             raise EmailTaken(email) from None
-        return User(**dict(row)) if row else None
+        if row is None:
+            # Not a guest, or the address is another account's (only this path pays for asking).
+            if await self.pool.fetchval(
+                f"SELECT 1 FROM users WHERE {_EMAIL_MATCH} AND user_id <> $3", *self._email_match_args(email), user_id
+            ):
+                raise EmailTaken(email)
+            return None
+        return await self._user(row)
 
     async def user(self, user_id: uuid.UUID) -> User | None:
         row = await self.pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = $1", user_id)
-        return User(**dict(row)) if row else None
+        return await self._user(row) if row else None
 
     async def credentials(self, email: str) -> tuple[User, str | None] | None:
-        row = await self.pool.fetchrow(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email)
+        row = await self.pool.fetchrow(
+            f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE {_EMAIL_MATCH}", *self._email_match_args(email)
+        )
         if row is None:
             return None
-        values = dict(row)
-        password_hash = values.pop("password_hash")
-        return User(**values), password_hash
+        return await self._user(row), row["password_hash"]
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self.pool.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash)

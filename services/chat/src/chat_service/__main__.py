@@ -1,12 +1,22 @@
-"""Entry point: `python -m chat_service` (or the `workplace-chat` script)."""
+"""Entry point: `python -m chat_service` (or the `workplace-chat` script) serves;
+`python -m chat_service reencrypt` rewrites the stored messages under the current key."""
 
+import asyncio
+import sys
+
+from workplace_kit.config import load_settings
+from workplace_kit.crypto import run_reencrypt
 from workplace_kit.service import run_main
 
-from .app import build
+from .app import MIGRATIONS, build
+from .repository import SEALED_COLUMNS
 from .settings import ChatSettings
 
 
 def main() -> None:
+    if sys.argv[1:] == ["reencrypt"]:
+        print(asyncio.run(run_reencrypt(load_settings(ChatSettings), "chat", SEALED_COLUMNS, MIGRATIONS)))
+        return
     run_main(ChatSettings, build)
 
 

@@ -9,6 +9,7 @@ from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.offline_dialogue import load_catalogue
 from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import AIResponseCache
+from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
@@ -29,13 +30,14 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     # of readiness (a Redis outage must not take healthy pods out of service).
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS, redis=True)
     assert res.redis is not None  # asked for above
-    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
+    cipher = await open_cipher(res.pool, settings)
+    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
     catalogue = load_catalogue(CONTENT)
     engine = build_dialogue_engine(settings, catalogue)
     service = ChatService(
         settings,
         catalogue,
-        ChatRepository(res.pool),
+        ChatRepository(res.pool, cipher),
         engine,
         AIResponseCache(res.redis),
         relay.kick,

@@ -10,6 +10,11 @@ import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import outbox
 from workplace_kit.ai.types import Turn
+from workplace_kit.crypto import Cipher, SealedColumn
+
+# What this service stores encrypted; `python -m chat_service reencrypt` rewrites it.
+MESSAGE_TEXT = SealedColumn(table="messages", column="text", key="turn_id", sealed="text_sealed", plain="text")
+SEALED_COLUMNS = (MESSAGE_TEXT,)
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,11 @@ class ConcurrentTurnError(Exception):
 
 
 class ChatRepository:
-    def __init__(self, pool: asyncpg.Pool):
+    """Message texts are sealed here, on the way in and out (the events in the outbox too)."""
+
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
         self.pool = pool
+        self.cipher = cipher
 
     async def ping(self) -> None:
         """Raises if the database cannot serve now (checked before a reply starts streaming)."""
@@ -54,22 +62,34 @@ class ChatRepository:
         """(number of messages so far, the last `limit` of them oldest first), in one query:
         the window count is taken over every message of the session, before the LIMIT."""
         rows = await self.pool.fetch(
-            "SELECT role, text, total FROM (SELECT role, text, turn_index, count(*) OVER () AS total "
+            "SELECT turn_id, role, text, text_sealed, total FROM (SELECT turn_id, role, text, text_sealed, "
+            "turn_index, count(*) OVER () AS total "
             "FROM messages WHERE session_id = $1 ORDER BY turn_index DESC LIMIT $2) t ORDER BY turn_index",
             session_id,
             max(limit, 1),
         )
         count = rows[0]["total"] if rows else 0
-        turns = [Turn(role=r["role"], text=r["text"]) for r in rows]
+        texts = await self._texts(rows)
+        turns = [Turn(role=r["role"], text=text) for r, text in zip(rows, texts, strict=True)]
         return count, turns[len(turns) - limit :] if limit else []
 
     async def history(self, session_id: uuid.UUID) -> list[StoredMessage]:
         rows = await self.pool.fetch(
-            "SELECT turn_id, turn_index, role, text, engine_id, created_at FROM messages "
+            "SELECT turn_id, turn_index, role, text, text_sealed, engine_id, created_at FROM messages "
             "WHERE session_id = $1 ORDER BY turn_index",
             session_id,
         )
-        return [StoredMessage(**dict(r)) for r in rows]
+        texts = await self._texts(rows)
+        return [
+            StoredMessage(r["turn_id"], r["turn_index"], r["role"], text, r["engine_id"], r["created_at"])
+            for r, text in zip(rows, texts, strict=True)
+        ]
+
+    async def _texts(self, rows: list[asyncpg.Record]) -> list[str]:
+        opened = await self.cipher.open_texts(
+            [(r["text_sealed"], r["text"], MESSAGE_TEXT.field(r["turn_id"])) for r in rows]
+        )
+        return [text or "" for text in opened]
 
     async def store_exchange(
         self,
@@ -116,12 +136,27 @@ class ChatRepository:
                     return
             if count != expected_index:
                 raise ConcurrentTurnError(str(session.session_id))
+            seal = self.cipher.seal
             await conn.executemany(
-                "INSERT INTO messages (turn_id, session_id, turn_index, role, text, engine_id) "
+                "INSERT INTO messages (turn_id, session_id, turn_index, role, text_sealed, engine_id) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
                 [
-                    (user_turn_id, session.session_id, count, "user", user_text, ""),
-                    (reply_turn_id, session.session_id, count + 1, "model", reply_text, engine_id),
+                    (
+                        user_turn_id,
+                        session.session_id,
+                        count,
+                        "user",
+                        seal(user_text, MESSAGE_TEXT.field(user_turn_id)),
+                        "",
+                    ),
+                    (
+                        reply_turn_id,
+                        session.session_id,
+                        count + 1,
+                        "model",
+                        seal(reply_text, MESSAGE_TEXT.field(reply_turn_id)),
+                        engine_id,
+                    ),
                 ],
             )
-            await outbox.enqueue(conn, event, ordering_key=str(session.session_id))
+            await outbox.enqueue(conn, event, ordering_key=str(session.session_id), cipher=self.cipher)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from workplace.events.v1 import events_pb2
 from workplace_kit.auth import TokenVerifier, principal_dependency
+from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
@@ -26,10 +27,11 @@ TURNS_SUBSCRIPTION = "feedback.conversation-turns"
 
 async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServiceParts:
     res = await open_resources(stack, settings, schema="feedback", migrations_dir=MIGRATIONS)
-    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
+    cipher = await open_cipher(res.pool, settings)
+    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
     analyser, fallback = build_emotion_analysers(settings)
     service = FeedbackService(
-        settings, FeedbackRepository(res.pool), analyser, relay.kick, fallback, consumer=TURNS_SUBSCRIPTION
+        settings, FeedbackRepository(res.pool, cipher), analyser, relay.kick, fallback, consumer=TURNS_SUBSCRIPTION
     )
 
     app = create_http_app(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -10,8 +11,16 @@ from datetime import datetime
 import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
+from workplace_kit.crypto import Cipher, SealedColumn
 
 from .emotion.types import EmotionResult
+
+# What this service stores encrypted; `python -m feedback_service reencrypt` rewrites it.
+LEARNER_TEXT = SealedColumn(
+    table="turn_analyses", column="learner_text", key="turn_id", sealed="learner_text_sealed", plain="learner_text"
+)
+SUMMARY = SealedColumn(table="turn_analyses", column="summary", key="turn_id", sealed="summary_sealed", plain="summary")
+SEALED_COLUMNS = (LEARNER_TEXT, SUMMARY)
 
 
 @dataclass(frozen=True)
@@ -27,35 +36,49 @@ class TurnAnalysis:
 
 
 _COLUMNS = (
-    "turn_id, session_id, user_id, source_service, turn_index, learner_text, language, "
-    "dominant_emotion, scores, polarity, engine, summary, analysed_at"
+    "turn_id, session_id, user_id, source_service, turn_index, learner_text_sealed, language, "
+    "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at"
 )
-
-
-def _from_row(row: asyncpg.Record) -> TurnAnalysis:
-    scores = row["scores"]
-    return TurnAnalysis(
-        turn_id=row["turn_id"],
-        session_id=row["session_id"],
-        user_id=row["user_id"],
-        source_service=row["source_service"],
-        turn_index=row["turn_index"],
-        learner_text=row["learner_text"],
-        result=EmotionResult(
-            language=row["language"],
-            dominant=row["dominant_emotion"],
-            scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
-            polarity=row["polarity"],
-            engine=row["engine"],
-            summary=row["summary"],
-        ),
-        analysed_at=row["analysed_at"],
-    )
+# What is read: the plaintext columns too, for rows not re-encrypted yet.
+_READ_COLUMNS = _COLUMNS + ", learner_text, summary"
 
 
 class FeedbackRepository:
-    def __init__(self, pool: asyncpg.Pool):
+    """The learner's words and the summaries are sealed here, on the way in and out."""
+
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
         self.pool = pool
+        self.cipher = cipher
+
+    async def _from_rows(self, rows: list[asyncpg.Record]) -> list[TurnAnalysis]:
+        items = []
+        for row in rows:
+            items.append((row["learner_text_sealed"], row["learner_text"], LEARNER_TEXT.field(row["turn_id"])))
+            items.append((row["summary_sealed"], row["summary"], SUMMARY.field(row["turn_id"])))
+        texts = await self.cipher.open_texts(items)
+        analyses = []
+        for i, row in enumerate(rows):
+            scores = row["scores"]
+            analyses.append(
+                TurnAnalysis(
+                    turn_id=row["turn_id"],
+                    session_id=row["session_id"],
+                    user_id=row["user_id"],
+                    source_service=row["source_service"],
+                    turn_index=row["turn_index"],
+                    learner_text=texts[2 * i] or "",
+                    result=EmotionResult(
+                        language=row["language"],
+                        dominant=row["dominant_emotion"],
+                        scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
+                        polarity=row["polarity"],
+                        engine=row["engine"],
+                        summary=texts[2 * i + 1] or "",
+                    ),
+                    analysed_at=row["analysed_at"],
+                )
+            )
+        return analyses
 
     async def exists(self, turn_id: uuid.UUID) -> bool:
         return bool(await self.pool.fetchval("SELECT 1 FROM turn_analyses WHERE turn_id = $1", turn_id))
@@ -76,35 +99,35 @@ class FeedbackRepository:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.record(conn, consumer, event_id):
                 return None
-            row = await conn.fetchrow(
+            analysed_at = await conn.fetchval(
                 f"INSERT INTO turn_analyses ({_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now()) "
-                f"ON CONFLICT (turn_id) DO NOTHING RETURNING {_COLUMNS}",
+                "ON CONFLICT (turn_id) DO NOTHING RETURNING analysed_at",
                 analysis.turn_id,
                 analysis.session_id,
                 analysis.user_id,
                 analysis.source_service,
                 analysis.turn_index,
-                analysis.learner_text,
+                self.cipher.seal(analysis.learner_text, LEARNER_TEXT.field(analysis.turn_id)),
                 r.language,
                 r.dominant,
                 json.dumps(r.scores),
                 r.polarity,
                 r.engine,
-                r.summary,
+                self.cipher.seal(r.summary, SUMMARY.field(analysis.turn_id)),
             )
-            if row is None:
+            if analysed_at is None:
                 return None
-            await outbox.enqueue(conn, event, ordering_key=ordering_key)
-            return _from_row(row)
+            await outbox.enqueue(conn, event, ordering_key=ordering_key, cipher=self.cipher)
+            return dataclasses.replace(analysis, analysed_at=analysed_at)
 
     async def get(self, turn_id: uuid.UUID) -> TurnAnalysis | None:
-        row = await self.pool.fetchrow(f"SELECT {_COLUMNS} FROM turn_analyses WHERE turn_id = $1", turn_id)
-        return _from_row(row) if row else None
+        row = await self.pool.fetchrow(f"SELECT {_READ_COLUMNS} FROM turn_analyses WHERE turn_id = $1", turn_id)
+        return (await self._from_rows([row]))[0] if row else None
 
     async def list_for_session(self, session_id: uuid.UUID) -> list[TurnAnalysis]:
         rows = await self.pool.fetch(
-            f"SELECT {_COLUMNS} FROM turn_analyses WHERE session_id = $1 ORDER BY turn_index, analysed_at",
+            f"SELECT {_READ_COLUMNS} FROM turn_analyses WHERE session_id = $1 ORDER BY turn_index, analysed_at",
             session_id,
         )
-        return [_from_row(r) for r in rows]
+        return await self._from_rows(rows)
