@@ -111,6 +111,16 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+def _problem(err: Any) -> dict[str, str]:
+    """One validation problem: the field's dotted path and what is wrong with it. A body that
+    is not JSON at all is the problem of "body", at the character where reading stopped."""
+    if err["type"] == "json_invalid":
+        position = next((p for p in err["loc"] if isinstance(p, int)), 0)
+        reason = err.get("ctx", {}).get("error", "JSON decode error")
+        return {"field": "body", "message": f"not valid JSON: {reason} at character {position}"}
+    return {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+
+
 def create_http_app(
     settings: ServiceSettings,
     *,
@@ -134,18 +144,18 @@ def create_http_app(
         # Raised by the framework itself (unknown route, wrong method, a body it cannot parse):
         # answered in the same format as ours.
         codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        message = str(exc.detail)
+        if message == "There was an error parsing the body":  # e.g. bytes that are not UTF-8
+            message = "the body could not be read: send JSON encoded in UTF-8"
         return JSONResponse(
-            {"error": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            {"error": codes.get(exc.status_code, "http_error"), "message": message},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
+        problems = [_problem(err) for err in exc.errors()]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse(
             {"error": "invalid_request", "message": f"invalid request: {summary}", "problems": problems},
