@@ -16,6 +16,7 @@ registry entry:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 from workplace_kit import topology
 from workplace_kit.registry import Registry, ServiceEntry, load
+from workplace_kit.web_security import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
 ENVOY_TEMPLATE = REPO / "deploy" / "envoy" / "envoy.template.yaml"
@@ -116,11 +118,24 @@ def _clusters(registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _security_headers() -> str:
+    """workplace_kit.web_security.SECURITY_HEADERS, for every response of the gateway."""
+    lines = []
+    for name, value in SECURITY_HEADERS:
+        # A JSON string is a YAML string: the policies' quotes and semicolons stay as they are.
+        lines += [
+            f"                    - header: {{ key: {name}, value: {json.dumps(value)} }}",
+            "                      append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def envoy(registry: Registry) -> str:
     text = ENVOY_TEMPLATE.read_text()
     start = text.index("# TEMPLATE of deploy/envoy/envoy.yaml")
     end = text.index("#\n", start) + 2
     text = text[:start] + GENERATED_NOTE.format(source="deploy/envoy/envoy.template.yaml") + "#\n" + text[end:]
+    text = text.replace("__SECURITY_HEADERS__\n", _security_headers())
     return text.replace("__ROUTES__\n", _routes(registry)).replace("__CLUSTERS__\n", _clusters(registry))
 
 

@@ -199,10 +199,17 @@ async def test_browser_session_goes_on_with_its_cookie_or_starts_a_guest(client)
     for cookie in (access, refresh):
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie, cookie
     assert "Path=/api/v2/auth" in refresh and "Path=/;" in access + ";"
-    again = await client.post("/api/v2/auth/session", json={})  # the client kept the cookies
+    # With the cookies comes a CSRF token for the page's scripts to send back (not HttpOnly).
+    csrf = next(c for c in set_cookies if c.startswith("wp_csrf="))
+    assert "HttpOnly" not in csrf and "SameSite=strict" in csrf
+    refused = await client.post("/api/v2/auth/session", json={})  # the cookies, but no token
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf"
+    with_token = {"X-CSRF-Token": client.cookies["wp_csrf"]}
+    again = await client.post("/api/v2/auth/session", json={}, headers=with_token)  # the client kept the cookies
     assert again.json()["user"]["id"] == first.json()["user"]["id"]
     client.cookies.clear()
     fresh = await client.post("/api/v2/auth/session", json={})
     assert fresh.json()["user"]["id"] != first.json()["user"]["id"] and fresh.json()["user"]["guest"]
-    out = await client.post("/api/v2/auth/logout", json={})
+    out = await client.post("/api/v2/auth/logout", json={}, headers={"X-CSRF-Token": client.cookies["wp_csrf"]})
     assert out.status_code == 204 and any(c.startswith('wp_access=""') for c in out.headers.get_list("set-cookie"))
+    assert any(c.startswith('wp_csrf=""') for c in out.headers.get_list("set-cookie"))

@@ -112,6 +112,11 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = "workplace"
     # The cookie a browser carries the access token in (an Authorization header wins).
     auth_cookie_name: str = Field("wp_access", pattern=r"^[A-Za-z0-9_-]+$")
+    # The refresh token's cookie (sent to the auth service only). Requests carrying either
+    # cookie must prove they come from our pages (workplace_kit.web_security: CSRF).
+    auth_refresh_cookie_name: str = Field("wp_refresh", pattern=r"^[A-Za-z0-9_-]+$")
+    # The browser's cookies (tokens, CSRF) are Secure unless turned off for plain-HTTP local use.
+    auth_cookie_secure: bool = True
 
     @model_validator(mode="before")
     @classmethod

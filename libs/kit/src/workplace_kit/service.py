@@ -33,6 +33,7 @@ from .errors import RETRY_AFTER_S, DomainError, Unavailable, is_dependency_outag
 from .grpc_server import GrpcService, start_grpc_server
 from .logging import setup_logging
 from .telemetry import instrument_http_app, setup_tracing
+from .web_security import CsrfProtection, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,10 @@ def create_http_app(
 ) -> FastAPI:
     """A FastAPI app with health, readiness, metrics, tracing and JSON errors (no stack traces)."""
     app = FastAPI(title=title, description=description, version="0.1.0")
+    # The last added runs first: headers on every answer, then CSRF before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+    app.add_middleware(CsrfProtection, cookie_names=(settings.auth_cookie_name, settings.auth_refresh_cookie_name))
+    app.add_middleware(SecurityHeaders)
     checks = readiness or []
 
     @app.exception_handler(DomainError)

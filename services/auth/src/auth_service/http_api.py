@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from workplace_kit.auth import Principal
 from workplace_kit.service import error_responses
+from workplace_kit.web_security import clear_csrf_cookie, set_csrf_cookie
 
 from .domain import EMAIL_PATTERN, NAME_PATTERN, PASSWORD_MIN_CHARS, AuthFailed, AuthService, Tokens
 from .repository import User
@@ -100,6 +101,9 @@ def set_token_cookies(response: Response, settings: AuthSettings, tokens: Tokens
         path="/api/v2/auth",  # sent to the auth service only
         **common,
     )
+    # A fresh CSRF token with each sign-in: the page's scripts send it back with every
+    # state-changing request (workplace_kit.web_security), so an API-only browser has one too.
+    set_csrf_cookie(response, settings)
 
 
 def build_router(service: AuthService, current_principal: Any) -> APIRouter:
@@ -172,6 +176,7 @@ def build_router(service: AuthService, current_principal: Any) -> APIRouter:
         response = Response(status_code=204)
         response.delete_cookie(settings.auth_cookie_name, path="/")
         response.delete_cookie(settings.auth_refresh_cookie_name, path="/api/v2/auth")
+        clear_csrf_cookie(response, settings)
         return response
 
     @router.get("/api/v2/auth/me", response_model=UserOut, tags=["auth"])

@@ -14,9 +14,8 @@ class AuthSettings(ServiceSettings):
     access_token_ttl_s: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, ge=3600, le=365 * 24 * 3600)
     # Browsers get their tokens as HttpOnly cookies (ask with `X-Token-Delivery: cookie`): the
-    # page's scripts never see them. Secure unless explicitly turned off for plain-HTTP local use.
-    auth_cookie_secure: bool = True
-    auth_refresh_cookie_name: str = "wp_refresh"
+    # page's scripts never see them. Their names and Secure flag: ServiceSettings (every
+    # service's CSRF check knows them).
 
     # Sign-in with an OpenID Connect provider (Google by default), off unless a client id is set.
     oidc_issuer: str = Field("https://accounts.google.com", pattern=r"^https?://[^\s]+$")

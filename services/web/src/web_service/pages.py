@@ -21,6 +21,7 @@ from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
 from workplace_kit.auth import InvalidToken, Principal, TokenVerifier, Unauthenticated, bearer_token
 from workplace_kit.errors import InvalidInput, NotFound
+from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME, ensure_csrf_cookie
 
 from .feedback_fanout import FeedbackFanout
 from .settings import WebSettings
@@ -74,8 +75,12 @@ def build_router(
                 **options,
                 "notice": notice,
                 "chat_api_url": settings.web_chat_api_url,
+                # Where csrf.js finds the token to send back with state-changing requests.
+                "csrf_cookie": CSRF_COOKIE_NAME,
+                "csrf_header": CSRF_HEADER_NAME,
             },
         )
+        ensure_csrf_cookie(request, response, settings)
         if request.query_params.get("lang") in LANGUAGES:
             response.set_cookie(COOKIE, lang, samesite="lax", max_age=365 * 24 * 3600)
         return response

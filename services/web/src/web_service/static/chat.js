@@ -1,6 +1,7 @@
 // Free-chat page: sends the learner's message, streams the reply (SSE over POST via sse.js),
 // and connects the feedback panel (htmx SSE extension) once the session exists.
 import { SSE } from "/static/vendor/sse.js-2.8.0.js";
+import { csrfHeaders } from "/static/csrf.js";
 
 const log = document.getElementById("log");
 const composer = document.getElementById("composer");
@@ -28,7 +29,7 @@ async function signIn() {
   // sessions), or a guest one starts; the tokens come back as HttpOnly cookies.
   const response = await fetch("/api/v2/auth/session", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...csrfHeaders("POST") },
     body: JSON.stringify({ language: lang }),
   });
   if (!response.ok) throw new Error(`sign-in failed: ${response.status}`);
@@ -139,7 +140,7 @@ async function send(message) {
 
   const source = new SSE(chatApi, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...csrfHeaders("POST") },
     payload: JSON.stringify({
       message,
       session_id: sessionId,
