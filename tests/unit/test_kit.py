@@ -138,6 +138,10 @@ async def test_grpc_errors_map_to_status_codes():
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.ListSituations(chat_pb2.ListSituationsRequest())  # not overridden
             assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            # A message over the body limit (64 KB) is refused before any handler runs.
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetHistory(chat_pb2.GetHistoryRequest(session_id="x" * (10 * 1024 * 1024)))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             received = []
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 async for r in stub.StreamReply(chat_pb2.StreamReplyRequest()):

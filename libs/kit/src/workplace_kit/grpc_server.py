@@ -124,11 +124,21 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
 
 
 async def start_grpc_server(
-    services: Iterable[GrpcService], *, host: str = "127.0.0.1", port: int
+    services: Iterable[GrpcService],
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    max_message_bytes: int = 64 * 1024,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
-    """Start a grpc.aio server with health + reflection; returns (server, bound port, health)."""
+    """Start a grpc.aio server with health + reflection; returns (server, bound port, health).
+
+    Requests over max_message_bytes (the HTTP body limit) are refused with RESOURCE_EXHAUSTED
+    before any handler runs."""
     services = list(services)
-    server = grpc.aio.server(interceptors=[aio_server_interceptor(), ErrorAndMetricsInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), ErrorAndMetricsInterceptor()],
+        options=[("grpc.max_receive_message_length", max_message_bytes)],
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for svc in services:

@@ -240,7 +240,10 @@ async def serve(
         grpc_server = None
         if settings.run_grpc and parts.grpc_services:
             grpc_server, _, _ = await start_grpc_server(
-                parts.grpc_services, host=settings.http_host, port=settings.grpc_port
+                parts.grpc_services,
+                host=settings.http_host,
+                port=settings.grpc_port,
+                max_message_bytes=settings.http_max_body_bytes,
             )
         worker_tasks: list[asyncio.Task[None]] = []
 
