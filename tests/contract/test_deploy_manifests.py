@@ -409,6 +409,35 @@ def test_single_feedback_deployment_runs_everything(renders, monkeypatch: pytest
     assert (settings.run_grpc, settings.run_workers) == (True, True)
 
 
+def test_google_sign_in_values_reach_the_auth_service_only(renders, monkeypatch: pytest.MonkeyPatch) -> None:
+    oidc = {
+        "clientId": "1234-abc.apps.googleusercontent.com",
+        "redirectUrl": "https://roleplay.example.co.jp/api/v2/auth/oidc/callback",
+        "allowedDomains": ["example.co.jp", "example.com"],
+        "clientSecret": {"secretName": "roleplay-google", "secretKey": "secret"},
+    }
+    deployments = _kind(_documents(_render({"auth": {"oidc": oidc}})), "Deployment")
+    auth = _container(deployments[f"{RELEASE}-auth"])
+    ref = _env(auth)["WP_AUTH_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "roleplay-google", "key": "secret"}, "the client secret comes from its Secret only"
+    settings = _settings_for("auth", auth, monkeypatch)
+    assert settings.oidc_enabled and settings.auth_oidc_client_id == oidc["clientId"]
+    assert settings.auth_oidc_issuer == "https://accounts.google.com"
+    assert settings.auth_oidc_redirect_url == oidc["redirectUrl"]
+    assert settings.auth_oidc_allowed_domains == ["example.co.jp", "example.com"]
+    for name, deployment in deployments.items():
+        if name != f"{RELEASE}-auth" and "gateway" not in name:
+            assert not [v for v in _env(_container(deployment)) if v.startswith("WP_AUTH_OIDC_")], name
+    # Default values: off, and nothing rendered.
+    for value_set in ("default", "production"):
+        default_auth = _container(_kind(renders[value_set], "Deployment")[f"{RELEASE}-auth"])
+        assert not [v for v in _env(default_auth) if v.startswith("WP_AUTH_OIDC_")], value_set
+    with pytest.raises(HelmValuesError, match="redirectUrl"):
+        _render({"auth": {"oidc": {"clientId": "1234-abc.apps.googleusercontent.com"}}})
+    with pytest.raises(HelmValuesError, match="allowedDomains"):
+        _render({"auth": {"oidc": {"allowedDomains": ["Example Corp"]}}})
+
+
 def test_default_ports_match_the_local_runtime(renders) -> None:
     localrt = _load_script("localrt_for_deploy_tests", REPO / "scripts" / "localrt.py")
     deployments = _kind(renders["default"], "Deployment")

@@ -30,10 +30,10 @@ def provider():
 def _settings(provider: OidcProviderStandIn, **extra) -> AuthSettings:
     return AuthSettings(
         auth_cookie_secure=False,
-        oidc_issuer=provider.issuer,
-        oidc_client_id=provider.client_id,
-        oidc_client_secret=provider.client_secret,
-        oidc_redirect_url=REDIRECT_URL,
+        auth_oidc_issuer=provider.issuer,
+        auth_oidc_client_id=provider.client_id,
+        auth_oidc_client_secret=provider.client_secret,
+        auth_oidc_redirect_url=REDIRECT_URL,
         **extra,
     )
 
@@ -47,7 +47,7 @@ async def oidc_auth(provider):
 @pytest.fixture(scope="module")
 async def org_auth(provider):
     """Only accounts of one Google Workspace domain may sign in."""
-    async with running_service(build_auth, _settings(provider, oidc_allowed_domains=ORG_DOMAIN)) as svc:
+    async with running_service(build_auth, _settings(provider, auth_oidc_allowed_domains=ORG_DOMAIN)) as svc:
         yield svc
 
 

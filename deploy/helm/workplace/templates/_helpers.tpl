@@ -221,6 +221,23 @@ provisioning job's; each is called with the root context. */}}
 - name: WP_WEB_FEEDBACK_GRPC_ADDR
   value: {{ printf "%s:%v" (include "workplace.serviceHost" (dict "root" $root "component" "feedback")) $registry.feedback.ports.grpc | quote }}
 {{- end }}
+{{- $oidc := $root.Values.auth.oidc }}
+{{- if and (eq $w.serviceName "auth") $oidc.clientId }}
+{{- /* Sign-in with Google (values auth.oidc); without a client id the routes answer 404. */}}
+- name: WP_AUTH_OIDC_ISSUER
+  value: {{ $oidc.issuer | quote }}
+- name: WP_AUTH_OIDC_CLIENT_ID
+  value: {{ $oidc.clientId | quote }}
+- name: WP_AUTH_OIDC_REDIRECT_URL
+  value: {{ $oidc.redirectUrl | quote }}
+- name: WP_AUTH_OIDC_ALLOWED_DOMAINS
+  value: {{ join "," $oidc.allowedDomains | quote }}
+- name: WP_AUTH_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $oidc.clientSecret.secretName }}
+      key: {{ $oidc.clientSecret.secretKey }}
+{{- end }}
 {{ include "workplace.env.python" $root }}
 {{- range $name, $value := $w.env }}
 - name: {{ $name }}

@@ -218,8 +218,8 @@ class OidcSignIn:
         await self.store.add_login(state, PendingLogin(nonce, verifier, guest_user_id))
         params = {
             "response_type": "code",
-            "client_id": self.settings.oidc_client_id,
-            "redirect_uri": self.settings.oidc_redirect_url,
+            "client_id": self.settings.auth_oidc_client_id,
+            "redirect_uri": self.settings.auth_oidc_redirect_url,
             "scope": SCOPES,
             "state": state,
             "nonce": nonce,
@@ -227,9 +227,9 @@ class OidcSignIn:
             "code_challenge_method": "S256",
             "prompt": "select_account",
         }
-        if len(self.settings.oidc_allowed_domains) == 1:
+        if len(self.settings.auth_oidc_allowed_domains) == 1:
             # Google shows accounts of this Workspace domain first (a hint: the callback checks).
-            params["hd"] = self.settings.oidc_allowed_domains[0]
+            params["hd"] = self.settings.auth_oidc_allowed_domains[0]
         url = httpx.URL(metadata["authorization_endpoint"]).copy_merge_params(params)
         return str(url), state
 
@@ -256,11 +256,11 @@ class OidcSignIn:
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": self.settings.oidc_redirect_url,
-            "client_id": self.settings.oidc_client_id,
+            "redirect_uri": self.settings.auth_oidc_redirect_url,
+            "client_id": self.settings.auth_oidc_client_id,
             "code_verifier": code_verifier,
         }
-        if secret := self.settings.oidc_client_secret.get_secret_value():
+        if secret := self.settings.auth_oidc_client_secret.get_secret_value():
             form["client_secret"] = secret
         try:
             response = await self._http.post(
@@ -300,7 +300,7 @@ class OidcSignIn:
                 id_token,
                 key.key,
                 algorithms=[alg],
-                audience=self.settings.oidc_client_id,
+                audience=self.settings.auth_oidc_client_id,
                 issuer=self.provider.issuer,
                 leeway=CLOCK_LEEWAY_S,
                 options={"require": ["iss", "aud", "sub", "exp", "iat"]},
@@ -317,7 +317,7 @@ class OidcSignIn:
             log.info("OIDC ID token refused: %s", exc)
             raise OidcRefused("oidc_invalid_id_token", "the ID token is not valid") from None
         audience = claims["aud"]
-        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.settings.oidc_client_id:
+        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.settings.auth_oidc_client_id:
             raise OidcRefused("oidc_wrong_audience", "the ID token was issued to another application")
         token_nonce = claims.get("nonce")
         if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
@@ -332,7 +332,7 @@ class OidcSignIn:
             raise OidcRefused(
                 "oidc_email_unverified", "the provider has not verified this email address", http_status=403
             )
-        allowed = self.settings.oidc_allowed_domains
+        allowed = self.settings.auth_oidc_allowed_domains
         # `hd` is the Google Workspace the account belongs to; an address's domain is not enough
         # (a personal Google account can carry a company address).
         if allowed and str(claims.get("hd", "")).lower() not in allowed:
@@ -393,7 +393,7 @@ def build_oidc_router(
 ) -> APIRouter:
     """The routes, answering 404 while no client id is configured (WP_AUTH_OIDC_CLIENT_ID)."""
     settings = service.settings
-    flow = OidcSignIn(service, OidcStore(pool), OidcProvider(settings.oidc_issuer, http), http)
+    flow = OidcSignIn(service, OidcStore(pool), OidcProvider(settings.auth_oidc_issuer, http), http)
     responses: dict[int | str, dict[str, Any]] = {
         **error_responses(400, 401, 404, 409, 503),
         403: {"model": ErrorBody, "description": "The account may not sign in here (domain, unverified email)"},

@@ -18,17 +18,17 @@ class AuthSettings(ServiceSettings):
     # service's CSRF check knows them).
 
     # Sign-in with an OpenID Connect provider (Google by default), off unless a client id is set.
-    oidc_issuer: str = Field("https://accounts.google.com", pattern=r"^https?://[^\s]+$")
-    oidc_client_id: str = ""
-    oidc_client_secret: SecretStr = SecretStr("")
+    auth_oidc_issuer: str = Field("https://accounts.google.com", pattern=r"^https?://[^\s]+$")
+    auth_oidc_client_id: str = ""
+    auth_oidc_client_secret: SecretStr = SecretStr("")
     # Where the provider sends the browser back: this service's /api/v2/auth/oidc/callback as
     # the browser reaches it (registered with the provider).
-    oidc_redirect_url: str = ""
+    auth_oidc_redirect_url: str = ""
     # Organisations only, comma separated (e.g. example.co.jp): the ID token's `hd` claim (the
     # Google Workspace domain) must be one of them. Empty: any verified account.
-    oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("oidc_allowed_domains", mode="before")
+    @field_validator("auth_oidc_allowed_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: object) -> object:
         if isinstance(value, str):
@@ -37,10 +37,10 @@ class AuthSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> AuthSettings:
-        if self.oidc_client_id and not self.oidc_redirect_url.startswith(("https://", "http://")):
+        if self.auth_oidc_client_id and not self.auth_oidc_redirect_url.startswith(("https://", "http://")):
             raise ValueError("WP_AUTH_OIDC_REDIRECT_URL must be an http(s) URL when WP_AUTH_OIDC_CLIENT_ID is set")
         return self
 
     @property
     def oidc_enabled(self) -> bool:
-        return bool(self.oidc_client_id)
+        return bool(self.auth_oidc_client_id)
