@@ -720,3 +720,58 @@ async def test_web_feedback_stream_is_the_learners_own(web, chat, feedback, iden
             w.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
         await redis.aclose()
+
+
+async def test_pages_and_apis_in_a_browser_setting_csrf_headers_and_escaped_text(web, chat, feedback, identities):
+    """Without the gateway: web's page sets the CSRF cookie and carries the security headers
+    itself; chat refuses a cookie POST without the matching X-CSRF-Token; a learner's XSS
+    payload comes back as JSON data from the API and escaped in web's HTML feedback card."""
+    from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME, SECURITY_HEADERS
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        page = await client.get(web.http_url + "/")
+        assert page.status_code == 200
+        for name, value in SECURITY_HEADERS:
+            assert page.headers.get_list(name) == [value], name
+        csrf_cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith(f"{CSRF_COOKIE_NAME}="))
+        assert "HttpOnly" not in csrf_cookie and "SameSite=strict" in csrf_cookie and "Secure" in csrf_cookie
+        csrf = csrf_cookie.split(";", 1)[0].split("=", 1)[1]
+        again = await client.get(web.http_url + "/", headers={"Cookie": f"{CSRF_COOKIE_NAME}={csrf}"})
+        assert not any(c.startswith(CSRF_COOKIE_NAME) for c in again.headers.get_list("set-cookie")), "kept"
+
+    payload = '<script>alert(1)</script> "><img src=x onerror=alert(1)> <a href="javascript:alert(1)">x</a>'
+    cookie = f"wp_access={await identities.token('xss-learner')}; {CSRF_COOKIE_NAME}={csrf}"
+    async with httpx.AsyncClient(timeout=60) as client:
+        for headers in ({}, {CSRF_HEADER_NAME: "forged"}):
+            r = await client.post(
+                chat.http_url + "/api/v2/chat", json={"message": payload}, headers={"Cookie": cookie, **headers}
+            )
+            assert r.status_code == 403 and r.json()["error"] == "csrf", headers
+        async with aconnect_sse(
+            client,
+            "POST",
+            chat.http_url + "/api/v2/chat",
+            json={"message": payload},
+            headers={"Cookie": cookie, CSRF_HEADER_NAME: csrf},
+        ) as source:
+            assert source.response.status_code == 200
+            events = [(e.event, json.loads(e.data)) async for e in source.aiter_sse()]
+        session_id, turn_id = events[0][1]["session_id"], events[0][1]["user_turn_id"]
+        stored = await client.get(f"{chat.http_url}/api/v2/chat/sessions/{session_id}", headers={"Cookie": cookie})
+        assert stored.headers["content-type"] == "application/json"
+        assert stored.json()["messages"][0]["text"] == payload
+
+    await _wait_analysed(feedback, identities, "xss-learner", session_id)
+
+    async def card() -> str:
+        async with httpx.AsyncClient(timeout=None, headers={"Cookie": cookie}) as client:
+            async with aconnect_sse(client, "GET", f"{web.http_url}/events/sessions/{session_id}/feedback") as source:
+                async for event in source.aiter_sse():
+                    if event.event == "feedback" and f'data-turn-id="{turn_id}"' in event.data:
+                        return event.data
+        raise AssertionError("the stream ended without the turn's card")
+
+    html = await asyncio.wait_for(card(), timeout=30)
+    assert "<script" not in html and "<img" not in html and "<a href" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;a href=&#34;javascript:alert(1)&#34;&gt;" in html

@@ -1,6 +1,8 @@
 """Entry point: `python -m auth_service` serves; `python -m auth_service rotate-keys` makes a new
 signing key (the old one stays published until the tokens it signed have expired);
-`python -m auth_service reencrypt` rewrites the stored personal data under the current key."""
+`python -m auth_service reencrypt` rewrites the stored personal data under the current key;
+`python -m auth_service migrate-legacy [--dry-run]` moves the legacy Flask app's sessions
+(legacy_batch.py)."""
 
 import asyncio
 import sys
@@ -13,6 +15,8 @@ from workplace_kit.service import run_main
 
 from .app import MIGRATIONS, build
 from .keys import PRIVATE_PEM, KeyStore
+from .legacy import LEGACY_HISTORY_ENTRIES
+from .legacy_batch import main as migrate_legacy
 from .repository import DISPLAY_NAME, EMAIL
 from .settings import AuthSettings
 
@@ -28,9 +32,11 @@ async def _rotate() -> str:
 
 def main() -> None:
     if sys.argv[1:] == ["reencrypt"]:
-        columns = (EMAIL, DISPLAY_NAME, PRIVATE_PEM)
+        columns = (EMAIL, DISPLAY_NAME, PRIVATE_PEM, LEGACY_HISTORY_ENTRIES)
         print(asyncio.run(run_reencrypt(load_settings(AuthSettings), "auth", columns, MIGRATIONS)))
         return
+    if sys.argv[1:2] == ["migrate-legacy"]:
+        sys.exit(asyncio.run(migrate_legacy(sys.argv[2:])))
     if sys.argv[1:] == ["rotate-keys"]:
         print(f"new signing key: {asyncio.run(_rotate())}")
         return

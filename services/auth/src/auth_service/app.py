@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 from workplace_kit.auth import TokenVerifier, principal_dependency
+from workplace_kit.cache import create_redis
 from workplace_kit.crypto import open_cipher
+from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
 
@@ -15,6 +17,7 @@ from .domain import AuthService
 from .grpc_api import grpc_service
 from .http_api import build_router
 from .keys import KeyStore
+from .legacy import build_migrator
 from .oidc import HTTP_TIMEOUT_S, build_oidc_router
 from .repository import AuthRepository
 from .settings import AuthSettings
@@ -29,6 +32,12 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
     keys = KeyStore(res.pool, cipher=cipher, token_ttl_s=settings.access_token_ttl_s)
     await keys.ensure_key()
     service = AuthService(settings, AuthRepository(res.pool, cipher), keys)
+    # Sessions of the legacy Flask app move to accounts on a visit with its cookie (legacy.py);
+    # their free chat goes to the chat service as an event (outbox).
+    relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
+    legacy_redis = create_redis(settings.legacy_redis_url or settings.redis_url)
+    stack.push_async_callback(legacy_redis.aclose)
+    legacy = build_migrator(settings, res.pool, cipher, service.repository, legacy_redis, relay.kick)
     # The auth service checks its own tokens against its own keys (no HTTP round trip to itself).
     verifier = TokenVerifier(settings.auth_jwks_url, settings.auth_issuer, settings.auth_audience, fetch_jwks=keys.jwks)
     app = create_http_app(
@@ -38,9 +47,10 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
         readiness=[res.check_database],
     )
     current_principal = principal_dependency(verifier, settings.auth_cookie_name)
-    app.include_router(build_router(service, current_principal))
+    app.include_router(build_router(service, current_principal, legacy=legacy))
     # Sign-in with Google (OIDC): the routes answer 404 unless WP_AUTH_OIDC_CLIENT_ID is set.
     provider_http = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
     app.include_router(build_oidc_router(service, res.pool, current_principal, provider_http))
     app.state.service = service  # for in-process tests
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)])
+    app.state.legacy = legacy
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier, legacy)], workers=[relay.run])

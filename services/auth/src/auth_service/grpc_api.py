@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import grpc
 from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
-from workplace_kit.auth import InvalidToken, TokenVerifier
+from workplace_kit.auth import InvalidToken, TokenVerifier, principal_from_metadata
 from workplace_kit.grpc_server import GrpcService
 
 from .domain import AuthService
+from .legacy import LegacyMigrator, Outcome
 from .repository import User
 
 
@@ -25,9 +26,10 @@ def user_pb(user: User) -> auth_pb2.User:
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, service: AuthService, verifier: TokenVerifier) -> None:
+    def __init__(self, service: AuthService, verifier: TokenVerifier, legacy: LegacyMigrator) -> None:
         self.service = service
         self.verifier = verifier
+        self.legacy = legacy
 
     async def VerifyToken(  # noqa: N802
         self, request: auth_pb2.VerifyTokenRequest, context: grpc.aio.ServicerContext
@@ -50,13 +52,29 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def MigrateLegacySession(  # noqa: N802
         self, request: auth_pb2.MigrateLegacySessionRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.MigrateLegacySessionResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "legacy session migration is not implemented yet")
-        raise AssertionError("abort raises")
+        """The session moves to the user of the access token in the metadata, or to a new guest
+        without one; request.user_id, if set, must be that same user (it is never trusted)."""
+        signed = any(key.lower() == "authorization" for key, _ in context.invocation_metadata() or ())
+        caller = None
+        if signed:
+            principal = await principal_from_metadata(self.verifier, context)
+            caller = await self.service.get_user(principal.user_id)
+        if request.user_id and (caller is None or request.user_id != str(caller.user_id)):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "user_id must be the signed-in caller's own")
+        result = await self.legacy.migrate_for_caller(request.legacy_session_id, caller)
+        assert result.user_id is not None  # moved, now or before
+        return auth_pb2.MigrateLegacySessionResponse(
+            user=user_pb(await self.service.get_user(str(result.user_id))),
+            created=result.created_user,
+            migrated_session_count=result.session_count,
+            migrated_message_count=result.message_count,
+            already_migrated=result.outcome == Outcome.ALREADY_MIGRATED,
+        )
 
 
-def grpc_service(service: AuthService, verifier: TokenVerifier) -> GrpcService:
+def grpc_service(service: AuthService, verifier: TokenVerifier, legacy: LegacyMigrator) -> GrpcService:
     return GrpcService(
         add_to_server=auth_pb2_grpc.add_AuthServiceServicer_to_server,
-        servicer=AuthServicer(service, verifier),
+        servicer=AuthServicer(service, verifier, legacy),
         full_name=auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
     )

@@ -12,6 +12,7 @@ from workplace_kit.service import error_responses
 from workplace_kit.web_security import clear_csrf_cookie, set_csrf_cookie
 
 from .domain import EMAIL_PATTERN, NAME_PATTERN, PASSWORD_MIN_CHARS, AuthFailed, AuthService, Tokens
+from .legacy import LegacyMigrator
 from .repository import User
 from .settings import AuthSettings
 
@@ -106,8 +107,9 @@ def set_token_cookies(response: Response, settings: AuthSettings, tokens: Tokens
     set_csrf_cookie(response, settings)
 
 
-def build_router(service: AuthService, current_principal: Any) -> APIRouter:
-    """current_principal: the kit's dependency that verifies the access token (401 otherwise)."""
+def build_router(service: AuthService, current_principal: Any, *, legacy: LegacyMigrator | None = None) -> APIRouter:
+    """current_principal: the kit's dependency that verifies the access token (401 otherwise);
+    legacy: moves the legacy Flask app's sessions on a visit with its cookie (none: ignored)."""
     router = APIRouter(responses=error_responses(400, 401, 409, 422, 503))
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
     settings = service.settings
@@ -159,13 +161,24 @@ def build_router(service: AuthService, current_principal: Any) -> APIRouter:
     async def browser_session(body: GuestIn, request: Request, response: Response) -> TokensOut:
         """For the pages: the browser's sign-in goes on (its refresh cookie, rotated), or a new
         guest one starts. Tokens only in HttpOnly cookies, and never an error to log for a
-        first visit."""
+        first visit. A browser with the legacy app's session cookie brings its conversations
+        along: to the signed-in account, or to the guest made for them (the cookie is then
+        cleared)."""
+        tokens: Tokens | None = None
         if token := refresh_cookie(request):
             try:
-                return deliver(await service.refresh(token), "cookie", response)
+                tokens = await service.refresh(token)
             except AuthFailed:
                 pass  # expired, ended or reused: start afresh as a guest
-        tokens = await service.guest(display_name=body.display_name, language=body.language)
+        if legacy is not None and (cookie := request.cookies.get(settings.legacy_session_cookie_name)):
+            visit = await legacy.visit(cookie, tokens.user if tokens else None)
+            if visit.settled:
+                domain = settings.legacy_session_cookie_domain or None
+                response.delete_cookie(settings.legacy_session_cookie_name, path="/", domain=domain)
+            if tokens is None and visit.user is not None:
+                tokens = await service.sign_in_as(visit.user)
+        if tokens is None:
+            tokens = await service.guest(display_name=body.display_name, language=body.language)
         return deliver(tokens, "cookie", response)
 
     @router.post("/api/v2/auth/logout", status_code=204, tags=["auth"])

@@ -13,6 +13,19 @@ class AuthSettings(ServiceSettings):
     # checks them offline against the published keys.
     access_token_ttl_s: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, ge=3600, le=365 * 24 * 3600)
+
+    # The legacy Flask app's sessions (Flask-Session in Redis), moved to accounts on a visit
+    # with its cookie or by `python -m auth_service migrate-legacy`. Empty URL: redis_url.
+    legacy_redis_url: str = ""
+    legacy_session_key_prefix: str = Field("session:", min_length=1, max_length=100)
+    legacy_session_cookie_name: str = Field("session", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    legacy_session_cookie_domain: str = ""  # the legacy app's SESSION_COOKIE_DOMAIN, if it set one
+    # The legacy app's SECRET_KEY if it signed its session cookies (SESSION_USE_SIGNER); empty:
+    # its cookies carry the bare session id.
+    legacy_secret_key: SecretStr = SecretStr("")
+    # The zone of the legacy app's naive timestamps (datetime.now() on its servers).
+    legacy_timezone: str = "UTC"
+    legacy_session_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Browsers get their tokens as HttpOnly cookies (ask with `X-Token-Delivery: cookie`): the
     # page's scripts never see them. Their names and Secure flag: ServiceSettings (every
     # service's CSRF check knows them).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from workplace.events.v1 import events_pb2
 from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.offline_dialogue import load_catalogue
 from workplace_kit.auth import TokenVerifier, principal_dependency
@@ -13,10 +14,13 @@ from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
+from workplace_kit.workers import pubsub_consumer
 
 from .domain import ChatService
 from .grpc_api import grpc_service
 from .http_api import build_router
+from .legacy_import import SUBSCRIPTION as LEGACY_SUBSCRIPTION
+from .legacy_import import LegacyChatImport
 from .repository import ChatRepository
 from .settings import ChatSettings
 
@@ -51,7 +55,12 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     verifier = TokenVerifier.from_settings(settings)
     app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
     app.state.service = service  # for in-process tests
-    workers = [relay.run]
+    # Free chats of the legacy app, handed over by auth as events (legacy_import.py).
+    legacy = LegacyChatImport(service.repository, catalogue)
+    legacy_consumer = pubsub_consumer(
+        res.bus, LEGACY_SUBSCRIPTION, events_pb2.LegacyChatHistory, legacy.handle, healthy=res.check_database
+    )
+    workers = [relay.run, legacy_consumer]
     if hasattr(engine, "warm_up"):
         workers.append(engine.warm_up)  # load the offline model before the first learner waits for it
     return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)], workers=workers)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 from google.protobuf.message import Message
-from workplace_kit import outbox
+from workplace_kit import inbox, outbox
 from workplace_kit.ai.types import Turn
 from workplace_kit.crypto import Cipher, SealedColumn
 
@@ -34,6 +34,15 @@ class StoredMessage:
     text: str
     engine_id: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ImportedMessage:
+    turn_id: uuid.UUID
+    role: str
+    text: str
+    engine_id: str
+    created_at: datetime | None
 
 
 class ConcurrentTurnError(Exception):
@@ -160,3 +169,48 @@ class ChatRepository:
                 ],
             )
             await outbox.enqueue(conn, event, ordering_key=str(session.session_id), cipher=self.cipher)
+
+    async def import_history(
+        self,
+        session: Session,
+        messages: list[ImportedMessage],
+        *,
+        consumer: str,
+        event_id: str,
+        updated_at: datetime | None,
+    ) -> bool:
+        """A whole session from elsewhere (the legacy app) with the event that brought it, all
+        or nothing; False if that event was handled before (nothing is written again)."""
+        seal = self.cipher.seal
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.record(conn, consumer, event_id):
+                return False
+            await conn.execute(
+                "INSERT INTO sessions (session_id, user_id, partner, situation, language, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), coalesce($7, now())) "
+                "ON CONFLICT (session_id) DO NOTHING",
+                session.session_id,
+                session.user_id,
+                session.partner,
+                session.situation,
+                session.language,
+                messages[0].created_at if messages else None,
+                updated_at,
+            )
+            await conn.executemany(
+                "INSERT INTO messages (turn_id, session_id, turn_index, role, text_sealed, engine_id, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now())) ON CONFLICT (turn_id) DO NOTHING",
+                [
+                    (
+                        m.turn_id,
+                        session.session_id,
+                        index,
+                        m.role,
+                        seal(m.text, MESSAGE_TEXT.field(m.turn_id)),
+                        m.engine_id,
+                        m.created_at,
+                    )
+                    for index, m in enumerate(messages)
+                ],
+            )
+            return True
