@@ -12,7 +12,7 @@ import pytest
 from auth_service.app import build as build_auth
 from auth_service.settings import AuthSettings
 from support.oidc_provider import Account, OidcProviderStandIn
-from support.services import running_service
+from support.services import free_port, running_service
 from workplace_kit.auth import TokenVerifier
 
 # The address the provider sends the browser back to: the app's public one (behind the gateway),
@@ -236,3 +236,11 @@ async def test_disabled_without_a_client_id(auth):
         for path in ("/api/v2/auth/oidc/start", "/api/v2/auth/oidc/callback?code=x&state=y"):
             r = await client.get(path)
             assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+
+
+async def test_an_unreachable_provider_is_a_503():
+    nowhere = OidcProviderStandIn(port=free_port())  # never started: nothing answers there
+    async with running_service(build_auth, _settings(nowhere)) as svc, httpx.AsyncClient(timeout=30) as browser:
+        r = await browser.get(f"{svc.http_url}/api/v2/auth/oidc/start")
+    assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
+    assert r.headers["retry-after"]

@@ -62,6 +62,7 @@ JWKS_REFETCH_MIN_INTERVAL_S = 30
 HTTP_TIMEOUT_S = 10.0
 MAX_ID_TOKEN_CHARS = 16_384
 AFTER_SIGN_IN = "/"
+GOOGLE_ISSUER = "https://accounts.google.com"
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 
@@ -146,6 +147,10 @@ class OidcProvider:
 
     def __init__(self, issuer: str, http: httpx.AsyncClient, clock: Callable[[], float] = time.time):
         self.issuer = issuer.rstrip("/")
+        # The `iss` values an ID token may carry: Google's also come without the scheme.
+        self.token_issuers = [self.issuer]
+        if self.issuer == GOOGLE_ISSUER:
+            self.token_issuers.append("accounts.google.com")
         self._http = http
         self._clock = clock
         self._metadata: dict[str, Any] | None = None
@@ -168,7 +173,7 @@ class OidcProvider:
     async def metadata(self) -> dict[str, Any]:
         if self._metadata is None or self._clock() - self._metadata_at > DISCOVERY_TTL_S:
             data = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-            if data.get("issuer", "").rstrip("/") != self.issuer:
+            if str(data.get("issuer", "")).rstrip("/") != self.issuer:
                 log.error("OIDC discovery names issuer %r, configured %r", data.get("issuer"), self.issuer)
                 raise Unavailable("the sign-in provider is misconfigured")
             for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -301,7 +306,7 @@ class OidcSignIn:
                 key.key,
                 algorithms=[alg],
                 audience=self.settings.auth_oidc_client_id,
-                issuer=self.provider.issuer,
+                issuer=self.provider.token_issuers,
                 leeway=CLOCK_LEEWAY_S,
                 options={"require": ["iss", "aud", "sub", "exp", "iat"]},
             )
