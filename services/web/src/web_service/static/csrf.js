@@ -9,7 +9,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 function csrfToken() {
   for (const part of document.cookie.split(";")) {
     const [name, ...value] = part.trim().split("=");
-    if (name === cookieName) return decodeURIComponent(value.join("="));
+    if (name === cookieName) return value.join("="); // as the server reads it: no decoding
   }
   return "";
 }
