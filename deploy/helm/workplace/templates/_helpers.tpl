@@ -187,6 +187,19 @@ provisioning job's; each is called with the root context. */}}
     secretKeyRef:
       name: {{ $g.database.secretName }}
       key: {{ $g.database.secretKey }}
+{{- /* What a service stores is encrypted under its key-encryption key (values: global.encryption). */}}
+- name: WP_ENCRYPTION_KEK
+  value: {{ $g.encryption.kek | quote }}
+{{- if eq $g.encryption.kek "gcp-kms" }}
+- name: WP_ENCRYPTION_KMS_KEY
+  value: {{ required "global.encryption.kmsKeyName is required when global.encryption.kek is gcp-kms" $g.encryption.kmsKeyName | quote }}
+{{- else }}
+- name: WP_ENCRYPTION_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "global.encryption.secretName is required when global.encryption.kek is local" $g.encryption.secretName }}
+      key: {{ $g.encryption.secretKey | default "keys" }}
+{{- end }}
 {{- end }}
 {{- if $w.uses.gemini }}
 - name: WP_GEMINI_API_KEYS
