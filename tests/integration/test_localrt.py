@@ -41,6 +41,7 @@ EXPECTED_ENV_KEYS = {
     "PUBSUB_EMULATOR_HOST",
     "WP_PUBSUB_PROJECT",
     "HF_HUB_OFFLINE",
+    "WP_ENCRYPTION_KEYS_FILE",
 }
 
 
@@ -127,6 +128,10 @@ def test_env_file_has_the_expected_keys_for_dotenv_and_shell(infra_env):
     assert infra_env["PUBSUB_EMULATOR_HOST"] == "127.0.0.1:8085"
     assert infra_env["WP_PUBSUB_PROJECT"] == "workplace-local"
     assert infra_env["HF_HUB_OFFLINE"] == "1"
+    # The runtime's own encryption key, made once, readable by its owner only.
+    key_file = Path(infra_env["WP_ENCRYPTION_KEYS_FILE"])
+    assert key_file == REPO / ".run" / "encryption_keys" and key_file.stat().st_mode & 0o777 == 0o600
+    assert re.fullmatch(r"v\w+:[A-Za-z0-9+/]{43}=(,v\w+:[A-Za-z0-9+/]{43}=)*", key_file.read_text().strip())
     # The Taskfile sources it with `set -a; . .run/env`: the shell must see the same values.
     shell = subprocess.run(
         ["bash", "-c", "set -a; . ./.run/env; set +a; env"], capture_output=True, text=True, cwd=REPO, check=True
