@@ -158,11 +158,21 @@ async def test_forged_expired_unsigned_and_tampered_tokens_are_refused(auth, cli
         for name, token in attacks.items():
             refused = await stub.VerifyToken(auth_pb2.VerifyTokenRequest(token=token))
             assert not refused.valid and refused.error, name
-        user = await stub.GetUser(auth_pb2.GetUserRequest(user_id=tokens["user"]["id"]))
-        assert user.user.guest
-        with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.GetUser(auth_pb2.GetUserRequest(user_id=str(uuid.uuid4())))
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        signed = (("authorization", f"Bearer {good}"),)
+        user = await stub.GetUser(auth_pb2.GetUserRequest(user_id=tokens["user"]["id"]), metadata=signed)
+        assert user.user.guest and user.user.id == tokens["user"]["id"]
+        assert (await stub.GetUser(auth_pb2.GetUserRequest(), metadata=signed)).user.id == tokens["user"]["id"]
+        # Someone else's id (or no such user) with a valid token: NOT_FOUND; without a token or
+        # with an attack token: UNAUTHENTICATED. A user id in a request is never trusted.
+        other = (await client.post("/api/v2/auth/guest", json={})).json()["user"]["id"]
+        for user_id in (other, str(uuid.uuid4())):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetUser(auth_pb2.GetUserRequest(user_id=user_id), metadata=signed)
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+        for metadata in [(), *((("authorization", f"Bearer {t}"),) for t in attacks.values())]:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetUser(auth_pb2.GetUserRequest(user_id=other), metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(auth, client):

@@ -42,7 +42,7 @@ def standin():
 async def gemini_chat(standin, identities, run_id):
     settings = ChatSettings(
         auth_jwks_url=identities.jwks_url,
-        pubsub_name_suffix=f".pi{run_id}",
+        pubsub_name_suffix=f".t{run_id}",  # as every in-process service: they share one outbox
         ai_provider="gemini",
         gemini_api_keys=["test-key-1"],
         gemini_base_url=standin.base_url,

@@ -10,12 +10,13 @@ from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import create_redis
 from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
+from workplace_kit.ratelimit import Limiter
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
 
 from .domain import AuthService
 from .grpc_api import grpc_service
-from .http_api import build_router
+from .http_api import build_router, sign_in_limit
 from .keys import KeyStore
 from .legacy import build_migrator
 from .oidc import HTTP_TIMEOUT_S, build_oidc_router
@@ -47,10 +48,13 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
         readiness=[res.check_database],
     )
     current_principal = principal_dependency(verifier, settings.auth_cookie_name)
-    app.include_router(build_router(service, current_principal, legacy=legacy))
+    limiter = Limiter.from_settings(settings)
+    app.include_router(build_router(service, current_principal, limiter, legacy=legacy))
     # Sign-in with Google (OIDC): the routes answer 404 unless WP_AUTH_OIDC_CLIENT_ID is set.
     provider_http = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
-    app.include_router(build_oidc_router(service, res.pool, current_principal, provider_http))
+    app.include_router(
+        build_oidc_router(service, res.pool, current_principal, provider_http, sign_in_limit(settings, limiter))
+    )
     app.state.service = service  # for in-process tests
     app.state.legacy = legacy
     return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier, legacy)], workers=[relay.run])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from workplace.auth.v1 import auth_pb2, auth_pb2_grpc
 from workplace_kit.auth import InvalidToken, TokenVerifier, principal_from_metadata
+from workplace_kit.errors import NotFound
 from workplace_kit.grpc_server import GrpcService
 
 from .domain import AuthService
@@ -47,7 +48,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetUser(  # noqa: N802
         self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.GetUserResponse:
-        return auth_pb2.GetUserResponse(user=user_pb(await self.service.get_user(request.user_id)))
+        """The caller's own profile: the user comes from the call's access token, and a user_id
+        naming anyone else is NOT_FOUND, as one that does not exist (never trusted)."""
+        principal = await principal_from_metadata(self.verifier, context)
+        if request.user_id and request.user_id != principal.user_id:
+            raise NotFound("no such user")
+        return auth_pb2.GetUserResponse(user=user_pb(await self.service.get_user(principal.user_id)))
 
     async def MigrateLegacySession(  # noqa: N802
         self, request: auth_pb2.MigrateLegacySessionRequest, context: grpc.aio.ServicerContext

@@ -3,11 +3,14 @@
 # No `from __future__ import annotations`: FastAPI reads the token dependency, made in
 # build_router, from the endpoints' real annotations.
 
+import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from workplace_kit.auth import Principal
+from workplace_kit.ratelimit import Limiter, Rule, client_address
 from workplace_kit.service import error_responses
 from workplace_kit.web_security import clear_csrf_cookie, set_csrf_cookie
 
@@ -107,10 +110,29 @@ def set_token_cookies(response: Response, settings: AuthSettings, tokens: Tokens
     set_csrf_cookie(response, settings)
 
 
-def build_router(service: AuthService, current_principal: Any, *, legacy: LegacyMigrator | None = None) -> APIRouter:
+def sign_in_limit(settings: AuthSettings, limiter: Limiter | None) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that counts one new sign-in (guest, registration, log-in, a provider's
+    sign-in) for the caller's address: they cost hashing time and rows."""
+    rule = Rule("auth-sign-ins", settings.auth_sign_ins_rate, "Too many sign-ins from this address; try again later")
+
+    async def limit(request: Request) -> None:
+        if limiter is not None:
+            await limiter.hit(rule, client_address(request))
+
+    return limit
+
+
+def build_router(
+    service: AuthService,
+    current_principal: Any,
+    limiter: Limiter | None = None,
+    *,
+    legacy: LegacyMigrator | None = None,
+) -> APIRouter:
     """current_principal: the kit's dependency that verifies the access token (401 otherwise);
+    limiter: counts sign-ins per address and password attempts per email (none: no limits);
     legacy: moves the legacy Flask app's sessions on a visit with its cookie (none: ignored)."""
-    router = APIRouter(responses=error_responses(400, 401, 409, 422, 503))
+    router = APIRouter(responses=error_responses(400, 401, 409, 422, 429, 503))
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
     settings = service.settings
     Delivery = Annotated[str, Header(alias="X-Token-Delivery", max_length=10)]  # noqa: N806
@@ -123,12 +145,26 @@ def build_router(service: AuthService, current_principal: Any, *, legacy: Legacy
         set_token_cookies(response, settings, tokens)
         return out.model_copy(update={"access_token": "", "refresh_token": ""})
 
-    @router.post("/api/v2/auth/guest", status_code=201, response_model=TokensOut, tags=["auth"])
+    # Password guesses per email, whatever address they come from (and sign-ins per address).
+    guesses = Rule(
+        "auth-password-attempts",
+        settings.auth_password_attempts_rate,
+        "Too many attempts for this account; try again later",
+    )
+
+    limit_sign_ins = sign_in_limit(settings, limiter)
+    SignInLimit = Depends(limit_sign_ins)  # noqa: N806
+
+    @router.post(
+        "/api/v2/auth/guest", status_code=201, response_model=TokensOut, tags=["auth"], dependencies=[SignInLimit]
+    )
     async def guest(body: GuestIn, response: Response, delivery: Delivery = "") -> TokensOut:
         """A guest account at once: practise now, register later without losing anything."""
         return deliver(await service.guest(display_name=body.display_name, language=body.language), delivery, response)
 
-    @router.post("/api/v2/auth/register", status_code=201, response_model=TokensOut, tags=["auth"])
+    @router.post(
+        "/api/v2/auth/register", status_code=201, response_model=TokensOut, tags=["auth"], dependencies=[SignInLimit]
+    )
     async def register(body: RegisterIn, response: Response, delivery: Delivery = "") -> TokensOut:
         tokens = await service.register(
             email=body.email, password=body.password, display_name=body.display_name, language=body.language
@@ -143,8 +179,10 @@ def build_router(service: AuthService, current_principal: Any, *, legacy: Legacy
         )
         return deliver(tokens, delivery, response)
 
-    @router.post("/api/v2/auth/login", response_model=TokensOut, tags=["auth"])
+    @router.post("/api/v2/auth/login", response_model=TokensOut, tags=["auth"], dependencies=[SignInLimit])
     async def login(body: LoginIn, response: Response, delivery: Delivery = "") -> TokensOut:
+        if limiter is not None:
+            await limiter.hit(guesses, hashlib.sha256(body.email.strip().lower().encode()).hexdigest())
         return deliver(await service.login(email=body.email, password=body.password), delivery, response)
 
     def refresh_cookie(request: Request) -> str:
@@ -170,6 +208,8 @@ def build_router(service: AuthService, current_principal: Any, *, legacy: Legacy
                 tokens = await service.refresh(token)
             except AuthFailed:
                 pass  # expired, ended or reused: start afresh as a guest
+        if tokens is None:
+            await limit_sign_ins(request)
         if legacy is not None and (cookie := request.cookies.get(settings.legacy_session_cookie_name)):
             visit = await legacy.visit(cookie, tokens.user if tokens else None)
             if visit.settled:

@@ -395,12 +395,14 @@ def build_oidc_router(
     pool: asyncpg.Pool,
     current_principal: Callable[[Request], Awaitable[Principal]],
     http: httpx.AsyncClient,
+    limit_sign_ins: Callable[[Request], Awaitable[None]] | None = None,
 ) -> APIRouter:
-    """The routes, answering 404 while no client id is configured (WP_AUTH_OIDC_CLIENT_ID)."""
+    """The routes, answering 404 while no client id is configured (WP_AUTH_OIDC_CLIENT_ID);
+    limit_sign_ins counts each start against the caller's address (it writes a row)."""
     settings = service.settings
     flow = OidcSignIn(service, OidcStore(pool), OidcProvider(settings.auth_oidc_issuer, http), http)
     responses: dict[int | str, dict[str, Any]] = {
-        **error_responses(400, 401, 404, 409, 503),
+        **error_responses(400, 401, 404, 409, 429, 503),
         403: {"model": ErrorBody, "description": "The account may not sign in here (domain, unverified email)"},
         303: {"description": "To the provider (start) or to the app, signed in (callback)"},
     }
@@ -422,6 +424,8 @@ def build_oidc_router(
     async def start(request: Request) -> Response:
         """Sends the browser to the provider to sign in (a signed-in guest keeps their account)."""
         enabled()
+        if limit_sign_ins is not None:
+            await limit_sign_ins(request)
         url, state = await flow.start(await signed_in_guest(request))
         response = RedirectResponse(url, status_code=303)
         response.set_cookie(

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 from workplace_kit.config import ServiceSettings
+from workplace_kit.ratelimit import RATE_PATTERN
 
 
 class AuthSettings(ServiceSettings):
@@ -13,6 +14,10 @@ class AuthSettings(ServiceSettings):
     # checks them offline against the published keys.
     access_token_ttl_s: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, ge=3600, le=365 * 24 * 3600)
+    # Abuse limits (workplace_kit.ratelimit): new guests, registrations and log-ins per address
+    # (an office shares one address: room for a whole training group), password attempts per email.
+    auth_sign_ins_rate: str = Field("120/hour", pattern=RATE_PATTERN)
+    auth_password_attempts_rate: str = Field("10/minute", pattern=RATE_PATTERN)
 
     # The legacy Flask app's sessions (Flask-Session in Redis), moved to accounts on a visit
     # with its cookie or by `python -m auth_service migrate-legacy`. Empty URL: redis_url.

@@ -12,6 +12,7 @@ from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
+from workplace_kit.ratelimit import Limiter
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
 from workplace_kit.workers import pubsub_consumer
@@ -30,8 +31,8 @@ CONTENT = Path(__file__).parent / "content"
 
 
 async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
-    # Redis only holds the AI-response cache here: chat works without it, so it is not part
-    # of readiness (a Redis outage must not take healthy pods out of service).
+    # Redis only holds the AI-response cache and the rate limits' counters here: chat works
+    # without it, so it is not part of readiness (a Redis outage must not take healthy pods out of service).
     res = await open_resources(stack, settings, schema="chat", migrations_dir=MIGRATIONS, redis=True)
     assert res.redis is not None  # asked for above
     cipher = await open_cipher(res.pool, settings)
@@ -45,6 +46,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
         engine,
         AIResponseCache(res.redis),
         relay.kick,
+        Limiter.from_settings(settings),
     )
     app = create_http_app(
         settings,

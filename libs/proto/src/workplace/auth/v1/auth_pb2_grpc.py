@@ -62,7 +62,8 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetUser(self, request, context):
-        """One user's profile (NOT_FOUND if there is none).
+        """The caller's own profile, from the call's access token (authorization metadata);
+        a user_id naming anyone else is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
