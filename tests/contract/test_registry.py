@@ -20,6 +20,7 @@ description = "a throwaway service for this test"
 http_port = 8199
 grpc_port = 50199
 grpc_service = "workplace.quiz.v1.QuizService"
+public_rpcs = ["Ask"]
 database = true
 routes = [{ path_prefix = "/api/v2/quiz", timeout = "30s" }]
 """
@@ -54,7 +55,7 @@ def test_a_new_service_is_one_registry_entry(tmp_path):
     ]["virtual_hosts"][0]["routes"]
     by_cluster = {r["route"]["cluster"]: r["match"] for r in routes if "route" in r}  # not the direct 404s
     assert by_cluster["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
-    assert by_cluster["quiz_grpc"]["prefix"] == "/workplace.quiz.v1.QuizService/"
+    assert by_cluster["quiz_grpc"] == {"path": "/workplace.quiz.v1.QuizService/Ask", "grpc": {}}
     assert routes[-1]["match"] == {"prefix": "/"}, "the pages' catch-all stays last"
 
     prometheus = yaml.safe_load(generate.prometheus(bigger))

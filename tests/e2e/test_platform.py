@@ -164,7 +164,9 @@ def test_grpc_through_gateway_and_health_and_reflection_on_service_port(platform
         assert responses[0].started.engine.id and responses[-1].done.text
         with pytest.raises(grpc.RpcError) as err:
             scenario_pb2_grpc.ScenarioServiceStub(channel).ListScenarios(
-                scenario_pb2.ListScenariosRequest(), timeout=10
+                scenario_pb2.ListScenariosRequest(),
+                metadata=(("authorization", f"Bearer {guest_token('grpc-e2e')}"),),
+                timeout=10,
             )
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with grpc.insecure_channel("127.0.0.1:50051") as channel:

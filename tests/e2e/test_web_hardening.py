@@ -35,8 +35,11 @@ def _browser_like_client() -> httpx.Client:
 
 @pytest.fixture
 def browser(platform) -> Iterator[httpx.Client]:
-    with _browser_like_client() as client:
+    client = _browser_like_client()  # already in use: closed here, not entered again
+    try:
         yield client
+    finally:
+        client.close()
 
 
 def _events(response: httpx.Response) -> list[tuple[str, dict]]:

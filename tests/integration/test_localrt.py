@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -26,8 +27,10 @@ from pathlib import Path
 import asyncpg
 import grpc
 import httpx
+import jwt
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from dotenv import dotenv_values
 from pgvector.asyncpg import register_vector
 from supervisor.options import ServerOptions
@@ -256,8 +259,26 @@ async def gateway(tmp_path):
     ):
         config, count = re.subn(rf"port_value: {old}\b", f"port_value: {ports[new]}", config)
         assert count == 1, f"expected one port_value {old} in envoy.yaml"
+    # Tokens are checked against a key of this test instead of the auth service's JWKS.
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())) | {"kid": "gateway-test", "alg": "ES256"}
+    document = yaml.safe_load(config)
+    manager = document["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    jwt_filter = next(f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.jwt_authn")
+    provider = jwt_filter["typed_config"]["providers"]["workplace"]
+    del provider["remote_jwks"]
+    provider["local_jwks"] = {"inline_string": json.dumps({"keys": [jwk]})}
+    now = int(time.time())
+    claims = {
+        "iss": provider["issuer"],
+        "aud": provider["audiences"][0],
+        "sub": "learner",
+        "iat": now,
+        "exp": now + 300,
+    }
+    ports["token"] = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "gateway-test"})
     config_path = tmp_path / "envoy.yaml"
-    config_path.write_text(config)
+    config_path.write_text(yaml.safe_dump(document))
 
     sse = ThreadingHTTPServer(("127.0.0.1", ports["chat_http"]), _SseHandler)
     threading.Thread(target=sse.serve_forever, daemon=True).start()
@@ -267,7 +288,10 @@ async def gateway(tmp_path):
         [
             grpc.method_handlers_generic_handler(
                 "workplace.chat.v1.ChatService",
-                {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: b"echo:" + request)},
+                {
+                    name: grpc.unary_unary_rpc_method_handler(lambda request, context: b"echo:" + request)
+                    for name in ("ListSituations", "Echo")
+                },
             )
         ]
     )
@@ -304,7 +328,9 @@ async def gateway(tmp_path):
 async def test_gateway_streams_sse_unbuffered_with_security_headers(gateway):
     url = f"http://127.0.0.1:{gateway['listener']}/api/v2/chat/stream"
     async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
-        async with client.stream("GET", url) as response:
+        refused = await client.get(url)
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthenticated"
+        async with client.stream("GET", url, headers={"Authorization": f"Bearer {gateway['token']}"}) as response:
             assert response.status_code == 200
             started = time.monotonic()
             arrivals = []
@@ -323,14 +349,23 @@ async def test_gateway_streams_sse_unbuffered_with_security_headers(gateway):
     assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe-inline" not in csp
 
 
-async def test_gateway_routes_grpc_by_service_prefix_over_h2c(gateway):
+async def test_gateway_routes_public_grpc_methods_over_h2c_with_a_token(gateway):
+    signed = (("authorization", f"Bearer {gateway['token']}"),)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway['listener']}") as channel:
-        echo = channel.unary_unary("/workplace.chat.v1.ChatService/Echo")
-        assert await echo(b"hello", timeout=10) == b"echo:hello"
-        # A service whose upstream is down: Envoy answers UNAVAILABLE.
-        other = channel.unary_unary("/workplace.feedback.v1.FeedbackService/Echo")
+        public = channel.unary_unary("/workplace.chat.v1.ChatService/ListSituations")
+        assert await public(b"hello", metadata=signed, timeout=10) == b"echo:hello"
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await other(b"x", timeout=10)
+            await public(b"hello", timeout=10)  # no token
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A method the registry does not list as public is never routed, even with a token.
+        internal = channel.unary_unary("/workplace.chat.v1.ChatService/Echo")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await internal(b"x", metadata=signed, timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # A service whose upstream is down: Envoy answers UNAVAILABLE.
+        other = channel.unary_unary("/workplace.feedback.v1.FeedbackService/GetReport")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await other(b"x", metadata=signed, timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 

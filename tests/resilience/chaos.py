@@ -66,6 +66,10 @@ sys.path.insert(0, str(REPO / "tests"))  # run as a script too (task chaos)
 from support.identity import Identities  # noqa: E402
 from support.learners import LEARNER_LINES  # noqa: E402
 from support.services import free_port  # noqa: E402
+from workplace_kit.config import ServiceSettings  # noqa: E402
+from workplace_kit.crypto import Cipher, open_cipher  # noqa: E402
+from workplace_kit.db import create_pool  # noqa: E402
+from workplace_kit.outbox import open_payload  # noqa: E402
 
 # --------------------------------------------------------------------------- platform
 
@@ -351,13 +355,24 @@ def clear_answer(kind: str, chat_down_allowed: bool) -> bool:
     return kind == "connection" and chat_down_allowed
 
 
+async def _feedback_cipher(env: dict[str, str]) -> Cipher:
+    """Feedback's cipher on this platform (its events in the outbox are sealed)."""
+    pool = await create_pool(env["WP_DATABASE_URL"], schema="feedback", max_size=1)
+    try:
+        settings = ServiceSettings(service_name="feedback", encryption_keys_file=env["WP_ENCRYPTION_KEYS_FILE"])
+        return await open_cipher(pool, settings)
+    finally:
+        await pool.close()
+
+
 async def _database_facts(
-    database_url: str, users: list[str]
+    env: dict[str, str], users: list[str]
 ) -> tuple[set[str], set[str], Counter, int, dict[str, tuple[float, float | None]]]:
     from workplace.events.v1 import events_pb2
 
     users = [await LEARNERS[0].user_id(name) for name in users]  # the learners' account ids
-    conn = await asyncpg.connect(database_url)
+    cipher = await _feedback_cipher(env)
+    conn = await asyncpg.connect(env["WP_DATABASE_URL"])
     try:
         stored = {
             str(r["turn_id"])
@@ -376,9 +391,10 @@ async def _database_facts(
         ready: Counter = Counter()
         seen_events: set[str] = set()
         for row in await conn.fetch(
-            "SELECT payload FROM feedback.outbox WHERE type_name = 'workplace.events.v1.FeedbackReady'"
+            "SELECT type_name, ordering_key, payload, sealed FROM feedback.outbox "
+            "WHERE type_name = 'workplace.events.v1.FeedbackReady'"
         ):
-            event = events_pb2.FeedbackReady.FromString(bytes(row["payload"]))
+            event = events_pb2.FeedbackReady.FromString(open_payload(row, cipher))
             if event.user_id in users and event.event_id not in seen_events:
                 seen_events.add(event.event_id)
                 ready[event.turn_id] += 1
@@ -415,7 +431,7 @@ async def settle(
     deadline = time.monotonic() + within_s
     while True:
         try:
-            stored, analysed, ready, waiting, _ = await _database_facts(platform.database_url, users)
+            stored, analysed, ready, waiting, _ = await _database_facts(platform.env, users)
         except (OSError, asyncpg.PostgresError):
             stored, analysed, ready, waiting = set(), set(), Counter(), -1
         if stored and stored <= analysed and waiting == 0:
@@ -424,7 +440,7 @@ async def settle(
             break
         await asyncio.sleep(0.25)
     await asyncio.sleep(1.0)  # room for a wrong second analysis or event to show up
-    stored, analysed, ready, waiting, timings = await _database_facts(platform.database_url, users)
+    stored, analysed, ready, waiting, timings = await _database_facts(platform.env, users)
     if stored and stored <= analysed:
         verdict.recovery_s = max(
             max(0.0, done - max(saved, fault_cleared_at)) for saved, done in timings.values() if done is not None

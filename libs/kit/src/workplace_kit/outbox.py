@@ -28,6 +28,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 from google.api_core import exceptions as gexc
@@ -57,6 +59,17 @@ _PERMANENT_ERRORS = (gexc.InvalidArgument, LookupError)
 
 def _payload_field(type_name: str, ordering_key: str) -> str:
     return field_of("outbox", "payload", f"{type_name}:{ordering_key}")
+
+
+def open_payload(row: Mapping[str, Any], cipher: Cipher | None) -> bytes:
+    """An outbox row's event bytes (type_name, ordering_key, payload, sealed): sealed ones
+    opened with the writing service's cipher. DecryptionError without one."""
+    payload = bytes(row["payload"])
+    if not row["sealed"]:
+        return payload
+    if cipher is None:
+        raise DecryptionError("the payload is sealed and this relay has no cipher")
+    return cipher.open(payload, _payload_field(row["type_name"], row["ordering_key"]))
 
 
 async def enqueue(
@@ -181,12 +194,7 @@ class OutboxRelay:
             await self.cipher.ensure_keys(bytes(r["payload"]) for r in rows if r["sealed"])
         for row in rows:
             try:
-                payload = bytes(row["payload"])
-                if row["sealed"]:
-                    if self.cipher is None:
-                        raise DecryptionError("the payload is sealed and this relay has no cipher")
-                    payload = self.cipher.open(payload, _payload_field(row["type_name"], row["ordering_key"]))
-                message = _decode(row["type_name"], payload)
+                message = _decode(row["type_name"], open_payload(row, self.cipher))
             except (KeyError, DecodeError, DecryptionError) as exc:
                 # No retry can fix that: set it aside at once (dead), visible and alerted on.
                 log.error("outbox row cannot be decoded; setting it aside", extra={"id": row["id"]})

@@ -130,7 +130,7 @@ def build_router(service: ChatService, current_principal: Callable[..., Awaitabl
         response_class=EventSourceResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "start, delta…, done (or error)"},
-            **error_responses(400, 401, 404, 422, 503),
+            **error_responses(400, 401, 404, 422, 429, 503),
         },
     )
     async def chat(body: ChatRequest, principal: Signed) -> EventSourceResponse:
