@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from support.run import RUN_ID
 
 REPO = Path(__file__).resolve().parent.parent
-RUN_ID = uuid.uuid4().hex[:8]
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -10,18 +10,8 @@ from support.identity import Identities
 from support.services import running_service
 
 
-@pytest.fixture(scope="session", autouse=True)
-def pubsub_suffix(run_id: str):
-    """Every in-process service of this run names its topics with the run's suffix unless a
-    test says otherwise. Instances of one service share its outbox table: a relay with another
-    suffix would publish the others' events where their consumers never look."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WP_PUBSUB_NAME_SUFFIX", f".t{run_id}")
-        yield f".t{run_id}"
-
-
 @pytest.fixture(scope="session")
-async def auth(pubsub_suffix):
+async def auth():
     async with running_service(build_auth, AuthSettings(auth_cookie_secure=False)) as svc:
         yield svc
 

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from workplace_kit.config import ServiceSettings
 from workplace_kit.service import ServiceParts, serve
 
+from .run import PUBSUB_SUFFIX
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -31,7 +33,10 @@ class RunningService:
 async def running_service(
     build: Callable[..., Awaitable[ServiceParts]], settings: ServiceSettings, *, ready_timeout_s: float = 60
 ) -> AsyncIterator[RunningService]:
-    settings = settings.model_copy(update={"http_port": free_port(), "grpc_port": free_port()})
+    update: dict[str, object] = {"http_port": free_port(), "grpc_port": free_port()}
+    if not settings.pubsub_name_suffix:
+        update["pubsub_name_suffix"] = PUBSUB_SUFFIX  # the run's own topics (support/run.py)
+    settings = settings.model_copy(update=update)
     stop = asyncio.Event()
     built: dict[str, ServiceParts] = {}
 
