@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from workplace_kit.accounts import DISPLAY_NAME_MAX_CHARS, EMAIL_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from workplace_kit.errors import DomainError, InvalidInput, NotFound
 
 from .keys import KeyStore
@@ -36,7 +37,6 @@ EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]+(\.[^@\s\
 _EMAIL = re.compile(EMAIL_PATTERN)
 # No control characters (tabs, line breaks, NUL...) in a name shown to others.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-PASSWORD_MIN_CHARS = 10
 LANGUAGES = ("ja", "en")
 GUEST_NAME = {"ja": "ゲスト", "en": "Guest"}
 
@@ -72,9 +72,10 @@ def _clean_name(raw: str, default: str) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if not name:
         return default
-    if len(name) > 40 or any(unicodedata.category(c) == "Cc" for c in name):
+    if len(name) > DISPLAY_NAME_MAX_CHARS or any(unicodedata.category(c) == "Cc" for c in name):
         raise InvalidInput(
-            "display_name must be at most 40 characters, without control characters", field="display_name"
+            f"display_name must be at most {DISPLAY_NAME_MAX_CHARS} characters, without control characters",
+            field="display_name",
         )
     return name
 
@@ -91,14 +92,16 @@ class AuthService:
     # -- validation
 
     def _email(self, raw: str) -> str:
-        if len(raw) > 254 or not _EMAIL.match(raw):
+        if len(raw) > EMAIL_MAX_CHARS or not _EMAIL.match(raw):
             raise InvalidInput("email is not a valid address", field="email")
         return raw.lower()
 
     @staticmethod
     def _password(raw: str) -> str:
-        if not PASSWORD_MIN_CHARS <= len(raw) <= 256:
-            raise InvalidInput(f"password must be {PASSWORD_MIN_CHARS} to 256 characters long", field="password")
+        if not PASSWORD_MIN_CHARS <= len(raw) <= PASSWORD_MAX_CHARS:
+            raise InvalidInput(
+                f"password must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters long", field="password"
+            )
         return raw
 
     @staticmethod

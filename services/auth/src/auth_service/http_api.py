@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from workplace_kit.accounts import DISPLAY_NAME_MAX_CHARS, EMAIL_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from workplace_kit.auth import Principal
 from workplace_kit.ratelimit import Limiter, Rule, client_address
 from workplace_kit.service import error_responses
 from workplace_kit.web_security import clear_csrf_cookie, set_csrf_cookie
 
-from .domain import EMAIL_PATTERN, NAME_PATTERN, PASSWORD_MIN_CHARS, AuthFailed, AuthService, Tokens
+from .domain import EMAIL_PATTERN, NAME_PATTERN, AuthFailed, AuthService, Tokens
 from .legacy import LegacyMigrator
 from .repository import User
 from .settings import AuthSettings
@@ -25,9 +26,11 @@ class _Strict(BaseModel):
 
 
 # The schema says exactly what is accepted (a request it allows is not refused later).
-Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
-NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_CHARS, max_length=256)]
-DisplayName = Annotated[str, Field(max_length=40, pattern=NAME_PATTERN, description="empty: a default name")]
+Email = Annotated[str, Field(max_length=EMAIL_MAX_CHARS, pattern=EMAIL_PATTERN)]
+NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS)]
+DisplayName = Annotated[
+    str, Field(max_length=DISPLAY_NAME_MAX_CHARS, pattern=NAME_PATTERN, description="empty: a default name")
+]
 
 
 class GuestIn(_Strict):
@@ -50,7 +53,7 @@ class UpgradeIn(_Strict):
 
 class LoginIn(_Strict):
     email: Email  # (an address no account can have is a 422, NUL characters included)
-    password: str = Field(max_length=256)
+    password: str = Field(max_length=PASSWORD_MAX_CHARS)
 
 
 class RefreshIn(_Strict):
