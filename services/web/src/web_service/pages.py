@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.feedback.v1 import emotion_pb2, feedback_pb2, feedback_pb2_grpc
+from workplace_kit.accounts import DISPLAY_NAME_MAX_CHARS, EMAIL_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from workplace_kit.auth import InvalidToken, Principal, TokenVerifier, Unauthenticated, bearer_token
 from workplace_kit.errors import InvalidInput, NotFound
 from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME, ensure_csrf_cookie
@@ -51,6 +52,29 @@ def build_router(
             log.debug("access token refused: %s", exc.reason)
             raise Unauthenticated(reason=exc.reason) from None
 
+    def render_page(request: Request, template: str, lang: str, context: dict[str, Any]) -> HTMLResponse:
+        """A page in `lang` with what every page has: its wording (also for its script), the
+        CSRF cookie and the names csrf.js needs, and the learner's language choice kept."""
+        text = TEXT[lang]
+        response = templates.TemplateResponse(
+            request,
+            template,
+            {
+                "lang": lang,
+                "t": text,
+                # Read by the page's script; "<" escaped so the JSON can never close its <script> element.
+                "ui_text": json.dumps(text, ensure_ascii=False).replace("<", "\\u003c"),
+                # Where csrf.js finds the token to send back with state-changing requests.
+                "csrf_cookie": CSRF_COOKIE_NAME,
+                "csrf_header": CSRF_HEADER_NAME,
+                **context,
+            },
+        )
+        ensure_csrf_cookie(request, response, settings)
+        if request.query_params.get("lang") in LANGUAGES:
+            response.set_cookie(COOKIE, lang, samesite="lax", max_age=365 * 24 * 3600)
+        return response
+
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         lang = pick_language(request)
@@ -64,26 +88,27 @@ def build_router(
         except grpc.aio.AioRpcError:
             log.warning("chat service unreachable for GetOptions", exc_info=True)
             notice = text["chat_unreachable"]
-        response = templates.TemplateResponse(
+        return render_page(
             request,
             "index.html",
-            {
-                "lang": lang,
-                "t": text,
-                # Read by chat.js; "<" escaped so the JSON can never close its <script> element.
-                "ui_text": json.dumps(text, ensure_ascii=False).replace("<", "\\u003c"),
-                **options,
-                "notice": notice,
-                "chat_api_url": settings.web_chat_api_url,
-                # Where csrf.js finds the token to send back with state-changing requests.
-                "csrf_cookie": CSRF_COOKIE_NAME,
-                "csrf_header": CSRF_HEADER_NAME,
-            },
+            lang,
+            {**options, "notice": notice, "chat_api_url": settings.web_chat_api_url},
         )
-        ensure_csrf_cookie(request, response, settings)
-        if request.query_params.get("lang") in LANGUAGES:
-            response.set_cookie(COOKIE, lang, samesite="lax", max_age=365 * 24 * 3600)
-        return response
+
+    @router.get("/account", response_class=HTMLResponse, include_in_schema=False)
+    async def account(request: Request) -> HTMLResponse:
+        """Who the learner is, and for a guest the forms to keep their practice (create an
+        account) or to log in; for an account, log out. The page's script reads the learner
+        from auth (/api/v2/auth/me, the HttpOnly cookie going along): only it can renew an
+        expired sign-in, whose refresh cookie is sent to auth alone."""
+        context = {
+            "google_sign_in": settings.web_google_sign_in_enabled,
+            "password_min": PASSWORD_MIN_CHARS,
+            "password_max": PASSWORD_MAX_CHARS,
+            "name_max": DISPLAY_NAME_MAX_CHARS,
+            "email_max": EMAIL_MAX_CHARS,
+        }
+        return render_page(request, "account.html", pick_language(request), context)
 
     @router.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:

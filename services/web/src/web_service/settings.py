@@ -19,3 +19,6 @@ class WebSettings(ServiceSettings):
     # Where the browser sends chat requests: same origin (through the gateway) by default.
     web_chat_api_url: str = "/api/v2/chat"
     web_grpc_timeout_s: float = Field(5.0, gt=0)
+    # Whether the account page offers "Sign in with Google": true where auth's OIDC sign-in is
+    # set up (the chart sets both from auth.oidc). A setting, not a call to auth on each page.
+    web_google_sign_in_enabled: bool = False
