@@ -438,6 +438,20 @@ def test_google_sign_in_values_reach_the_auth_service_only(renders, monkeypatch:
         _render({"auth": {"oidc": {"allowedDomains": ["Example Corp"]}}})
 
 
+def test_google_sign_in_values_make_web_offer_it(renders, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account page shows "Sign in with Google" exactly where auth has it enabled."""
+    oidc = {
+        "clientId": "1234-abc.apps.googleusercontent.com",
+        "redirectUrl": "https://roleplay.example.co.jp/api/v2/auth/oidc/callback",
+    }
+    web = _container(_kind(_documents(_render({"auth": {"oidc": oidc}})), "Deployment")[f"{RELEASE}-web"])
+    assert _settings_for("web", web, monkeypatch).web_google_sign_in_enabled is True
+    for value_set in ("default", "production"):
+        default_web = _container(_kind(renders[value_set], "Deployment")[f"{RELEASE}-web"])
+        assert "WP_WEB_GOOGLE_SIGN_IN_ENABLED" not in _env(default_web), value_set
+        assert _settings_for("web", default_web, monkeypatch).web_google_sign_in_enabled is False, value_set
+
+
 def test_default_ports_match_the_local_runtime(renders) -> None:
     localrt = _load_script("localrt_for_deploy_tests", REPO / "scripts" / "localrt.py")
     deployments = _kind(renders["default"], "Deployment")

@@ -235,6 +235,11 @@ provisioning job's; each is called with the root context. */}}
   value: {{ printf "%s:%v" (include "workplace.serviceHost" (dict "root" $root "component" "feedback")) $registry.feedback.ports.grpc | quote }}
 {{- end }}
 {{- $oidc := $root.Values.auth.oidc }}
+{{- if and (eq $w.serviceName "web") $oidc.clientId }}
+{{- /* The account page offers sign-in with Google where auth has it (values auth.oidc). */}}
+- name: WP_WEB_GOOGLE_SIGN_IN_ENABLED
+  value: "true"
+{{- end }}
 {{- if and (eq $w.serviceName "auth") $oidc.clientId }}
 {{- /* Sign-in with Google (values auth.oidc); without a client id the routes answer 404. */}}
 - name: WP_AUTH_OIDC_ISSUER
