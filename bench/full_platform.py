@@ -62,6 +62,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_ROOT = REPO / ".run" / "bench"
 RESULTS = REPO / "bench" / "results"
@@ -1006,13 +1008,13 @@ def service_5xx(rt: Any) -> dict[str, int]:
 
 
 def get_options() -> dict[str, list[str]]:
-    answer = localrt.http_get(f"http://127.0.0.1:{localrt.GATEWAY_PORT}{CHAT_PATH}/options", timeout=10)
-    if answer is None or answer[0] != 200:
-        return {}
-    try:
-        data = json.loads(answer[1])
-    except ValueError:
-        return {}
+    """The partners and situations chat offers (asked as a guest: every API needs a token)."""
+    gateway = f"http://127.0.0.1:{localrt.GATEWAY_PORT}"
+    with httpx.Client(base_url=gateway, timeout=10, trust_env=False) as client:
+        token = client.post("/api/v2/auth/guest", json={}).raise_for_status().json()["access_token"]
+        data = (
+            client.get(f"{CHAT_PATH}/options", headers={"Authorization": f"Bearer {token}"}).raise_for_status().json()
+        )
     return {
         "partners": [c["id"] for c in data.get("characters", [])],
         "situations": [s["id"] for s in data.get("situations", [])],
