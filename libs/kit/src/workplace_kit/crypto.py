@@ -148,8 +148,8 @@ class GcpKmsKeys:
     a symmetric key (``projects/p/locations/l/keyRings/r/cryptoKeys/k``). KMS keeps every key
     version: Decrypt finds the version from the ciphertext, Encrypt uses the primary one.
 
-    Not exercised by the test suite (no KMS here); the calls follow the documented API of
-    google-cloud-kms (KeyManagementServiceClient.encrypt/decrypt/get_crypto_key)."""
+    Tested through the real google-cloud-kms client against a local stand-in of KMS's gRPC
+    service (tests/contract/test_kms_wire.py); never against Cloud KMS itself from here."""
 
     def __init__(self, key_name: str, client: Any = None):
         if not re.match(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", key_name):
