@@ -98,8 +98,10 @@ def request_model(service: ChatService) -> type[BaseModel]:
             max_length=service.max_message_chars,
             pattern=r"\S",
             description="The learner's message (not only spaces; no NUL characters)",
-            # Both rules in the published schema; pydantic checks the second with `storable`.
-            json_schema_extra={"pattern": r"^(?=[\s\S]*\S)[^\u0000\ud800-\udfff]*$"},
+            # Both rules in the published schema (not only spaces, no NUL), in a form property-based
+            # clients can generate from (no look-ahead, no surrogate escapes); `storable` also
+            # refuses an unpaired surrogate, which JSON can carry as "\ud800".
+            json_schema_extra={"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"},
         )
         session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
         # Literals of values known only at runtime: pydantic reads them, a type checker cannot.
