@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.browser import launch_options
 from web_service.ui_text import TEXT
 from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME
 
@@ -128,10 +129,7 @@ def test_a_phone_creates_an_account_and_is_told_of_a_wrong_password(platform):
             problems.append(message.text)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
+        browser = p.chromium.launch(**launch_options())
         context = browser.new_context(
             viewport={"width": 390, "height": 844},
             device_scale_factor=2,

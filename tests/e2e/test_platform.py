@@ -18,6 +18,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.browser import launch_options
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
 from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
@@ -192,17 +193,7 @@ def test_browser_chat_streams_reply_and_shows_feedback(platform):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(**launch_options())
         page = browser.new_page(viewport={"width": 1200, "height": 800}, locale="ja-JP")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -267,10 +258,7 @@ def test_browser_says_clearly_when_a_reply_fails_and_keeps_the_message(platform)
         },
     }
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
+        browser = p.chromium.launch(**launch_options())
         page = browser.new_page(locale="ja-JP")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

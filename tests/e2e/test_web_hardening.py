@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from support.browser import launch_options
 from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME
 
 GATEWAY = "http://127.0.0.1:8080"
@@ -204,10 +205,7 @@ def test_a_browser_shows_xss_payloads_as_text_and_runs_nothing(platform):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
+        browser = p.chromium.launch(**launch_options())
         page = browser.new_page(locale="ja-JP")
         problems: list[str] = []
         dialogs: list[str] = []

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.browser import launch_options
 from support.same_origin import same_origin
 from support.services import free_port, running_service
 from web_service.app import build as build_web
@@ -21,7 +22,6 @@ from web_service.ui_text import TEXT
 from workplace_kit.web_security import CSRF_COOKIE_NAME, CSRF_HEADER_NAME
 
 AUTH = "/api/v2/auth"
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path("/tmp")
 PASSWORD = "practise-every-day"
 
@@ -197,10 +197,7 @@ async def test_guest_creates_an_account_logs_out_and_logs_in_again(browser: Brow
 
 
 async def _open_browser(playwright):
-    return await playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-    )
+    return await playwright.chromium.launch(**launch_options())
 
 
 def _watch(page, problems: list[str]) -> None:

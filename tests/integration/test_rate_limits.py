@@ -16,7 +16,7 @@ from chat_service.app import build as build_chat
 from chat_service.settings import ChatSettings
 from support.services import running_service
 from workplace.chat.v1 import chat_pb2, chat_pb2_grpc
-from workplace_kit.ratelimit import Limiter, RateLimited, Rule
+from workplace_kit.ratelimit import UNCHECKED, Limiter, RateLimited, Rule
 
 
 def an_address() -> str:
@@ -137,5 +137,7 @@ async def test_the_daily_quota_is_counted_apart_from_the_minute(identities):
 async def test_an_unreachable_redis_lets_requests_through():
     limiter = Limiter("redis://127.0.0.1:1/0")  # nothing listens on port 1
     rule = Rule("probe", "1/minute", "never")
+    before = UNCHECKED.labels("probe")._value.get()
     for _ in range(3):
         await limiter.hit(rule, "someone")  # no error: counted as unchecked, not refused
+    assert UNCHECKED.labels("probe")._value.get() == before + 3
