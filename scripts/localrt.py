@@ -398,6 +398,8 @@ def http_get(url: str, timeout: float = 1.0) -> tuple[int, str] | None:
         with opener.open(url, timeout=timeout) as resp:
             return resp.status, resp.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as exc:
+        with contextlib.suppress(OSError):
+            return exc.code, exc.read(4096).decode(errors="replace")  # e.g. /readyz's reason
         return exc.code, ""
     except (OSError, ValueError):
         return None
@@ -925,6 +927,13 @@ def service_healthy(http_port: int) -> bool:
     return answer is not None and answer[0] == 200
 
 
+def service_ready(http_port: int) -> bool:
+    """GET /readyz answers 200: the service's dependencies answer and its engines are loaded
+    (workplace_kit.warmup), so its first request waits for no dictionary or model."""
+    answer = http_get(f"http://127.0.0.1:{http_port}/readyz")
+    return answer is not None and answer[0] == 200
+
+
 def gateway_ready() -> bool:
     # Envoy's own readiness, then a real request through it to web's /healthz.
     admin = http_get(ENVOY_ADMIN_READY)
@@ -935,11 +944,11 @@ def gateway_ready() -> bool:
 
 
 def program_ready(rt: Runtime, name: str) -> bool:
-    """A service answers GET /healthz; the gateway is ready and routes to web."""
+    """A service answers GET /readyz with 200; the gateway is ready and routes to web."""
     if name == GATEWAY:
         return gateway_ready()
     spec = rt.service(name)
-    return spec is not None and service_healthy(spec.http_port)
+    return spec is not None and service_ready(spec.http_port)
 
 
 def _address(rt: Runtime, name: str) -> str:
@@ -1259,7 +1268,9 @@ def _program_failure(rt: Runtime, name: str, reason: str) -> LocalRuntimeError:
     if name == GATEWAY:
         what = f"gateway (Envoy on 127.0.0.1:{GATEWAY_PORT}, GET /healthz through it)"
     else:
-        what = f"service {name} (GET http://127.0.0.1:{rt.service(name).http_port}/healthz)"
+        url = f"http://127.0.0.1:{rt.service(name).http_port}/readyz"
+        answer = http_get(url)
+        what = f"service {name} (GET {url}: {answer[1].strip() if answer else 'no answer'})"
     tails = "".join(f"\n--- tail of {path} ---\n{tail(path)}" for path in rt.member_logs(name))
     return LocalRuntimeError(f"{what}: {reason}{tails}")
 

@@ -129,11 +129,13 @@ async def start_grpc_server(
     host: str = "127.0.0.1",
     port: int,
     max_message_bytes: int = 64 * 1024,
+    serving: bool = True,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """Start a grpc.aio server with health + reflection; returns (server, bound port, health).
 
     Requests over max_message_bytes (the HTTP body limit) are refused with RESOURCE_EXHAUSTED
-    before any handler runs."""
+    before any handler runs. With serving=False health answers NOT_SERVING (the server and each
+    service) until set_serving() says otherwise, e.g. while engines are still loading."""
     services = list(services)
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), ErrorAndMetricsInterceptor()],
@@ -152,8 +154,13 @@ async def start_grpc_server(
     if bound == 0:
         raise RuntimeError(f"cannot bind gRPC port {host}:{port}")
     await server.start()
-    for svc in services:
-        await health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await set_serving(health, [svc.full_name for svc in services], serving=serving)
     log.info("gRPC listening", extra={"address": f"{host}:{bound}", "services": names})
     return server, bound, health
+
+
+async def set_serving(health: HealthServicer, service_names: Iterable[str], *, serving: bool) -> None:
+    """grpc.health.v1 status of the server ("") and of each named service."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in [*service_names, ""]:
+        await health.set(name, status)

@@ -30,9 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import ConfigError, ServiceSettings, load_settings
 from .errors import RETRY_AFTER_S, DomainError, Unavailable, is_dependency_outage
-from .grpc_server import GrpcService, start_grpc_server
+from .grpc_server import GrpcService, set_serving, start_grpc_server
 from .logging import setup_logging
 from .telemetry import instrument_http_app, setup_tracing
+from .warmup import NotReady, WarmUp
 from .web_security import CsrfProtection, SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 class ServiceParts:
     http_app: FastAPI
     grpc_services: list[GrpcService] = field(default_factory=list)
-    # Background coroutines (Pub/Sub consumers, relays, warm-ups), started when workers run.
+    # Background coroutines (Pub/Sub consumers, relays), started when workers run.
     workers: list[Worker] = field(default_factory=list)
+    # Engines to load before the service is ready (workplace_kit.warmup): run by serve() whatever
+    # parts the process serves; gRPC health says NOT_SERVING until they are warm. Its check
+    # belongs in create_http_app's readiness list too.
+    warm_up: WarmUp | None = None
 
 
 class BodyLimit:
@@ -192,6 +197,8 @@ def create_http_app(
         for check in checks:
             try:
                 await check()
+            except NotReady as exc:  # a reason fit to show: what is still loading
+                failures.append(f"{getattr(check, '__name__', 'check')}: {exc}")
             except Exception as exc:  # noqa: BLE001 - reported as not ready
                 failures.append(f"{getattr(check, '__name__', 'check')}: {type(exc).__name__}")
         status = 200 if not failures else 503
@@ -237,23 +244,40 @@ async def serve(
 
     async with AsyncExitStack() as stack:
         parts = await setup(stack)
+        warm = parts.warm_up
         grpc_server = None
+        grpc_health = None
         if settings.run_grpc and parts.grpc_services:
-            grpc_server, _, _ = await start_grpc_server(
+            grpc_server, _, grpc_health = await start_grpc_server(
                 parts.grpc_services,
                 host=settings.http_host,
                 port=settings.grpc_port,
                 max_message_bytes=settings.http_max_body_bytes,
+                serving=warm is None or warm.done,
             )
-        worker_tasks: list[asyncio.Task[None]] = []
+        worker_tasks: list[asyncio.Task[Any]] = []
 
-        def _worker_done(task: asyncio.Task[None]) -> None:
+        def _worker_done(task: asyncio.Task[Any]) -> None:
             # A worker that ends normally (a warm-up) is fine; one that crashes stops the
             # process so the orchestrator restarts it rather than leaving it half-working.
             if not task.cancelled() and task.exception() is not None:
                 log.error("worker %s failed", task.get_name(), exc_info=task.exception())
                 stop.set()
 
+        if warm is not None and not warm.done:
+            # Engines load whatever this process serves; a failed load stops it like a crashed worker.
+            task = asyncio.create_task(warm.run(), name="warm_up")
+            task.add_done_callback(_worker_done)
+            worker_tasks.append(task)
+            if grpc_health is not None:
+                names = [svc.full_name for svc in parts.grpc_services]
+                health = grpc_health
+
+                async def _serving_when_warm() -> None:
+                    await warm.wait()
+                    await set_serving(health, names, serving=True)
+
+                worker_tasks.append(asyncio.create_task(_serving_when_warm(), name="grpc_health_when_warm"))
         if settings.run_workers:
             for w in parts.workers:
                 task = asyncio.create_task(w(), name=getattr(w, "__name__", "worker"))

@@ -15,6 +15,7 @@ from workplace_kit.outbox import OutboxRelay
 from workplace_kit.ratelimit import Limiter
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
+from workplace_kit.warmup import WarmUp
 from workplace_kit.workers import pubsub_consumer
 
 from .domain import ChatService
@@ -48,11 +49,13 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
         relay.kick,
         Limiter.from_settings(settings),
     )
+    # Not ready until the offline engine's index and model are loaded (the generative engines have nothing to load).
+    warm = WarmUp({f"dialogue engine ({engine.info.id})": engine.warm_up} if hasattr(engine, "warm_up") else {})
     app = create_http_app(
         settings,
         title="Workplace Roleplay chat API",
         description="Free-chat practice (雑談練習) with an AI colleague, senior or boss.",
-        readiness=[res.check_database],
+        readiness=[res.check_database, warm.check],
     )
     verifier = TokenVerifier.from_settings(settings)
     app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
@@ -62,7 +65,9 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     legacy_consumer = pubsub_consumer(
         res.bus, LEGACY_SUBSCRIPTION, events_pb2.LegacyChatHistory, legacy.handle, healthy=res.check_database
     )
-    workers = [relay.run, legacy_consumer]
-    if hasattr(engine, "warm_up"):
-        workers.append(engine.warm_up)  # load the offline model before the first learner waits for it
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)], workers=workers)
+    return ServiceParts(
+        http_app=app,
+        grpc_services=[grpc_service(service, verifier)],
+        workers=[relay.run, legacy_consumer],
+        warm_up=warm,
+    )

@@ -11,6 +11,7 @@ from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
 from workplace_kit.resources import open_resources
 from workplace_kit.service import ServiceParts, create_http_app
+from workplace_kit.warmup import WarmUp
 from workplace_kit.workers import pubsub_consumer
 
 from .domain import FeedbackService
@@ -34,25 +35,33 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         settings, FeedbackRepository(res.pool, cipher), analyser, relay.kick, fallback, consumer=TURNS_SUBSCRIPTION
     )
 
+    # Not ready until the analysers' dictionaries are loaded: the first turn then waits for nothing.
+    warm = WarmUp(
+        {
+            f"emotion analyser ({a.engine})": a.warm_up
+            for a in (analyser, fallback)
+            if a is not None and hasattr(a, "warm_up")
+        }
+    )
     app = create_http_app(
         settings,
         title="Workplace Roleplay feedback API",
         description="Emotion analysis of each learner turn, reports and strengths.",
-        readiness=[res.check_database],
+        readiness=[res.check_database, warm.check],
     )
     verifier = TokenVerifier.from_settings(settings)
     app.include_router(build_router(service, principal_dependency(verifier, settings.auth_cookie_name)))
     app.state.service = service
-    consumer = pubsub_consumer(
-        res.bus,
-        TURNS_SUBSCRIPTION,
-        events_pb2.ConversationTurn,
-        service.handle_turn,
-        max_messages=settings.pubsub_flow_max_messages,
-        healthy=res.check_database,  # while the database is down, no event spends an attempt
+    consumer = warm.after_warm_up(
+        pubsub_consumer(
+            res.bus,
+            TURNS_SUBSCRIPTION,
+            events_pb2.ConversationTurn,
+            service.handle_turn,
+            max_messages=settings.pubsub_flow_max_messages,
+            healthy=res.check_database,  # while the database is down, no event spends an attempt
+        )
+    )  # pulls only once the analysers are warm
+    return ServiceParts(
+        http_app=app, grpc_services=[grpc_service(service, verifier)], workers=[relay.run, consumer], warm_up=warm
     )
-    workers = [relay.run, consumer]
-    for a in (analyser, fallback):
-        if a is not None and hasattr(a, "warm_up"):
-            workers.append(a.warm_up)  # load dictionaries before the first turn arrives
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier)], workers=workers)
