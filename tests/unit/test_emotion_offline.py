@@ -103,7 +103,9 @@ async def test_taihen_as_intensifier_is_not_read_as_dislike(analyser: OfflineEmo
 async def test_taihen_as_intensifier_of_help_is_positive(analyser: OfflineEmotionAnalyser) -> None:
     result = await analyser.analyse("大変助かりました。", language="ja")
     assert result.polarity > 0
-    assert result.summary == "全体に前向きな印象の発言です。"
+    # Thanks for being rescued reads as relief (the cue layer; the labelling rule of the bench set).
+    assert result.dominant == "relief"
+    assert result.summary == "ほっとした安心感が伝わる発言です。"
 
 
 @pytest.mark.parametrize("text", ["大変でした。", "大変な一日でした。"])
@@ -119,13 +121,20 @@ async def test_taihen_as_hardship_stays_negative(analyser: OfflineEmotionAnalyse
         ("問題ありません。", 1),  # plain oseti: -1 (ません not seen as a negation)
         ("問題なく終わりました。", 1),  # plain oseti: -1 (なく missed)
         ("良くありません。", -1),  # plain oseti: +1
-        ("間に合わなくて申し訳ありません。", -1),  # plain oseti: +1 (なくて missed)
+        ("間に合わなくて残念です。", -1),  # plain oseti: +1 (なくて missed)
         ("嬉しくなくはない。", 1),  # plain oseti: -1 (the second negation missed)
     ],
 )
 async def test_japanese_polite_negation(analyser: OfflineEmotionAnalyser, text: str, sign: int) -> None:
     result = await analyser.analyse(text, language="ja")
     assert result.polarity * sign > 0, result
+
+
+def test_negation_is_not_applied_twice_across_an_apology() -> None:
+    # oseti itself (below the cue layer, which reads the routine apology as neutral): なくて turns 間に合う
+    # round, and ありません must not turn 申し訳 (already negative) round again.
+    oseti = JapaneseEmotionAnalyser()._oseti
+    assert oseti.analyze("間に合わなくて申し訳ありません。")[0] < 0
 
 
 def test_emotion_contradicting_clear_polarity_is_dropped() -> None:

