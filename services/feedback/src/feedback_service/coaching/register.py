@@ -1,0 +1,109 @@
+"""Register and politeness of a learner's message towards the partner, with a better phrasing.
+
+The verdict is one of ``ok``, ``too_casual``, ``rude`` or ``too_formal``. The partner (the chat's
+"colleague", "senior", "boss", or a scenario role) maps to a level: ``peer``, ``senior`` or
+``superior`` (register_rules.yaml). What is due per level:
+
+- superior: です・ます throughout, 尊敬語 for what the superior does, 謙譲語 for the learner's
+  requests and wishes; in English indirect requests (Could you…?) and softened refusals.
+- senior: です・ます in Japanese; in English only bare commands are too blunt.
+- peer: casual and polite are both fine; heavy keigo for a small thing is too formal.
+- anyone: rude words, 「は？」, commands in 命令形, "shut up", are rude.
+
+Every rule is data (register_rules.yaml); this module and its language parts apply them. The
+better phrasing keeps the learner's own words and changes only what the rules name, so each
+change can be explained: 「明日休みたいんだけど」 → 「明日お休みをいただきたいのですが、よろしいでしょうか。」.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Verdict = Literal["ok", "too_casual", "rude", "too_formal"]
+Level = Literal["peer", "senior", "superior"]
+VERDICTS: tuple[str, ...] = ("ok", "too_casual", "rude", "too_formal")
+LEVELS: tuple[str, ...] = ("peer", "senior", "superior")
+
+RULES_PATH = Path(__file__).with_name("register_rules.yaml")
+
+
+@dataclass(frozen=True)
+class RegisterCheck:
+    """What the checker found in one message."""
+
+    verdict: Verdict
+    language: str  # "ja" or "en"
+    level: Level
+    register_expected: str  # e.g. 「丁寧語・尊敬語・謙譲語」
+    reasons: tuple[str, ...] = ()  # why it is not ok, most important first, one sentence each
+    better_phrasing: str = ""  # the learner's message said in the expected register ("" when ok)
+    strengths: tuple[str, ...] = ()  # what the message does well, register-wise
+    changes: tuple[tuple[str, str], ...] = field(default=())  # (learner's words, suggested words)
+
+
+def load_rules(path: Path = RULES_PATH) -> dict[str, Any]:
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(rules, dict) or not {"partners", "ja", "en", "expected"} <= rules.keys():
+        raise ValueError(f"{path}: register rules need partners, expected, ja and en")
+    for level in rules["partners"].values():
+        if level not in LEVELS:
+            raise ValueError(f"{path}: unknown level {level!r}; expected one of {LEVELS}")
+    return rules
+
+
+def level_of(partner: str, rules: dict[str, Any]) -> Level:
+    """The partner's level: known ids and roles from the rules, anything else superior (an
+    outside party or a role we do not know: polite is the safe register)."""
+    key = (partner or "").strip().lower()
+    level = rules["partners"].get(key) or rules["partners"].get((partner or "").strip())
+    return level or rules.get("default_level", "superior")
+
+
+class RegisterChecker:
+    """Checks a message against the register due to the partner. Thread-safe; the Japanese
+    tagger (MeCab + IPAdic) opens on the first Japanese message."""
+
+    def __init__(self, rules: dict[str, Any] | None = None) -> None:
+        self.rules = rules or load_rules()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _japanese(self) -> Any:
+        from .register_ja import JapaneseRegister
+
+        with self._lock:
+            return JapaneseRegister(self.rules)
+
+    @cached_property
+    def _english(self) -> Any:
+        from .register_en import EnglishRegister
+
+        return EnglishRegister(self.rules)
+
+    def check(self, text: str, language: str, partner: str) -> RegisterCheck:
+        language = "en" if (language or "")[:2].lower() == "en" else "ja"
+        level = level_of(partner, self.rules)
+        expected = self.rules["expected"][language][level]
+        text = (text or "").strip()
+        if not text:
+            return RegisterCheck("ok", language, level, expected)
+        engine = self._english if language == "en" else self._japanese
+        verdict, reasons, better, strengths, changes = engine.check(text, level, (partner or "").strip().lower())
+        if verdict == "ok":
+            better = ""
+        return RegisterCheck(
+            verdict=verdict,
+            language=language,
+            level=level,
+            register_expected=expected,
+            reasons=tuple(reasons),
+            better_phrasing=better if better != text else "",
+            strengths=tuple(strengths),
+            changes=tuple(changes),
+        )

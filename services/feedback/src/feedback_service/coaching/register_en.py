@@ -1,0 +1,199 @@
+"""English register: directness (bare commands, "I want", "I need you to"), blunt refusals, slang,
+courtesy markers and hedges, over-formality to a peer, rudeness. Sentence by sentence; the rewrite
+keeps the learner's words and wraps them: "Send me the file" → "Could you send me the file when you
+have a moment?". Word lists are in register_rules.yaml."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SENTENCES = re.compile(r"[^.!?]+[.!?]*")
+_VOCATIVE = re.compile(r"^(?:(?:hey|hi|ok|okay|so|um|uh)\b,?\s+)?(?:[A-Z][a-z]+,\s+)?", re.IGNORECASE)
+_TIME_WORDS = re.compile(
+    r"\b(minute|moment|second|today|tonight|tomorrow|by|before|after|when|asap|now|later|monday|tuesday|wednesday|thursday|friday|week|morning|afternoon|evening)\b",
+    re.IGNORECASE,
+)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _lower_first(text: str) -> str:
+    if text.startswith("I ") or text.startswith("I'") or text == "I":
+        return text
+    return text[:1].lower() + text[1:] if text else text
+
+
+class EnglishRegister:
+    def __init__(self, rules: dict[str, Any]) -> None:
+        self.rules = rules["en"]
+        self._rude = [(re.compile(r["regex"], re.IGNORECASE), r["why"]) for r in self.rules["rude"]]
+        self._slang = [
+            (re.compile(r"\b" + re.escape(word) + r"\b", re.IGNORECASE), word, repl)
+            for word, repl in self.rules["slang"].items()
+        ]
+        self._imperatives = frozenset(self.rules["imperative_verbs"])
+        self._interjections = re.compile(
+            r"^(" + "|".join(map(re.escape, self.rules["interjections"])) + r")\b[,!.]*\s*", re.IGNORECASE
+        )
+        self._sarcasm = [re.compile(p, re.IGNORECASE) for p in self.rules["sarcasm"]]
+        self._formal = [(re.compile(k, re.IGNORECASE), w) for k, w in self.rules["formal_markers"].items()]
+
+    def check(
+        self, text: str, level: str, partner: str = ""
+    ) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]]:
+        lower = text.lower()
+        strengths = self._strengths(lower, level)
+        rude = [why for pattern, why in self._rude if pattern.search(text)]
+        if rude:
+            return "rude", rude, "", [], []
+        if level == "peer":
+            score = sum(w for pattern, w in self._formal if pattern.search(text))
+            if score >= 2:
+                plain = self._plain(text)
+                reason = (
+                    "This is much more formal than a teammate expects; say it simply, as you would to a friend at work."
+                )
+                return "too_formal", [reason], plain, [], [(text, plain)]
+            return "ok", [], "", strengths, []
+
+        reasons: list[str] = []
+        changes: list[tuple[str, str]] = []
+        out: list[str] = []
+        soften_next = False
+        for raw in _SENTENCES.findall(text):
+            sentence = raw.strip()
+            if not sentence:
+                continue
+            new, why, soften_next = self._sentence(sentence, level, soften_next)
+            if why:
+                reasons.append(why)
+                changes.append((sentence, new))
+            if new:
+                out.append(new)
+        if not reasons:
+            return "ok", [], "", strengths, []
+        return "too_casual", reasons, " ".join(out), strengths, changes
+
+    def _sentence(self, sentence: str, level: str, soften: bool) -> tuple[str, str, bool]:
+        """(new sentence, why it changed or "", whether the next sentence should be softened)."""
+        body = sentence.rstrip(".!? ")
+        end = sentence[len(body) :].strip() or "."
+        words = body.lower().split()
+        why = ""
+        superior = level == "superior"
+
+        # A bare "No." / "Nope," before the refusal: soften the refusal itself.
+        if superior and words and words[0].strip(",") in ("no", "nope", "nah"):
+            rest = re.sub(r"^(no|nope|nah)\b[,.]?\s*", "", body, flags=re.IGNORECASE)
+            if not rest:
+                return "", 'A bare "No" sounds curt to a manager; soften the refusal ("I\'m afraid…").', True
+            body, soften = rest, True
+            why = 'A bare "No" sounds curt to a manager; soften the refusal ("I\'m afraid…").'
+            words = body.lower().split()
+
+        if soften:
+            core = re.sub(r"^can't\b", "I can't", body, flags=re.IGNORECASE)
+            core = re.sub(r"^cannot\b", "I cannot", core, flags=re.IGNORECASE)
+            body = "I'm afraid " + _lower_first(core)
+            return _cap(body) + (end if end != "?" else "."), why or 'Soften a refusal with "I\'m afraid…".', False
+
+        if superior and any(p.search(body) for p in self._sarcasm):
+            why = "Sarcasm is easily misread by a manager; say plainly what the problem is."
+            return _cap(body) + end, why, False
+        if superior and self._interjections.match(body):
+            body = self._interjections.sub("", body)
+            why = 'Exclamations like "Wow" or "Yay" are fine with teammates but casual for a manager.'
+            if not body:
+                return "", why, False
+        if superior:
+            new, slang_why = self._slang_out(body)
+            if slang_why:
+                body, why = new, slang_why
+            if re.match(r"^(hey|yo)\b,?\s*", body, re.IGNORECASE):
+                body = re.sub(r"^(hey|yo)\b,?\s*", "", body, flags=re.IGNORECASE)
+                why = why or '"Hey" is too casual for a manager; start with their name or "Excuse me".'
+            m = re.match(r"^want to (.+)$", body, re.IGNORECASE)
+            if m and end == "?":
+                return (
+                    "Would you like to " + m.group(1) + "?",
+                    why or 'Invite politely with "Would you like to…?".',
+                    False,
+                )
+
+        lead = _VOCATIVE.match(body)
+        vocative = body[: lead.end()] if lead else ""
+        core = body[len(vocative) :]
+        first = core.split()[0].lower() if core.split() else ""
+        just = first == "just"
+        if just:
+            core = core.split(" ", 1)[1] if " " in core else ""
+            first = core.split()[0].lower() if core.split() else ""
+        has_please = "please" in core.lower()
+        if first in self._imperatives and not has_please and end != "?" and not core.lower().startswith("let's"):
+            extra = (
+                "" if (_TIME_WORDS.search(core) or not superior or len(core.split()) > 6) else " when you have a moment"
+            )
+            name = re.sub(r"^(hey|hi|ok|okay|so|um|uh)\b,?\s*", "", vocative, flags=re.IGNORECASE)
+            new = (name + "could you " if name else "Could you ") + _lower_first(core) + extra + "?"
+            who = "a manager" if superior else "a senior colleague"
+            return new, f'A bare command sounds like an order to {who}; ask with "Could you…?".', False
+
+        if superior:
+            m = re.match(r"^I need you to (.+)$", body, re.IGNORECASE)
+            if m:
+                return (
+                    "Could you " + m.group(1) + " when you have a moment?",
+                    '"I need you to…" sounds like an order to a manager; ask with "Could you…?".',
+                    False,
+                )
+            m = re.match(r"^I want to (.+)$", body, re.IGNORECASE)
+            if m:
+                return (
+                    "I'd like to " + m.group(1) + ", if that's all right.",
+                    '"I want…" sounds demanding to a manager; say "I\'d like to…".',
+                    False,
+                )
+            m = re.match(r"^I want (.+)$", body, re.IGNORECASE)
+            if m:
+                return (
+                    "Could I have " + m.group(1) + "?",
+                    '"I want…" sounds demanding to a manager; ask "Could I have…?".',
+                    False,
+                )
+        return _cap(body) + end, why, False
+
+    def _slang_out(self, body: str) -> tuple[str, str]:
+        found = []
+        for pattern, word, repl in self._slang:
+            if pattern.search(body):
+                found.append(word)
+                body = pattern.sub(repl, body)
+        if not found:
+            return body, ""
+        return _cap(
+            body.strip()
+        ), f'"{found[0]}" is too casual for a manager or a client; say "{self.rules["slang"][found[0]]}".'
+
+    def _plain(self, text: str) -> str:
+        out = text
+        for pattern, repl in self.rules["plain_rewrites"]:
+            out = re.sub(pattern, repl, out, flags=re.IGNORECASE)
+        out = _cap(out.strip())
+        if re.match(r"^(could you|would you like to|can you)\b", out, re.IGNORECASE):
+            out = out.rstrip(".!? ") + "?"
+        return out
+
+    def _strengths(self, lower: str, level: str) -> list[str]:
+        out: list[str] = []
+        markers = [m for m in self.rules["courtesy"] if m in lower]
+        if markers:
+            out.append(f'You used courtesy markers ("{markers[0]}"), which make your message easy to say yes to.')
+        hedges = [h for h in self.rules["hedges"] if h in lower]
+        if hedges:
+            out.append(f'Softening with "{hedges[0]}" keeps the tone considerate.')
+        if level == "peer" and not markers:
+            out.append("A relaxed, friendly tone suits a teammate.")
+        return out
