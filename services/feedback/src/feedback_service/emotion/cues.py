@@ -19,7 +19,8 @@ What each kind does (see interpret()):
 - sincere: a sign that praise in its sentence is meant (「〜してくれて助かった」: someone did a favour),
   so no complaint makes it sarcastic.
 - rude: contempt or scolding: the cue's emotion (anger or dislike), negative.
-- feeling: an expression the dictionaries miss (「やったー」, "yay"): adds its emotion.
+- feeling: an expression the dictionaries miss or misfile (「やったー」, "yay", 緊張 as nerves): adds
+  its emotion.
 
 Matching: a Japanese pattern is a sequence of MeCab/ipadic base forms of consecutive words (so 「遠慮さ
 せていただきます」 and 「遠慮させていただいております」 both match [遠慮, する, せる]), an English one a
@@ -117,6 +118,7 @@ class Reading:
     ceiling: dict[int, float] = field(default_factory=dict)  # sentence -> polarity at most this
     emotions: Counter[str] = field(default_factory=Counter)
     sarcastic: bool = False
+    message_ceiling: float | None = None  # rudeness, sarcasm: the message's polarity is at most this
     hits: tuple[Hit, ...] = ()
 
     def preferred(self) -> str | None:
@@ -221,6 +223,7 @@ def interpret(hits: Sequence[Hit], negative_sentences: Iterable[int] = ()) -> Re
 
     refusal = bool(by_kind.get("refusal"))
     fault = bool(by_kind.get("fault"))
+    rude_ceiling = 0.0
     for hit in hits:
         cue, number = hit.cue, hit.sentence
         if cue.kind == "refusal" or (refusal and cue.kind in ("apology", "thanks")):
@@ -236,11 +239,20 @@ def interpret(hits: Sequence[Hit], negative_sentences: Iterable[int] = ()) -> Re
                 continue
             reading.emotions[cue.emotion or "liking"] += CUE_WEIGHT
             _raise(reading.floor, number, cue.polarity or 0.0)
-        elif cue.kind in ("fault", "rude"):
-            reading.emotions[cue.emotion or "dislike"] += CUE_WEIGHT
+        elif cue.kind == "fault":
+            reading.emotions[cue.emotion or "shame"] += CUE_WEIGHT
             _lower(reading.ceiling, number, cue.polarity if cue.polarity is not None else FAULT_POLARITY)
+        elif cue.kind == "rude":
+            reading.emotions[cue.emotion or "dislike"] += CUE_WEIGHT
+            rude_ceiling = min(rude_ceiling, cue.polarity if cue.polarity is not None else FAULT_POLARITY)
         elif cue.kind == "feeling" and cue.emotion:
-            reading.emotions[cue.emotion] += 1
+            reading.emotions[cue.emotion] += CUE_WEIGHT
+    # Rudeness and sarcasm colour the whole message, whatever its other sentences say (「は？」 is a
+    # sentence of its own before the rest of the retort).
+    if reading.sarcastic:
+        rude_ceiling = min(rude_ceiling, SARCASM_POLARITY)
+    if rude_ceiling < 0:
+        reading.message_ceiling = rude_ceiling
     # A bound only keeps evidence in range; a muted sentence that a cue bounds reads as that bound.
     return reading
 

@@ -31,7 +31,7 @@ _LEXICON: dict[str, tuple[str, ...]] = {
         "sad", "sadder", "saddest", "sadly", "sadness", "unhappy", "depressed", "depressing", "disappointed",
         "disappointing", "disappointment", "upset", "miserable", "heartbroken", "gloomy", "lonely", "regret",
         "regrets", "regretted", "regretful", "cry", "cried", "crying", "tears", "grief", "grieving", "gutted",
-        "discouraged", "hopeless", "let down", "down in the dumps",
+        "discouraged", "hopeless", "let down", "down in the dumps", "hurt", "hurts", "heartbreaking",
     ),
     "fear": (
         "afraid", "scared", "scary", "frightened", "frightening", "fear", "fearful", "fears", "worried", "worry",

