@@ -114,6 +114,7 @@ PINNED_FIELDS: dict[str, dict[str, tuple[int, int, str]]] = {
         "polarity": (4, _FD.TYPE_FLOAT, ""),
         "engine": (5, _FD.TYPE_STRING, ""),
         "summary": (6, _FD.TYPE_STRING, ""),
+        "card": (7, _FD.TYPE_MESSAGE, "workplace.feedback.v1.FeedbackCard"),
     },
 }
 

@@ -7,6 +7,8 @@ on the learner's turn id, so a redelivered, replayed or re-published turn is ana
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -18,6 +20,8 @@ from workplace_kit.ai.types import AIUnavailableError
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound
 
+from .coaching.card import FeedbackCard, build_card
+from .coaching.register import RegisterChecker
 from .emotion.types import EmotionAnalyser, EmotionResult
 from .repository import FeedbackRepository, TurnAnalysis
 from .settings import FeedbackSettings
@@ -25,8 +29,12 @@ from .settings import FeedbackSettings
 log = logging.getLogger(__name__)
 
 
+def card_to_proto(card: FeedbackCard) -> emotion_pb2.FeedbackCard:
+    return emotion_pb2.FeedbackCard(**card.to_dict())
+
+
 def to_proto(result: EmotionResult) -> emotion_pb2.EmotionAnalysis:
-    return emotion_pb2.EmotionAnalysis(
+    message = emotion_pb2.EmotionAnalysis(
         language=result.language,
         dominant_emotion=result.dominant,
         scores=[emotion_pb2.EmotionScore(emotion=k, score=v) for k, v in sorted(result.scores.items())],
@@ -34,6 +42,9 @@ def to_proto(result: EmotionResult) -> emotion_pb2.EmotionAnalysis:
         engine=result.engine,
         summary=result.summary,
     )
+    if result.card is not None:
+        message.card.CopyFrom(card_to_proto(result.card))
+    return message
 
 
 def _parse_id(raw: str, field: str) -> uuid.UUID:
@@ -53,12 +64,14 @@ class FeedbackService:
         fallback: EmotionAnalyser | None = None,
         *,
         consumer: str = "feedback.conversation-turns",
+        register: RegisterChecker | None = None,
     ):
         self.settings = settings
         self.consumer = consumer  # the subscription it reads: the inbox records event ids under it
         self.repository = repository
         self.analyser = analyser
         self.fallback = fallback
+        self.register = register or RegisterChecker()
         # Called after a transaction wrote events to the outbox (the relay publishes at once).
         self.events_written = events_written
 
@@ -84,12 +97,13 @@ class FeedbackService:
             return Handled.DUPLICATE
         language = event.language if event.language in ("ja", "en") else None
         try:
-            result = await self.analyser.analyse(event.learner_text, language)
+            result = await self._analyse(self.analyser, event, language)
         except AIUnavailableError:
             if self.fallback is None:
                 raise
             log.warning("emotion analysis fell back to the offline analyser", extra={"turn_id": str(turn_id)})
-            result = await self.fallback.analyse(event.learner_text, language)
+            result = await self._analyse(self.fallback, event, language)
+        result = await self._with_card(result, event)
         now = datetime.now(UTC)
         ready = events_pb2.FeedbackReady(
             event_id=str(uuid.uuid4()),
@@ -119,6 +133,25 @@ class FeedbackService:
             return Handled.DUPLICATE
         self.events_written()
         return Handled.OK
+
+    @staticmethod
+    async def _analyse(
+        analyser: EmotionAnalyser, event: events_pb2.ConversationTurn, language: str | None
+    ) -> EmotionResult:
+        """An analyser that also coaches (Gemini: analyse_turn) is told who the partner is."""
+        analyse_turn = getattr(analyser, "analyse_turn", None)
+        if analyse_turn is not None:
+            result: EmotionResult = await analyse_turn(event.learner_text, language, event.partner)
+            return result
+        return await analyser.analyse(event.learner_text, language)
+
+    async def _with_card(self, result: EmotionResult, event: events_pb2.ConversationTurn) -> EmotionResult:
+        """The analysis with its feedback card: the engine's own (Gemini), else built from the
+        register check of the learner's words against the partner."""
+        if result.card is not None:
+            return result
+        check = await asyncio.to_thread(self.register.check, event.learner_text, result.language, event.partner)
+        return dataclasses.replace(result, card=build_card(result, check))
 
     async def turn_analysis(self, raw_turn_id: str, user_id: str) -> TurnAnalysis:
         """The analysis of one of the learner's turns; another learner's is not found, exactly as

@@ -17,6 +17,14 @@ from .emotion.types import EMOTION_LABELS_JA
 from .repository import TurnAnalysis
 
 
+class FeedbackCardOut(BaseModel):
+    verdict: str  # ok | too_casual | rude | too_formal
+    did_well: str
+    to_change: str
+    better_phrasing: str
+    register_expected: str
+
+
 class TurnAnalysisOut(BaseModel):
     turn_id: str
     session_id: str
@@ -29,6 +37,8 @@ class TurnAnalysisOut(BaseModel):
     polarity: float
     engine: str
     summary: str
+    # What the learner did well and a better phrasing; null for analyses stored before cards existed.
+    card: FeedbackCardOut | None = None
     analysed_at: str
 
 
@@ -46,6 +56,7 @@ def to_out(a: TurnAnalysis) -> TurnAnalysisOut:
         polarity=r.polarity,
         engine=r.engine,
         summary=r.summary,
+        card=FeedbackCardOut(**r.card.to_dict()) if r.card is not None else None,
         analysed_at=a.analysed_at.isoformat(),
     )
 

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
 from workplace_kit.crypto import Cipher, SealedColumn
 
+from .coaching.card import FeedbackCard
 from .emotion.types import EmotionResult
 
 # What this service stores encrypted; `python -m feedback_service reencrypt` rewrites it.
@@ -20,7 +21,9 @@ LEARNER_TEXT = SealedColumn(
     table="turn_analyses", column="learner_text", key="turn_id", sealed="learner_text_sealed", plain="learner_text"
 )
 SUMMARY = SealedColumn(table="turn_analyses", column="summary", key="turn_id", sealed="summary_sealed", plain="summary")
-SEALED_COLUMNS = (LEARNER_TEXT, SUMMARY)
+# The feedback card as JSON (it quotes the learner's words in its better phrasing).
+CARD = SealedColumn(table="turn_analyses", column="card", key="turn_id", sealed="card_sealed")
+SEALED_COLUMNS = (LEARNER_TEXT, SUMMARY, CARD)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class TurnAnalysis:
 
 _COLUMNS = (
     "turn_id, session_id, user_id, source_service, turn_index, learner_text_sealed, language, "
-    "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at"
+    "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at, card_sealed"
 )
 # What is read: the plaintext columns too, for rows not re-encrypted yet.
 _READ_COLUMNS = _COLUMNS + ", learner_text, summary"
@@ -55,10 +58,13 @@ class FeedbackRepository:
         for row in rows:
             items.append((row["learner_text_sealed"], row["learner_text"], LEARNER_TEXT.field(row["turn_id"])))
             items.append((row["summary_sealed"], row["summary"], SUMMARY.field(row["turn_id"])))
+            items.append((row["card_sealed"], None, CARD.field(row["turn_id"])))
         texts = await self.cipher.open_texts(items)
         analyses = []
         for i, row in enumerate(rows):
             scores = row["scores"]
+            card_json = texts[3 * i + 2]
+            card = FeedbackCard.from_dict(json.loads(card_json)) if card_json else None
             analyses.append(
                 TurnAnalysis(
                     turn_id=row["turn_id"],
@@ -66,14 +72,15 @@ class FeedbackRepository:
                     user_id=row["user_id"],
                     source_service=row["source_service"],
                     turn_index=row["turn_index"],
-                    learner_text=texts[2 * i] or "",
+                    learner_text=texts[3 * i] or "",
                     result=EmotionResult(
                         language=row["language"],
                         dominant=row["dominant_emotion"],
                         scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
                         polarity=row["polarity"],
                         engine=row["engine"],
-                        summary=texts[2 * i + 1] or "",
+                        summary=texts[3 * i + 1] or "",
+                        card=card,
                     ),
                     analysed_at=row["analysed_at"],
                 )
@@ -101,7 +108,7 @@ class FeedbackRepository:
                 return None
             analysed_at = await conn.fetchval(
                 f"INSERT INTO turn_analyses ({_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now()) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now(), $13) "
                 "ON CONFLICT (turn_id) DO NOTHING RETURNING analysed_at",
                 analysis.turn_id,
                 analysis.session_id,
@@ -115,6 +122,9 @@ class FeedbackRepository:
                 r.polarity,
                 r.engine,
                 self.cipher.seal(r.summary, SUMMARY.field(analysis.turn_id)),
+                None
+                if r.card is None
+                else self.cipher.seal(json.dumps(r.card.to_dict(), ensure_ascii=False), CARD.field(analysis.turn_id)),
             )
             if analysed_at is None:
                 return None

@@ -28,6 +28,23 @@ def analyser_label(engine: str, lang: str = "ja") -> str:
     return ANALYSER_LABELS[lang].get(engine, engine)
 
 
+VERDICTS = ("ok", "too_casual", "rude", "too_formal")
+
+
+def card_view(analysis: emotion_pb2.EmotionAnalysis) -> dict[str, str] | None:
+    """The coaching part of a feedback card, or None for analyses stored before cards existed."""
+    if not analysis.HasField("card") or analysis.card.verdict not in VERDICTS:
+        return None
+    c = analysis.card
+    return {
+        "verdict": c.verdict,
+        "did_well": c.did_well,
+        "to_change": c.to_change,
+        "better_phrasing": c.better_phrasing,
+        "register_expected": c.register_expected,
+    }
+
+
 def feedback_view(
     turn_id: str, learner_text: str, analysis: emotion_pb2.EmotionAnalysis, lang: str = "ja"
 ) -> dict[str, Any]:
@@ -35,12 +52,14 @@ def feedback_view(
     return {
         "turn_id": turn_id,
         "learner_text": learner_text,
+        "language": analysis.language if analysis.language in ("ja", "en") else lang,
         "dominant": analysis.dominant_emotion,
         "dominant_label": emotion_label(analysis.dominant_emotion, lang),
         "polarity": analysis.polarity,
         "polarity_pct": int(round((analysis.polarity + 1) * 50)),
         "scores": [(emotion_label(e, lang), int(round(s * 100))) for e, s in scores[:3]],
         "summary": analysis.summary,
+        "coaching": card_view(analysis),
         "engine": analyser_label(analysis.engine, lang),
     }
 

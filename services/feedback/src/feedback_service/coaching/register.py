@@ -17,6 +17,7 @@ change can be explained: 「明日休みたいんだけど」 → 「明日お�
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,6 +58,12 @@ def load_rules(path: Path = RULES_PATH) -> dict[str, Any]:
     return rules
 
 
+@functools.cache
+def default_rules() -> dict[str, Any]:
+    """register_rules.yaml, read once per process."""
+    return load_rules(RULES_PATH)
+
+
 def level_of(partner: str, rules: dict[str, Any]) -> Level:
     """The partner's level: known ids and roles from the rules, anything else superior (an
     outside party or a role we do not know: polite is the safe register)."""
@@ -70,7 +77,7 @@ class RegisterChecker:
     tagger (MeCab + IPAdic) opens on the first Japanese message."""
 
     def __init__(self, rules: dict[str, Any] | None = None) -> None:
-        self.rules = rules or load_rules()
+        self.rules = rules or default_rules()
         self._lock = threading.Lock()
 
     @cached_property

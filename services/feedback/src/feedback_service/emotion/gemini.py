@@ -125,6 +125,39 @@ class EmotionAnswer(BaseModel):
         return {**data, "dominant": dominant}
 
 
+Verdict = Literal["ok", "too_casual", "rude", "too_formal"]
+
+
+class CoachedAnswer(EmotionAnswer):
+    """The emotion answer plus the feedback card (what ``analyse_turn`` asks for)."""
+
+    verdict: Verdict = Field(description="Is the register right for the partner: ok, too_casual, rude or too_formal.")
+    did_well: str = Field(description="One sentence: what the message does well.")
+    to_change: str = Field(description="One sentence: what to change; empty when the verdict is ok.")
+    better_phrasing: str = Field(
+        description="The learner's message said in the expected register, keeping their own words; empty when ok."
+    )
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def _known_verdict(cls, value: Any) -> str:
+        cleaned = str(value or "").strip().lower().replace("-", "_").replace(" ", "_")
+        return cleaned if cleaned in ("ok", "too_casual", "rude", "too_formal") else "ok"
+
+
+def _coaching_instruction(language: str, partner: str, expected: str) -> str:
+    return (
+        f"\nThe learner is speaking to: {partner or 'a colleague'}. The register due: {expected}.\n"
+        "- verdict: ok; too_casual (plain form, casual words, a bare command or a blunt no to a senior, "
+        "a boss or a client); rude (insults, 「は？」, commands, dismissive words, to anyone); too_formal "
+        "(heavy keigo or stiff formality to a colleague for a small thing).\n"
+        f"- did_well, to_change: one short sentence each in {_LANGUAGE_NAMES[language]}, addressed to the learner.\n"
+        "- better_phrasing: the learner's message rewritten in the register due, keeping their own words "
+        '(e.g. to a boss 「資料送って」 → 「資料をお送りいただけますか。」; "Send me the file" → '
+        '"Could you send me the file when you have a moment?"); empty when the verdict is ok.'
+    )
+
+
 def _system_instruction(language: str) -> str:
     labels = ", ".join(EMOTIONS)
     return (
@@ -186,6 +219,37 @@ class GeminiEmotionAnalyser:
             polarity=round(answer.polarity, 3),
             engine=self.engine,
             summary=answer.summary,
+        )
+
+    async def analyse_turn(self, text: str, language: str | None, partner: str) -> EmotionResult:
+        """The emotion and the feedback card in one call, for a turn said to `partner`."""
+        from ..coaching.card import FeedbackCard
+        from ..coaching.register import default_rules, level_of
+
+        language = (language or "")[:2].lower()
+        if language not in _LANGUAGE_NAMES:
+            language = detect_language(text)
+        if not text.strip():
+            return EmotionResult(language=language, dominant="neutral", engine=self.engine)
+        rules = default_rules()
+        expected = rules["expected"][language][level_of(partner, rules)]
+        answer = await generate_json(
+            self.pool,
+            system_instruction=_system_instruction(language) + _coaching_instruction(language, partner, expected),
+            prompt=learner_message_prompt(text),
+            response_schema=CoachedAnswer,
+            model=self.model,
+            temperature=self.temperature,
+        )
+        card = FeedbackCard.from_dict({**answer.model_dump(), "register_expected": expected})
+        return EmotionResult(
+            language=language,
+            dominant=answer.dominant,
+            scores={s.label: round(s.score, 3) for s in answer.scores},
+            polarity=round(answer.polarity, 3),
+            engine=self.engine,
+            summary=answer.summary,
+            card=card,
         )
 
     async def aclose(self) -> None:

