@@ -34,8 +34,24 @@ POLARITIES = ("positive", "neutral", "negative")
 GREETING_INTENTS = frozenset({"greeting"})
 
 
+# The sets' times of day -> the engine's ("afternoon" is what the labels say).
+TIMES_OF_DAY = {"morning": "morning", "afternoon": "daytime", "daytime": "daytime", "evening": "evening"}
+# A reply that greets for another time of day than the learner's: (time, words that greet otherwise).
+WRONG_TIME_GREETINGS = {
+    "morning": ("こんばんは", "good evening", "お疲れさまでした"),
+    "daytime": ("おはよう", "good morning", "こんばんは", "good evening"),
+    "evening": ("おはよう", "good morning", "morning!"),
+}
+SET_DIR = HERE
+
+
 def load_set(name: str) -> Any:
-    return yaml.safe_load((HERE / name).read_text(encoding="utf-8"))
+    return yaml.safe_load((SET_DIR / name).read_text(encoding="utf-8"))
+
+
+def greets_at_wrong_time(text: str, time_of_day: str | None) -> bool:
+    lowered = text.lower()
+    return time_of_day is not None and any(w in lowered for w in WRONG_TIME_GREETINGS[time_of_day])
 
 
 @dataclass
@@ -49,6 +65,8 @@ class ReplyOutcome:
     relevant: bool
     unclear: bool
     seconds: float
+    wrong_time: bool = False
+    confidence: float = 0.0
 
 
 def percent(part: int, whole: int) -> float:
@@ -81,7 +99,7 @@ class DialogueBench:
         self.engine.ensure_index()
         self.index_seconds = time.perf_counter() - started
 
-    def ask(self, item: dict[str, Any], text: str, history: tuple[Turn, ...] = ()) -> tuple[str, str, float]:
+    def ask(self, item: dict[str, Any], text: str, history: tuple[Turn, ...] = ()) -> tuple[str, str, float, float]:
         language = item["language"]
         request = DialogueRequest(
             system_instruction="",
@@ -92,14 +110,23 @@ class DialogueBench:
             language=language,
             temperature=0,
             persona_name=self.catalogue.persona(item["partner"], language).name,
+            time_of_day=TIMES_OF_DAY.get(item.get("time_of_day") or ""),  # type: ignore[arg-type]
         )
         started = time.perf_counter()
         chosen = self.engine.choose_reply(request)
-        return chosen.intent, chosen.text, time.perf_counter() - started
+        return chosen.intent, chosen.text, time.perf_counter() - started, chosen.confidence
 
     def outcome(
-        self, item_id: str, language: str, label: dict[str, Any], got: str, text: str, s: float
+        self,
+        item_id: str,
+        item: dict[str, Any],
+        label: dict[str, Any],
+        got: str,
+        text: str,
+        s: float,
+        confidence: float,
     ) -> ReplyOutcome:
+        language = item["language"]
         cues = label.get("cues") or []
         relevant = got == label["intent"] or any(cue.lower() in text.lower() for cue in cues)
         return ReplyOutcome(
@@ -112,22 +139,24 @@ class DialogueBench:
             relevant=relevant,
             unclear=got == FALLBACK_INTENT and says_unclear(text, language, self.unclear_markers),
             seconds=s,
+            wrong_time=greets_at_wrong_time(text, TIMES_OF_DAY.get(item.get("time_of_day") or "")),
+            confidence=confidence,
         )
 
     def run_messages(self, messages: Iterable[dict[str, Any]]) -> list[ReplyOutcome]:
         outcomes = []
         for item in messages:
-            got, text, seconds = self.ask(item, item["text"])
-            outcomes.append(self.outcome(item["id"], item["language"], item, got, text, seconds))
+            got, text, seconds, confidence = self.ask(item, item["text"])
+            outcomes.append(self.outcome(item["id"], item, item, got, text, seconds, confidence))
         return outcomes
 
     def run_conversation(self, conversation: dict[str, Any]) -> list[ReplyOutcome]:
         history: list[Turn] = []
         outcomes = []
         for number, turn in enumerate(conversation["turns"], start=1):
-            got, text, seconds = self.ask(conversation, turn["text"], tuple(history))
+            got, text, seconds, confidence = self.ask(conversation, turn["text"], tuple(history))
             item_id = f"{conversation['id']}#{number}"
-            outcomes.append(self.outcome(item_id, conversation["language"], turn, got, text, seconds))
+            outcomes.append(self.outcome(item_id, conversation, turn, got, text, seconds, confidence))
             history += [Turn(role="user", text=turn["text"]), Turn(role="model", text=text)]
         return outcomes
 
@@ -145,7 +174,23 @@ def intent_figures(outcomes: list[ReplyOutcome]) -> dict[str, Any]:
         "relevance_percent": percent(sum(o.relevant for o in outcomes), len(outcomes)),
         "fallback_percent": percent(sum(o.got == FALLBACK_INTENT for o in outcomes), len(outcomes)),
         "clear_called_unclear": sum(o.unclear for o in outcomes),
+        "wrong_time_greetings": sum(o.wrong_time for o in outcomes),
+        "calibration": calibration(outcomes),
     }
+
+
+def calibration(outcomes: list[ReplyOutcome]) -> list[dict[str, Any]]:
+    """Accuracy per band of the engine's confidence: a calibrated engine is right more often
+    when it is surer (fallback replies left out)."""
+    bands = [(0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01)]
+    rows = []
+    for low, high in bands:
+        chosen = [o for o in outcomes if o.got != FALLBACK_INTENT and low <= o.confidence < high]
+        right = sum(o.got == o.expected for o in chosen)
+        rows.append(
+            {"band": f"{low:.1f}-{min(high, 1.0):.1f}", "n": len(chosen), "percent": percent(right, len(chosen))}
+        )
+    return rows
 
 
 def conversation_figures(by_conversation: dict[str, list[ReplyOutcome]]) -> dict[str, Any]:
@@ -254,12 +299,16 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  relevant replies               {single['relevance_percent']:5.1f}%")
     print(f"  fallback replies               {single['fallback_percent']:5.1f}%")
     print(f"  clear sentence called unclear  {single['clear_called_unclear']}")
+    print(f"  greeting for the wrong time    {single['wrong_time_greetings']}")
+    bands = ", ".join(f"{row['band']}: {row['percent']:.0f}% of {row['n']}" for row in single["calibration"])
+    print(f"  accuracy by confidence         {bands}")
     print("== Dialogue: six-turn conversations")
     print(f"  conversations / turns          {conv['conversations']} / {conv['turns']}")
     print(f"  intent accuracy in context     {accuracy_line(conv['intents']['overall'])}")
     print(f"  relevant replies               {conv['intents']['relevance_percent']:5.1f}%")
     print(f"  fallback replies               {conv['intents']['fallback_percent']:5.1f}%")
     print(f"  clear sentence called unclear  {conv['intents']['clear_called_unclear']}")
+    print(f"  greeting for the wrong time    {conv['intents']['wrong_time_greetings']}")
     print(
         f"  repeats                        {conv['repeat_percent']:5.1f}% of turns "
         f"({conv['repeats']}; in {conv['conversations_with_a_repeat']} conversations)"
@@ -297,13 +346,17 @@ def print_report(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write every figure and each reply to this file")
+    parser.add_argument("--content", type=Path, default=CONTENT, help="the dialogue content folder to measure")
+    parser.add_argument("--sets", type=Path, default=HERE, help="the folder holding the labelled sets")
     args = parser.parse_args(argv)
+    global SET_DIR
+    SET_DIR = args.sets
 
     messages_set = load_set("messages.yaml")
     conversations = load_set("conversations.yaml")["conversations"]
     sentences = load_set("sentences.yaml")["sentences"]
 
-    dialogue = DialogueBench(load_catalogue(CONTENT), messages_set["unclear_markers"])
+    dialogue = DialogueBench(load_catalogue(args.content.resolve()), messages_set["unclear_markers"])
     singles = dialogue.run_messages(messages_set["messages"])
     by_conversation = {c["id"]: dialogue.run_conversation(c) for c in conversations}
     conversation_turns = [o for outcomes in by_conversation.values() for o in outcomes]

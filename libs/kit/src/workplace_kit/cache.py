@@ -54,6 +54,7 @@ class AIResponseCache:
             "situation": request.situation,
             "language": request.language,
             "max_output_tokens": request.max_output_tokens,
+            "time_of_day": request.time_of_day,
         }
         digest = hashlib.sha256(json.dumps(material, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
         return self.prefix + digest

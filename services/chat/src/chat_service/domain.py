@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 from workplace.events.v1 import events_pb2
 from workplace_kit.ai.language import Language, detect_language
 from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
-from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation
+from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation, time_of_day_at
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
@@ -143,6 +144,7 @@ class ChatService:
             f"Today's practice limit is reached ({settings.chat_ai_replies_rate} replies); please continue tomorrow",
         )
         self.situations: dict[str, Situation] = {s.id: s for s in catalogue.situations}
+        self.learner_timezone = ZoneInfo(settings.chat_learner_timezone)
 
     def list_situations(self) -> list[Situation]:
         return list(self.situations.values())
@@ -202,8 +204,12 @@ class ChatService:
         language = cast(Language, cmd.language or session.language or detect_language(message))
         persona = self.catalogue.persona(session.partner, language)
         situation = self.situations.get(session.situation) or next(iter(self.situations.values()))
+        # The situation's own time (a morning greeting is in the morning), else the learner's clock.
+        time_of_day = situation.time_of_day or time_of_day_at(datetime.now(self.learner_timezone))
         request = DialogueRequest(
-            system_instruction=prompts.system_instruction(self.catalogue.persona(session.partner, "ja"), situation),
+            system_instruction=prompts.system_instruction(
+                self.catalogue.persona(session.partner, "ja"), situation, time_of_day
+            ),
             message=message,
             history=tuple(history),
             partner=session.partner,
@@ -211,6 +217,7 @@ class ChatService:
             language=language,
             temperature=temperature,
             persona_name=persona.name,
+            time_of_day=time_of_day,
         )
         return self._stream(session, is_new, count, request)
 

@@ -21,3 +21,5 @@ class ChatSettings(ServiceSettings):
     # Deltas are sent as they come for the first words, then gathered until this long has passed
     # since the last one sent or a sentence ends: fewer SSE events and gRPC messages per reply.
     chat_delta_flush_ms: float = Field(50.0, ge=0, le=1000)
+    # The learners' clock, for greetings that fit the time of day when a situation has none.
+    chat_learner_timezone: str = "Asia/Tokyo"

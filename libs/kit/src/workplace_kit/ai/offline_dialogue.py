@@ -1,23 +1,33 @@
 """Offline dialogue engine: the default when no Gemini key is set.
 
-It does not generate text. It retrieves: the learner's message is embedded with
-multilingual-e5-small and compared with authored example utterances to find what the
-learner is doing (greeting, talking about the weekend, apologising, ...); the partner then
-answers with an authored line for that intent, in the partner's register (colleague, senior,
-boss) and the learner's language. Every line was written by hand, so the Japanese is natural
-and the register is right; the price is a finite repertoire, which is why the engine says
-plainly what it is (``info.label``).
+It does not generate text. It recognises what the learner is doing (a "move": greeting,
+reporting a delay, declining overtime, ...) and answers with an authored line of that move,
+in the partner's register and the learner's language. Every line was written by hand, so the
+Japanese is natural and the register is right; the price is a finite repertoire, which is why
+the engine says plainly what it is (``info.label``). The content (characters, situations,
+moves and lines) is a catalogue the serving service owns: see dialogue_catalogue.
 
-The engine holds no content. The characters, situations and lines are content files owned by
-the service that serves them (today services/chat/src/chat_service/content/), read by
-``load_catalogue(folder)`` and handed to the engine:
-    characters.yaml   who the partners are (ids, names, role, register) per language
-    situations.yaml   the free-chat situations and each partner's opening line
-    intents.yaml      what a learner may say (examples) and each partner's replies
-Embedding the ~200 examples and ~350 reply lines takes several seconds on two cores, so the
-vectors are cached beside them in embedding_cache.npz (rebuilt with
+How a reply is chosen (deterministic at temperature 0):
+1. Recognise the move. The message is embedded with multilingual-e5-small; each move is scored
+   by a linear classifier trained on its examples (at build-index time) plus the mean
+   similarity to its closest examples, plus its keywords found in the message. A softmax over
+   the scores gives a confidence; the top-two margin says how sure the choice is.
+2. Use the conversation so far (DialogueState, derived from the history alone, so the engine
+   keeps no memory between requests): when the message alone is doubtful, the move the
+   partner's last line belongs to and its topic tip the balance (a short answer such as
+   「映画を見ました」 to 「週末は何してたの？」); a greeting in the middle of a talk is not
+   answered with a second welcome; what the learner already said is not asked again.
+3. Doubt is honest: when no move is likely (off-topic, or two moves equally likely and neither
+   clear), the partner answers with a kind in-character line that steers the talk back, never
+   one that says the learner was unclear.
+4. Pick the line: among the move's lines that fit the situation, the time of day, the phase of
+   the conversation and the slots found in the learner's words ({thing}), unused ones first,
+   closest in meaning and wording to the message.
+
+Embedding the examples and lines takes several seconds on two cores, so the vectors and the
+classifier are cached beside the content in embedding_cache.npz (rebuilt with
 ``python -m workplace_kit.ai.offline_dialogue build-index FOLDER``); texts missing from the
-cache (lines edited since) are embedded at first use, and a unit test fails while it is stale.
+cache are embedded at first use, and a unit test fails while it is stale.
 """
 
 from __future__ import annotations
@@ -31,265 +41,109 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-import yaml
 
+from workplace_kit.ai.dialogue_catalogue import (
+    CACHE_FILE,
+    FALLBACK_INTENT,
+    LANGUAGES,
+    Catalogue,
+    CatalogueError,
+    Character,
+    Intent,
+    Language,
+    Persona,
+    ReplyLine,
+    Situation,
+    TimeOfDay,
+    load_catalogue,
+)
 from workplace_kit.ai.embeddings import Embedder, get_embedder
 from workplace_kit.ai.language import detect_language
-from workplace_kit.ai.types import DialogueRequest, EngineInfo, Partner, ReplyChunk
+from workplace_kit.ai.types import DialogueRequest, EngineInfo, ReplyChunk
+
+__all__ = [
+    "CACHE_FILE",
+    "FALLBACK_INTENT",
+    "LANGUAGES",
+    "Catalogue",
+    "CatalogueError",
+    "Character",
+    "DialogueState",
+    "Intent",
+    "OfflineDialogueEngine",
+    "OfflineReply",
+    "Persona",
+    "ReplyLine",
+    "Situation",
+    "load_catalogue",
+    "split_into_chunks",
+    "time_of_day_at",
+    "write_embedding_cache",
+]
 
 log = logging.getLogger(__name__)
 
-Language = Literal["ja", "en"]
-LANGUAGES: tuple[Language, ...] = ("ja", "en")
-FALLBACK_INTENT = "fallback"
-CACHE_FILE = "embedding_cache.npz"
-
-# e5 similarities are compressed (unrelated sentences still score ~0.80), so the threshold
-# sits just above what gibberish and off-topic text reach against the examples.
+# e5 similarities are compressed (unrelated sentences still score ~0.80): a message whose best
+# move reaches less than this is off-topic or gibberish.
 MATCH_THRESHOLD = 0.845
-# Intent score = mean similarity of the message to this many closest examples of the intent.
+# A move's similarity = mean similarity of the message to this many closest examples of it.
 TOP_EXAMPLES = 3
-# How much the partner's last line pulls the choice of intent towards its topic; weaker than
-# the learner's own message, enough to settle a short answer such as "映画を見ました".
-CONTEXT_WEIGHT = 0.5
-# Reply lines that reuse the learner's own words ("おはよう" -> "おはようございます！...") rank
-# higher by this much times the share of the message's terms they contain; e5 alone ranks
-# lines of one intent only loosely.
+# Score of a move = classifier logit + SIMILARITY_WEIGHT * similarity + KEYWORD_BONUS if one of
+# its keywords is in the message. The similarity term keeps moves with few examples fair.
+SIMILARITY_WEIGHT = 25.0
+KEYWORD_BONUS = 2.0
+# Softmax temperature that turns scores into a confidence (calibrated on bench/conversation_quality).
+CONFIDENCE_TEMPERATURE = 1.0
+# Below this confidence the message alone does not settle the move: the context may tip it.
+CONFIDENT = 0.6
+# How much the conversation weighs when the message is doubtful: a bonus for the move of the
+# partner's last line when that line asked something, and the centred closeness of that line
+# to each move's topic.
+ANSWER_BONUS = 1.5
+CONTEXT_WEIGHT = 8.0
+# A message far from every example (below MATCH_THRESHOLD) is off-topic unless the classifier
+# is at least this sure of its move; below OFF_TOPIC_FLOOR it is off-topic however sure (a
+# classifier over few moves is sure of something for any text).
+SURE = 0.7
+OFF_TOPIC_FLOOR = 0.83
+# Below this confidence, with a top-two margin under DOUBT_MARGIN, the partner admits doubt.
+MIN_CONFIDENCE = 0.3
+DOUBT_MARGIN = 0.1
+# Classifier training (multinomial logistic regression on the example vectors).
+CLASSIFIER_SCALE = 20.0
+CLASSIFIER_L2 = 1e-2
+CLASSIFIER_STEPS = 400
+CLASSIFIER_RATE = 0.5
+# Reply lines that reuse the learner's own words rank higher by this much times the share of
+# the message's terms they contain; e5 alone ranks lines of one move only loosely.
 LEXICAL_WEIGHT = 0.06
 # With temperature > 0, the reply is drawn from this many best-ranked unused lines.
 RANDOM_TOP_LINES = 2
 # Fewer meaningful characters than this is too little to understand ("あ", "?", "ok").
 MIN_MEANINGFUL_CHARS = 2
+GREETING_INTENT = "greeting"
+# Taken off the greeting's score once the talk has begun, unless the message greets in words.
+REGREETING_PENALTY = 3.0
+# Greetings that name the time of day: the partner answers at the learner's time.
+_TIME_GREETINGS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = (
+    (re.compile(r"おはよう|\bgood morning\b|^morning\b", re.I), "morning"),
+    (re.compile(r"こんばんは|\bgood evening\b", re.I), "evening"),
+    (re.compile(r"こんにちは|\bgood afternoon\b", re.I), "daytime"),
+)
 
 
-class CatalogueError(ValueError):
-    """The authored dialogue data is malformed; the message says where."""
-
-
-@dataclass(frozen=True)
-class Situation:
-    id: str
-    title_ja: str
-    title_en: str
-    description_ja: str
-    description_en: str = ""
-
-    def title(self, language: Language) -> str:
-        return self.title_ja if language == "ja" else self.title_en
-
-
-@dataclass(frozen=True)
-class Persona:
-    partner: Partner
-    language: Language
-    name: str  # fills {partner_name}
-    full_name: str
-    role: str
-    register: str  # how the partner speaks: for writers, and for an LLM's system instruction
-    style_notes: str
-
-
-@dataclass(frozen=True)
-class ReplyLine:
-    text: str
-    situations: frozenset[str] = frozenset()  # empty: every situation
-
-    def fits(self, situation: str) -> bool:
-        return not self.situations or situation in self.situations
-
-
-@dataclass(frozen=True)
-class Intent:
-    id: str
-    examples: Mapping[Language, tuple[str, ...]]
-    replies: Mapping[Partner, Mapping[Language, tuple[ReplyLine, ...]]]
-
-
-@dataclass(frozen=True)
-class Character:
-    """A partner the learner can talk to, with its label in each language (for pickers)."""
-
-    id: str
-    labels: Mapping[Language, str]
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    folder: Path  # where the content files (and the embedding cache) are
-    characters: tuple[Character, ...]
-    situations: tuple[Situation, ...]
-    openers: Mapping[str, Mapping[Partner, Mapping[Language, str]]]
-    personas: Mapping[Partner, Mapping[Language, Persona]]
-    intents: tuple[Intent, ...]
-
-    @property
-    def partners(self) -> tuple[Partner, ...]:
-        return tuple(c.id for c in self.characters)
-
-    @property
-    def cache_path(self) -> Path:
-        return self.folder / CACHE_FILE
-
-    def situation(self, situation_id: str) -> Situation:
-        for situation in self.situations:
-            if situation.id == situation_id:
-                return situation
-        known = ", ".join(s.id for s in self.situations)
-        raise KeyError(f"unknown situation {situation_id!r} (known: {known})")
-
-    def persona(self, partner: Partner, language: Language = "ja") -> Persona:
-        """Name, role and speaking style of a partner in one language."""
-        if partner not in self.personas:
-            raise KeyError(f"unknown partner {partner!r} (known: {', '.join(self.personas)})")
-        if language not in LANGUAGES:
-            raise KeyError(f"unknown language {language!r} (known: ja, en)")
-        return self.personas[partner][language]
-
-    def opening_line(self, situation_id: str, partner: Partner, language: Language = "ja") -> str:
-        """What the partner says first in a situation ("" if none is authored)."""
-        self.situation(situation_id)  # raises for an unknown id
-        return self.openers[situation_id][partner].get(language, "")
-
-    def intent(self, intent_id: str) -> Intent:
-        for intent in self.intents:
-            if intent.id == intent_id:
-                return intent
-        raise KeyError(intent_id)
-
-    def all_texts(self) -> list[str]:
-        """Every text the index embeds (examples and reply lines), without duplicates."""
-        seen: dict[str, None] = {}
-        for intent in self.intents:
-            for language in LANGUAGES:
-                for text in intent.examples[language]:
-                    seen.setdefault(text, None)
-            for by_language in intent.replies.values():
-                for lines in by_language.values():
-                    for line in lines:
-                        seen.setdefault(line.text, None)
-        return list(seen)
-
-
-# ---------------------------------------------------------------- loading the authored data
-
-
-def _read_yaml(folder: Path, name: str) -> Any:
-    path = folder / name
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogueError(f"cannot read {path}: {exc}") from exc
-
-
-def _require(mapping: Any, key: str, where: str) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise CatalogueError(f"{where}: missing '{key}'")
-    return mapping[key]
-
-
-def _parse_line(raw: Any, where: str) -> ReplyLine:
-    if isinstance(raw, str):
-        return ReplyLine(raw.strip())
-    if isinstance(raw, dict):
-        situations = raw.get("situations") or []
-        return ReplyLine(str(_require(raw, "text", where)).strip(), frozenset(map(str, situations)))
-    raise CatalogueError(f"{where}: a reply must be a string or a mapping with 'text'")
-
-
-def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...]:
-    if not isinstance(raw, dict) or not raw:
-        raise CatalogueError("intents.yaml: expected a mapping of intent id -> definition")
-    intents = []
-    for intent_id, body in raw.items():
-        where = f"intents.yaml:{intent_id}"
-        examples_raw = _require(body, "examples", where)
-        replies_raw = _require(body, "replies", where)
-        examples: dict[Language, tuple[str, ...]] = {}
-        for language in LANGUAGES:
-            texts = _require(examples_raw, language, f"{where}.examples")
-            if not texts:
-                raise CatalogueError(f"{where}.examples.{language}: no examples")
-            examples[language] = tuple(str(t).strip() for t in texts)
-        replies: dict[Partner, dict[Language, tuple[ReplyLine, ...]]] = {}
-        unknown = set(replies_raw) - set(partners) if isinstance(replies_raw, dict) else set()
-        if unknown:
-            raise CatalogueError(f"{where}.replies: no such character {sorted(unknown)} in characters.yaml")
-        for partner in partners:
-            by_language = _require(replies_raw, partner, f"{where}.replies")
-            replies[partner] = {}
-            for language in LANGUAGES:
-                lines_where = f"{where}.replies.{partner}.{language}"
-                raw_lines = _require(by_language, language, f"{where}.replies.{partner}")
-                lines = tuple(_parse_line(r, lines_where) for r in raw_lines)
-                if not any(not line.situations for line in lines):
-                    raise CatalogueError(f"{lines_where}: needs at least one line for every situation")
-                replies[partner][language] = lines
-        intents.append(Intent(str(intent_id), examples, replies))
-    if FALLBACK_INTENT not in {i.id for i in intents}:
-        raise CatalogueError(f"intents.yaml: the '{FALLBACK_INTENT}' intent is required")
-    return tuple(intents)
-
-
-@lru_cache(maxsize=8)
-def load_catalogue(folder: Path) -> Catalogue:
-    """Parse characters.yaml, situations.yaml and intents.yaml in `folder` (once per process).
-    Every error names the file and the field that is wrong."""
-    folder = Path(folder)
-    characters_raw = _read_yaml(folder, "characters.yaml")
-    if not isinstance(characters_raw, dict) or not characters_raw:
-        raise CatalogueError("characters.yaml: expected a mapping of character id -> languages")
-    characters: list[Character] = []
-    personas: dict[Partner, dict[Language, Persona]] = {}
-    for partner, by_language in characters_raw.items():
-        partner = str(partner)
-        personas[partner] = {}
-        labels: dict[Language, str] = {}
-        for language in LANGUAGES:
-            p = _require(by_language, language, f"characters.yaml:{partner}")
-            where = f"characters.yaml:{partner}.{language}"
-            personas[partner][language] = Persona(
-                partner=partner,
-                language=language,
-                name=str(_require(p, "name", where)),
-                full_name=str(p.get("full_name", p["name"])),
-                role=str(_require(p, "role", where)),
-                register=str(_require(p, "register", where)),
-                style_notes=str(p.get("style_notes", "")),
-            )
-            labels[language] = str(_require(p, "label", where))
-        characters.append(Character(partner, labels))
-    partners = tuple(c.id for c in characters)
-
-    situations_raw = _read_yaml(folder, "situations.yaml")
-    if not isinstance(situations_raw, list):
-        raise CatalogueError("situations.yaml: expected a list")
-    situations = []
-    openers: dict[str, dict[Partner, dict[Language, str]]] = {}
-    for s in situations_raw:
-        where = f"situations.yaml:{s.get('id', '?') if isinstance(s, dict) else '?'}"
-        situation = Situation(
-            id=str(_require(s, "id", where)),
-            title_ja=str(_require(s, "title_ja", where)),
-            title_en=str(_require(s, "title_en", where)),
-            description_ja=str(_require(s, "description_ja", where)),
-            description_en=str(s.get("description_en", "")),
-        )
-        situations.append(situation)
-        raw_openers = s.get("openers") or {}
-        unknown = set(raw_openers) - set(partners)
-        if unknown:
-            raise CatalogueError(f"{where}.openers: no such character {sorted(unknown)} in characters.yaml")
-        openers[situation.id] = {
-            partner: {lang: str(text) for lang, text in raw_openers.get(partner, {}).items()} for partner in partners
-        }
-    intents = _parse_intents(_read_yaml(folder, "intents.yaml"), partners)
-    return Catalogue(folder, tuple(characters), tuple(situations), openers, personas, intents)
+def time_of_day_at(moment: datetime) -> TimeOfDay:
+    """Morning until 11:00, daytime until 17:00, evening after (the moment in the learner's zone)."""
+    if 4 <= moment.hour < 11:
+        return "morning"
+    if 11 <= moment.hour < 17:
+        return "daytime"
+    return "evening"
 
 
 # ------------------------------------------------------------------------- the vector index
@@ -303,42 +157,106 @@ class _Index:
     line_vectors: np.ndarray  # (n_lines, 384): every reply line of every partner and language
     line_rows_by_intent: tuple[np.ndarray, ...]  # per intent, its rows in line_vectors
     text_vectors: Mapping[str, np.ndarray]  # every example and reply line -> (384,)
+    weights: np.ndarray  # (384, n_intents): the move classifier
+    bias: np.ndarray  # (n_intents,)
+    line_owner: Mapping[str, tuple[str, ReplyLine]]  # authored line text -> (intent id, line)
+    templates: tuple[tuple[re.Pattern[str], str, ReplyLine], ...]  # lines with placeholders
     build_seconds: float
 
 
-def _read_cache(path: Path, model_version: str) -> dict[str, np.ndarray]:
+def _classifier_digest(catalogue: Catalogue, model_version: str) -> str:
+    """Changes whenever the examples, their moves or the training settings change."""
+    parts = [model_version, str((CLASSIFIER_SCALE, CLASSIFIER_L2, CLASSIFIER_STEPS, CLASSIFIER_RATE))]
+    for intent in catalogue.intents:
+        parts.append(intent.id)
+        for language in LANGUAGES:
+            parts.extend(intent.examples[language])
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def _train_classifier(vectors: np.ndarray, owners: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by full-batch gradient descent (deterministic, ~1 s)."""
+    weights = np.zeros((vectors.shape[1], classes), np.float32)
+    bias = np.zeros(classes, np.float32)
+    targets = np.eye(classes, dtype=np.float32)[owners]
+    for _ in range(CLASSIFIER_STEPS):
+        logits = CLASSIFIER_SCALE * (vectors @ weights) + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        gradient = (probabilities - targets) / len(vectors)
+        weights -= CLASSIFIER_RATE * (CLASSIFIER_SCALE * vectors.T @ gradient + CLASSIFIER_L2 * weights)
+        bias -= CLASSIFIER_RATE * gradient.sum(axis=0)
+    return weights, bias
+
+
+def _example_matrix(catalogue: Catalogue, text_vectors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    rows, owners = [], []
+    for position, intent in enumerate(catalogue.intents):
+        for language in LANGUAGES:
+            for text in intent.examples[language]:
+                rows.append(text_vectors[text])
+                owners.append(position)
+    return np.stack(rows).astype(np.float32), np.array(owners)
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray:
+    normalised: np.ndarray = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return normalised
+
+
+def _read_cache(path: Path, model_version: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(text -> vector, classifier arrays) from the cache file; empty when absent or stale."""
     if not path.exists():
-        return {}
+        return {}, {}
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["model_version"]) != model_version:
                 log.warning("embedding cache %s is for %s, not %s: ignored", path, data["model_version"], model_version)
-                return {}
-            return {str(t): v.astype(np.float32) for t, v in zip(data["texts"], data["vectors"], strict=True)}
+                return {}, {}
+            vectors = {str(t): v.astype(np.float32) for t, v in zip(data["texts"], data["vectors"], strict=True)}
+            names = ("classifier_digest", "classifier_weights", "classifier_bias")
+            classifier = {name: data[name] for name in names if name in data}
+            return vectors, classifier
     except (OSError, KeyError, ValueError) as exc:
         log.warning("embedding cache %s unreadable (%s): ignored", path, exc)
-        return {}
+        return {}, {}
 
 
 def write_embedding_cache(catalogue: Catalogue, embedder: Embedder | None = None) -> int:
-    """Embed every authored text and store the vectors beside the content; returns how many."""
+    """Embed every authored text, train the move classifier and store both beside the content;
+    returns how many texts."""
     embedder = embedder or get_embedder()
     texts = catalogue.all_texts()
-    path = catalogue.cache_path
     vectors = embedder.embed_passages(texts)
+    # The classifier is trained on the vectors as the cache stores them (float16), so a process
+    # that reads the cache and one that trains afresh agree.
+    stored = vectors.astype(np.float16)
+    by_text = {t: _normalised(v.astype(np.float32)) for t, v in zip(texts, stored, strict=True)}
+    matrix, owners = _example_matrix(catalogue, by_text)
+    weights, bias = _train_classifier(matrix, owners, len(catalogue.intents))
     # float16 halves the file; cosine scores move by < 1e-3.
     np.savez_compressed(
-        path,
+        catalogue.cache_path,
         model_version=np.array(embedder.model_version),
         texts=np.array(texts),
-        vectors=vectors.astype(np.float16),
+        vectors=stored,
+        classifier_digest=np.array(_classifier_digest(catalogue, embedder.model_version)),
+        classifier_weights=weights,
+        classifier_bias=bias,
     )
     return len(texts)
 
 
+def _template_pattern(text: str) -> re.Pattern[str]:
+    """A regex matching the line as rendered, whatever fills its placeholders."""
+    pieces = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", text)
+    return re.compile(".+?".join(re.escape(piece) for piece in pieces), re.S)
+
+
 def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
     started = time.perf_counter()
-    cached = _read_cache(catalogue.cache_path, embedder.model_version)
+    cached, classifier = _read_cache(catalogue.cache_path, embedder.model_version)
     texts = catalogue.all_texts()
     missing = [t for t in texts if t not in cached]
     if missing:
@@ -350,30 +268,82 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
             catalogue.folder,
         )
         cached.update(zip(missing, embedder.embed_passages(missing), strict=True))
-    text_vectors = {t: cached[t] / max(float(np.linalg.norm(cached[t])), 1e-12) for t in texts}
-    rows, owners = [], []
-    for position, intent in enumerate(catalogue.intents):
-        for language in LANGUAGES:
-            for text in intent.examples[language]:
-                rows.append(text_vectors[text])
-                owners.append(position)
+    text_vectors = {t: _normalised(cached[t]) for t in texts}
+    example_vectors, owners = _example_matrix(catalogue, text_vectors)
+    if str(classifier.get("classifier_digest", "")) == _classifier_digest(catalogue, embedder.model_version):
+        weights, bias = classifier["classifier_weights"], classifier["classifier_bias"]
+    else:
+        log.warning("the move classifier in %s is stale: training it now", catalogue.cache_path)
+        weights, bias = _train_classifier(example_vectors, owners, len(catalogue.intents))
     line_rows, line_owners = [], []
+    line_owner: dict[str, tuple[str, ReplyLine]] = {}
+    templates: list[tuple[re.Pattern[str], str, ReplyLine]] = []
     for position, intent in enumerate(catalogue.intents):
         for by_language in intent.replies.values():
             for lines in by_language.values():
                 for line in lines:
                     line_rows.append(text_vectors[line.text])
                     line_owners.append(position)
+                    line_owner.setdefault(line.text, (intent.id, line))
+                    if "{" in line.text:
+                        templates.append((_template_pattern(line.text), intent.id, line))
     positions = range(len(catalogue.intents))
     return _Index(
-        example_vectors=np.stack(rows).astype(np.float32),
-        example_intent=np.array(owners),
-        rows_by_intent=tuple(np.flatnonzero(np.array(owners) == p) for p in positions),
+        example_vectors=example_vectors,
+        example_intent=owners,
+        rows_by_intent=tuple(np.flatnonzero(owners == p) for p in positions),
         line_vectors=np.stack(line_rows).astype(np.float32),
         line_rows_by_intent=tuple(np.flatnonzero(np.array(line_owners) == p) for p in positions),
         text_vectors=text_vectors,
+        weights=weights.astype(np.float32),
+        bias=bias.astype(np.float32),
+        line_owner=line_owner,
+        templates=tuple(templates),
         build_seconds=time.perf_counter() - started,
     )
+
+
+# ------------------------------------------------------------------ the conversation so far
+
+
+@dataclass(frozen=True)
+class DialogueState:
+    """What the conversation so far tells the engine, read from the history alone."""
+
+    exchanges: int  # learner messages before this one
+    partner_lines: tuple[str, ...]  # what the partner said, in order (the opener too)
+    partner_moves: tuple[str | None, ...]  # the move of each partner line (None: not an authored reply)
+    known_slots: Mapping[str, str] = field(default_factory=dict)  # what the learner already told
+    last_asked: frozenset[str] = frozenset()  # slots the partner's last line asked for
+    last_was_question: bool = False
+    time_of_day: TimeOfDay | None = None
+
+    @property
+    def phase(self) -> str:
+        return "opening" if self.exchanges == 0 else "later"
+
+    @property
+    def last_move(self) -> str | None:
+        return self.partner_moves[-1] if self.partner_moves else None
+
+    @property
+    def greeted(self) -> bool:
+        return self.exchanges > 0 or GREETING_INTENT in self.partner_moves
+
+
+_QUESTION_END = re.compile(r"[？?]\s*$")
+
+
+def _slots_in(text: str, intent: Intent, language: Language) -> dict[str, str]:
+    """Phrases the learner's own words give for the intent's slots (first match per slot)."""
+    found: dict[str, str] = {}
+    for name, by_language in intent.slots.items():
+        for pattern in by_language.get(language, ()):
+            match = pattern.search(text)
+            if match and (value := (match.group(name) or "").strip(" 、。,.!?！？")):
+                found[name] = value
+                break
+    return found
 
 
 # ------------------------------------------------------------------------------- the engine
@@ -387,6 +357,9 @@ class OfflineReply:
     text: str
     language: Language
     similarity: float  # best similarity of the learner's message to the chosen intent's examples
+    confidence: float = 0.0  # probability of the chosen move (0 for a forced fallback)
+    margin: float = 0.0  # its lead over the second most likely move
+    slots: Mapping[str, str] = field(default_factory=dict)
 
 
 _MEANINGFUL = re.compile(r"[\w\u3040-\u30ff\u3400-\u9fff]")
@@ -412,6 +385,17 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
+def _has_keyword(message: str, keywords: Iterable[str], language: Language) -> bool:
+    lowered = message.lower()
+    for keyword in keywords:
+        if language == "ja":
+            if keyword in message:
+                return True
+        elif re.search(r"(?<![a-z'])" + re.escape(keyword.lower()) + r"(?![a-z'])", lowered):
+            return True
+    return False
+
+
 class _Placeholders(dict[str, str]):
     def __missing__(self, key: str) -> str:  # leave unknown {placeholders} as written
         return "{" + key + "}"
@@ -422,8 +406,15 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = (scores - scores.max()) / CONFIDENCE_TEMPERATURE
+    exponentials = np.exp(shifted)
+    probabilities: np.ndarray = exponentials / exponentials.sum()
+    return probabilities
+
+
 class OfflineDialogueEngine:
-    """Retrieval over authored lines, chosen with multilingual-e5-small. Needs no network."""
+    """Recognises the learner's move and answers with an authored line. Needs no network."""
 
     info = EngineInfo(
         id="offline-retrieval",
@@ -447,10 +438,55 @@ class OfflineDialogueEngine:
         return self._index
 
     async def warm_up(self) -> float:
-        """Build the index and load the model ahead of the first request; returns the index's seconds."""
-        seconds = (await asyncio.to_thread(self.ensure_index)).build_seconds
-        await self._embedder.aembed_query("warm-up")  # the e5 model loads on its first use
-        return seconds
+        """Build the index ahead of the first request; returns the seconds it took."""
+        return (await asyncio.to_thread(self.ensure_index)).build_seconds
+
+    # -- reading the conversation
+
+    def _move_of(self, index: _Index, text: str) -> tuple[str, ReplyLine] | None:
+        owner = index.line_owner.get(text)
+        if owner is not None:
+            return owner
+        for pattern, intent_id, line in index.templates:
+            if pattern.fullmatch(text):
+                return intent_id, line
+        return None
+
+    def state_of(self, request: DialogueRequest, language: Language) -> DialogueState:
+        """The dialogue state the history implies (and the request's time of day)."""
+        index = self.ensure_index()
+        partner_lines: list[str] = []
+        moves: list[str | None] = []
+        known: dict[str, str] = {}
+        last_line: ReplyLine | None = None
+        for turn in request.history:
+            if turn.role == "model":
+                owner = self._move_of(index, turn.text.strip())
+                partner_lines.append(turn.text)
+                moves.append(owner[0] if owner else None)
+                last_line = owner[1] if owner else None
+            else:
+                for intent in self._catalogue.intents:
+                    for name, value in _slots_in(turn.text, intent, language).items():
+                        known.setdefault(name, value)
+        time_of_day = request.time_of_day
+        if time_of_day is None and request.situation:
+            try:
+                time_of_day = self._catalogue.situation(request.situation).time_of_day
+            except KeyError:
+                time_of_day = None
+        last_text = partner_lines[-1] if partner_lines else ""
+        return DialogueState(
+            exchanges=sum(1 for t in request.history if t.role == "user"),
+            partner_lines=tuple(partner_lines),
+            partner_moves=tuple(moves),
+            known_slots=known,
+            last_asked=last_line.asks if last_line is not None else frozenset(),
+            last_was_question=bool(_QUESTION_END.search(last_text)),
+            time_of_day=time_of_day,
+        )
+
+    # -- recognising the move
 
     @staticmethod
     def _top_mean_per_intent(similarities: np.ndarray, rows_by_intent: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -460,21 +496,60 @@ class OfflineDialogueEngine:
             scores[position] = best.mean()
         return scores
 
-    def _intent_scores(self, index: _Index, vector: np.ndarray) -> np.ndarray:
-        """Per intent, the mean of the TOP_EXAMPLES highest similarities to its examples.
+    def _similarities(self, index: _Index, vector: np.ndarray) -> np.ndarray:
+        """Per move, the mean of the TOP_EXAMPLES highest similarities to its examples.
 
         The mean of a few rather than the single best: one example that happens to sit close
-        (e5 scores everything 0.8+) should not outvote an intent that matches consistently."""
+        (e5 scores everything 0.8+) should not outvote a move that matches consistently."""
         return self._top_mean_per_intent(index.example_vectors @ vector, index.rows_by_intent)
 
     def _context_scores(self, index: _Index, vector: np.ndarray) -> np.ndarray:
-        """Per intent, how close the partner's last line is to it."""
-        # Both views: its closeness to the intent's reply lines (a partner's turn reads like a
+        """Per move, how close the partner's last line is to it (centred)."""
+        # Both views: its closeness to the move's reply lines (a partner's turn reads like a
         # reply) and to the learner examples (a question names the topic the answer is about).
         by_lines = self._top_mean_per_intent(index.line_vectors @ vector, index.line_rows_by_intent)
-        by_examples = self._intent_scores(index, vector)
+        by_examples = self._similarities(index, vector)
         mean: np.ndarray = (by_lines + by_examples) / 2
-        return mean
+        centred: np.ndarray = mean - mean.mean()
+        return centred
+
+    def _recognise(
+        self, index: _Index, message: str, vector: np.ndarray, language: Language, state: DialogueState
+    ) -> tuple[int, float, float, float]:
+        """(move position, similarity, confidence, margin); the fallback when in doubt."""
+        catalogue = self._catalogue
+        ids = [i.id for i in catalogue.intents]
+        fallback = ids.index(FALLBACK_INTENT)
+        similarities = self._similarities(index, vector)
+        scores = CLASSIFIER_SCALE * (vector @ index.weights) + index.bias + SIMILARITY_WEIGHT * similarities
+        keyword_hits = [_has_keyword(message, i.keywords.get(language, ()), language) for i in catalogue.intents]
+        scores += KEYWORD_BONUS * np.array(keyword_hits, dtype=np.float32)
+        scores[fallback] = -np.inf  # the fallback is a decision, not a move to recognise
+        if GREETING_INTENT in ids and state.greeted:
+            # A second welcome in the middle of a talk is wrong unless the learner greets again.
+            greeting = catalogue.intents[ids.index(GREETING_INTENT)]
+            if not _has_keyword(message, greeting.keywords.get(language, ()), language):
+                scores[ids.index(GREETING_INTENT)] -= REGREETING_PENALTY
+        probabilities = _softmax(scores)
+        answering = False  # read as the answer to the partner's question
+        if probabilities.max() < CONFIDENT and state.partner_lines:
+            # The message alone is doubtful: read it as an answer to what the partner just said.
+            context = CONTEXT_WEIGHT * self._context_scores(index, self._embedder.embed_query(state.partner_lines[-1]))
+            if state.last_was_question and state.last_move in ids and state.last_move != FALLBACK_INTENT:
+                context[ids.index(state.last_move)] += ANSWER_BONUS
+            context[fallback] = 0.0
+            probabilities = _softmax(scores + context)
+            answering = state.last_was_question and float(probabilities.max()) >= CONFIDENT
+        order = np.argsort(probabilities)[::-1]
+        best, second = int(order[0]), int(order[1])
+        confidence = float(probabilities[best])
+        margin = confidence - float(probabilities[second])
+        closest = float(similarities.max())
+        # A short answer to the partner's question is on topic through the question.
+        off_topic = not answering and (closest < OFF_TOPIC_FLOOR or (closest < MATCH_THRESHOLD and confidence < SURE))
+        if off_topic or (confidence < MIN_CONFIDENCE and margin < DOUBT_MARGIN):
+            return fallback, float(similarities[fallback]), confidence, margin
+        return best, float(similarities[best]), confidence, margin
 
     def choose_reply(self, request: DialogueRequest) -> OfflineReply:
         """Pick the reply (blocking: it embeds; call from a worker thread in async code)."""
@@ -482,29 +557,35 @@ class OfflineDialogueEngine:
         catalogue = self._catalogue
         language: Language = request.language or detect_language(request.message)
         message = request.message.strip()
-        intent_ids = [i.id for i in catalogue.intents]
-        fallback_position = intent_ids.index(FALLBACK_INTENT)
+        state = self.state_of(request, language)
+        fallback_position = [i.id for i in catalogue.intents].index(FALLBACK_INTENT)
 
-        message_vector = self._embedder.embed_query(message) if message else None
-        if message_vector is None or len(_MEANINGFUL.findall(message)) < MIN_MEANINGFUL_CHARS:
-            position, similarity = fallback_position, 0.0
+        vector = self._embedder.embed_query(message) if message else None
+        confidence = margin = similarity = 0.0
+        if vector is None or len(_MEANINGFUL.findall(message)) < MIN_MEANINGFUL_CHARS:
+            position = fallback_position
         else:
-            message_scores = self._intent_scores(index, message_vector)
-            combined = message_scores.copy()
-            last_model_turn = next((t.text for t in reversed(request.history) if t.role == "model"), "")
-            if last_model_turn.strip():
-                context_scores = self._context_scores(index, self._embedder.embed_query(last_model_turn))
-                # Centred, so the context only shifts intents relative to each other.
-                combined += CONTEXT_WEIGHT * (context_scores - context_scores.mean())
-            position = int(np.argmax(combined))
-            similarity = float(message_scores[position])
-            if float(message_scores.max()) < MATCH_THRESHOLD:
-                position = fallback_position
-                similarity = float(message_scores[fallback_position])
-
+            position, similarity, confidence, margin = self._recognise(index, message, vector, language, state)
         intent = catalogue.intents[position]
-        text = self._choose_line(index, intent, request, language, message_vector)
-        return OfflineReply(intent=intent.id, text=text, language=language, similarity=similarity)
+        slots = _slots_in(message, intent, language)
+        text = self._choose_line(index, intent, request, language, vector, state, slots)
+        return OfflineReply(
+            intent=intent.id,
+            text=text,
+            language=language,
+            similarity=similarity,
+            confidence=round(confidence, 3),
+            margin=round(margin, 3),
+            slots=slots,
+        )
+
+    # -- choosing the line
+
+    def _time_of_day(self, message: str, state: DialogueState) -> TimeOfDay | None:
+        for pattern, time_of_day in _TIME_GREETINGS:
+            if pattern.search(message):
+                return time_of_day  # the learner's own greeting says what time it is for them
+        return state.time_of_day
 
     def _choose_line(
         self,
@@ -512,34 +593,49 @@ class OfflineDialogueEngine:
         intent: Intent,
         request: DialogueRequest,
         language: Language,
-        message_vector: np.ndarray | None,
+        vector: np.ndarray | None,
+        state: DialogueState,
+        slots: Mapping[str, str],
     ) -> str:
         persona = self._catalogue.persona(request.partner, language)
-        values = _Placeholders(partner_name=request.persona_name or persona.name)
-        lines = [line for line in intent.replies[request.partner][language] if line.fits(request.situation)]
-        said = [t.text for t in request.history if t.role == "model"]
+        known = {**state.known_slots, **slots}
+        values = _Placeholders(partner_name=request.persona_name or persona.name, **slots)
+        time_of_day = self._time_of_day(request.message, state)
+
+        def usable(line: ReplyLine) -> bool:
+            return (
+                line.fits(request.situation)
+                and (not line.times or time_of_day in line.times)
+                and (line.phase is None or line.phase == state.phase)
+                and line.needs <= slots.keys()  # only the learner's words of this message fill a line
+                and not (line.asks & known.keys())  # never ask what the learner already said
+            )
+
+        lines = [line for line in intent.replies[request.partner][language] if usable(line)]
+        if not lines:  # the loader guarantees a general line; keep the engine total anyway
+            lines = [line for line in intent.replies[request.partner][language] if line.is_general]
 
         def render(line: ReplyLine) -> str:
             return line.text.format_map(values)
 
         def last_said(line: ReplyLine) -> int:
             rendered = render(line)
-            return max((i for i, text in enumerate(said) if rendered in text), default=-1)
+            return max((i for i, text in enumerate(state.partner_lines) if rendered in text), default=-1)
 
         unused = [line for line in lines if last_said(line) < 0]
         if not unused:
             # Everything was said already: repeat the line said longest ago.
             return render(min(lines, key=last_said))
 
-        # Lines closest to what the learner said first; situation-specific lines get a nudge
-        # because they were written for exactly this moment.
+        # Lines written for exactly this moment (this situation, time of day or phase, the
+        # learner's own words in a slot) first; within each group, the closest to what the learner said.
         message_terms = _terms(request.message)
 
-        def relevance(line: ReplyLine) -> float:
-            score = float(index.text_vectors[line.text] @ message_vector) if message_vector is not None else 0.0
+        def relevance(line: ReplyLine) -> tuple[bool, float]:
+            score = float(index.text_vectors[line.text] @ vector) if vector is not None else 0.0
             if message_terms:
                 score += LEXICAL_WEIGHT * len(message_terms & _terms(line.text)) / len(message_terms)
-            return score + (0.02 if line.situations else 0.0)
+            return bool(line.situations or line.times or line.phase or line.needs), score
 
         ranked = sorted(unused, key=relevance, reverse=True)
         if request.temperature <= 0:

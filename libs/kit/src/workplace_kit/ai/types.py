@@ -30,6 +30,8 @@ class DialogueRequest:
     temperature: float = 0.7
     max_output_tokens: int = 512
     persona_name: str = ""
+    # The learner's time of day ("morning", "daytime", "evening"); None: the situation's, if any.
+    time_of_day: Literal["morning", "daytime", "evening"] | None = None
 
 
 @dataclass(frozen=True)
