@@ -158,3 +158,42 @@ async def test_blank_text_needs_no_call(standin, analyser):
     result = await analyser.analyse("   ", language="ja")
     assert (result.dominant, result.polarity, result.language) == ("neutral", 0.0, "ja")
     assert standin.requests == []
+
+
+async def test_a_turn_to_the_boss_asks_for_the_card_with_the_register_due(standin, analyser):
+    """analyse_turn: the request names the partner and the register due, the schema asks for the
+    card's fields with the verdicts as an enum; the answer becomes the card. A verdict the model
+    invents costs only the card (the feedback service then writes it from its rules), not the
+    emotion analysis."""
+    standin.script(
+        Reply.json(
+            {
+                "dominant": "neutral",
+                "scores": [],
+                "polarity": 0.0,
+                "summary": "落ち着いた発言です。",
+                "verdict": "too_casual",
+                "did_well": "用件ははっきりしています。",
+                "to_change": "上司には依頼の形で頼みましょう。",
+                "better_phrasing": "資料をお送りいただけますか。",
+            }
+        ),
+        Reply.json({"dominant": "joy", "polarity": 0.5, "summary": "x", "verdict": "casual-ish", "did_well": "y"}),
+    )
+
+    result = await analyser.analyse_turn("資料送って", "ja", "boss")
+
+    assert result.card is not None
+    assert result.card.verdict == "too_casual"
+    assert result.card.better_phrasing == "資料をお送りいただけますか。"
+    assert result.card.register_expected == "丁寧語・尊敬語・謙譲語"  # ours, not the model's
+    [sent] = standin.requests
+    system = sent.body["systemInstruction"]["parts"][0]["text"]
+    assert "boss" in system and "丁寧語・尊敬語・謙譲語" in system
+    schema = sent.body["generationConfig"]["responseSchema"]
+    assert set(schema["properties"]["verdict"]["enum"]) == {"ok", "too_casual", "rude", "too_formal"}
+    assert {"did_well", "to_change", "better_phrasing"} <= schema["properties"].keys()
+
+    invented = await analyser.analyse_turn("Send me the file", "en", "colleague")
+    assert invented.card is None and invented.dominant == "joy"
+    assert "casual and friendly" in standin.requests[1].body["systemInstruction"]["parts"][0]["text"]

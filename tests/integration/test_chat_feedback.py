@@ -775,3 +775,33 @@ async def test_pages_and_apis_in_a_browser_setting_csrf_headers_and_escaped_text
     assert "<script" not in html and "<img" not in html and "<a href" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&lt;a href=&#34;javascript:alert(1)&#34;&gt;" in html
+
+
+async def test_a_casual_turn_to_the_boss_gets_a_card_with_a_better_phrasing(chat, feedback, ready_events):
+    """Through the real pipeline: chat publishes the turn with its partner, feedback checks the
+    register against it and the card comes back over HTTP, gRPC and feedback.ready."""
+    _, events = await sse_chat(chat.http_url, {"message": "資料送って", "partner": "boss", "situation": "morning"})
+    session_id = events[0][1]["session_id"]
+    turn_id = events[0][1]["user_turn_id"]
+    mine = await LEARNERS[0].headers("learner-1")
+
+    async def analysed():
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{feedback.http_url}/api/v2/feedback/turns/{turn_id}", headers=mine)
+            return r.json() if r.status_code == 200 else None
+
+    body = await wait_for(analysed)
+    card = body["card"]
+    assert card["verdict"] == "too_casual"
+    assert card["better_phrasing"] == "資料をお送りいただけますか。"
+    assert card["did_well"] and "依頼" in card["to_change"]
+    assert card["register_expected"] == "丁寧語・尊敬語・謙譲語"
+
+    async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        me = await LEARNERS[0].metadata("learner-1")
+        one = await stub.GetTurnAnalysis(feedback_pb2.GetTurnAnalysisRequest(turn_id=turn_id), metadata=me)
+        assert one.analysis.analysis.card.better_phrasing == "資料をお送りいただけますか。"
+
+    ready = await wait_for(lambda: _async([e for e in ready_events if e.turn_id == turn_id]))
+    assert ready[0].analysis.card.verdict == "too_casual" and ready[0].session_id == session_id

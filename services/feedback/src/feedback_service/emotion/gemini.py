@@ -125,24 +125,31 @@ class EmotionAnswer(BaseModel):
         return {**data, "dominant": dominant}
 
 
-Verdict = Literal["ok", "too_casual", "rude", "too_formal"]
+VERDICT_VALUES = ("ok", "too_casual", "rude", "too_formal")
 
 
 class CoachedAnswer(EmotionAnswer):
-    """The emotion answer plus the feedback card (what ``analyse_turn`` asks for)."""
+    """The emotion answer plus the feedback card (what ``analyse_turn`` asks for). A card the
+    model leaves out or gets wrong costs only the card (the offline rules write it then), never
+    the emotion analysis."""
 
-    verdict: Verdict = Field(description="Is the register right for the partner: ok, too_casual, rude or too_formal.")
-    did_well: str = Field(description="One sentence: what the message does well.")
-    to_change: str = Field(description="One sentence: what to change; empty when the verdict is ok.")
+    verdict: str = Field(
+        default="",
+        description="Is the register right for the partner: ok, too_casual, rude or too_formal.",
+        json_schema_extra={"enum": list(VERDICT_VALUES)},
+    )
+    did_well: str = Field(default="", description="One sentence: what the message does well.")
+    to_change: str = Field(default="", description="One sentence: what to change; empty when the verdict is ok.")
     better_phrasing: str = Field(
-        description="The learner's message said in the expected register, keeping their own words; empty when ok."
+        default="",
+        description="The learner's message said in the expected register, keeping their own words; empty when ok.",
     )
 
     @field_validator("verdict", mode="before")
     @classmethod
     def _known_verdict(cls, value: Any) -> str:
         cleaned = str(value or "").strip().lower().replace("-", "_").replace(" ", "_")
-        return cleaned if cleaned in ("ok", "too_casual", "rude", "too_formal") else "ok"
+        return cleaned if cleaned in VERDICT_VALUES else ""
 
 
 def _coaching_instruction(language: str, partner: str, expected: str) -> str:
