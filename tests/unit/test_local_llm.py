@@ -43,8 +43,12 @@ class FakeOpenAIServer:
             return JSONResponse({"error": {"message": "model 'missing-model' not found"}}, status_code=404)
         if model == "overloaded":
             return JSONResponse({"error": "server busy"}, status_code=503)
+        if model == "unauthorised":  # FastAPI's error body, as llama-cpp-python's server answers
+            return JSONResponse({"detail": "Invalid API key"}, status_code=401)
 
         async def events():
+            if model == "closes-silently":  # llama-cpp-python's server when the prompt is over n_ctx
+                return
             if model == "error-in-stream":
                 yield _sse({"error": {"message": "context window exceeded"}})
                 return
@@ -135,6 +139,8 @@ def test_messages_without_system_instruction() -> None:
         ("missing-model", 404, "model 'missing-model' not found"),
         ("overloaded", 503, "server busy"),
         ("error-in-stream", None, "context window exceeded"),
+        ("closes-silently", None, "closed the stream without a reply or an error event"),
+        ("unauthorised", 401, "answered HTTP 401: Invalid API key"),
     ],
 )
 async def test_server_errors_become_ai_unavailable(
@@ -149,7 +155,7 @@ async def test_server_errors_become_ai_unavailable(
     assert str(caught.value) == LocalLLMDialogueEngine.LEARNER_MESSAGE and base not in str(caught.value)
     assert words in caplog.text and base in caplog.text
     assert caught.value.status == status
-    if status == 404:
+    if status in (401, 404):
         assert caught.value.retryable is False
     if status == 503:
         assert caught.value.retryable is True

@@ -44,7 +44,8 @@ def to_openai_messages(request: DialogueRequest) -> list[dict[str, str]]:
 
 
 def _error_message(body: bytes) -> str:
-    """The server's own words: OpenAI style {"error": {"message"}}, {"error": "..."} or text."""
+    """The server's own words: OpenAI style {"error": {"message"}}, {"error": "..."}, FastAPI's
+    {"detail": ...} (llama-cpp-python's server) or text."""
     text = body.decode("utf-8", "replace").strip()
     try:
         payload = json.loads(text)
@@ -52,7 +53,7 @@ def _error_message(body: bytes) -> str:
         return text[:300] or "(empty body)"
     error = payload.get("error", payload) if isinstance(payload, dict) else payload
     if isinstance(error, dict):
-        return str(error.get("message") or error)[:300]
+        return str(error.get("message") or error.get("detail") or error)[:300]
     return str(error)[:300]
 
 
@@ -107,6 +108,7 @@ class LocalLLMDialogueEngine:
         pending: str | None = None  # held back one delta so the last text rides on the final chunk
         finish_reason = ""
         usage: dict[str, int] = {}
+        events = 0  # server-sent events read, [DONE] included
         try:
             async with httpx.AsyncClient(timeout=self._timeout, headers=headers) as client:
                 async with aconnect_sse(client, "POST", self.url, json=self.request_body(request)) as source:
@@ -119,6 +121,7 @@ class LocalLLMDialogueEngine:
                             retryable=response.status_code >= 500 or response.status_code == 429,
                         )
                     async for event in source.aiter_sse():
+                        events += 1
                         if event.data.strip() == "[DONE]":
                             break
                         payload = self._parse_event(event.data)
@@ -144,6 +147,14 @@ class LocalLLMDialogueEngine:
         except (httpx.HTTPError, SSEError) as exc:
             raise self._unavailable(f"local LLM server {self.url} failed mid-stream: {exc}") from exc
 
+        if pending is None and events == 0:
+            # llama-cpp-python's server answers 200, then fails inside the stream and closes it
+            # without a word (e.g. a conversation longer than its n_ctx): its own log says why.
+            raise self._unavailable(
+                f"local LLM server {self.url} closed the stream without a reply or an error event; "
+                "see the server's log (a conversation longer than the model's context does this "
+                "with llama-cpp-python's server: raise its n_ctx)"
+            )
         if pending is None:
             raise self._unavailable(f"local LLM server {self.url} returned an empty reply", retryable=True)
         yield ReplyChunk(
