@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,7 +22,7 @@ from feedback_service.emotion.gemini import GeminiEmotionAnalyser
 from gemini_standin import GeminiStandIn, Reply
 from httpx_sse import aconnect_sse
 from support.services import running_service
-from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue
+from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue, time_of_day_at
 from workplace_kit.ai.types import DialogueRequest
 
 INJECTIONS = [
@@ -59,12 +61,39 @@ async def _turn(base_url: str, headers: dict[str, str], body: dict) -> dict:
     return dict(events)
 
 
+def _expected_system(catalogue, partner: str, situation) -> str:  # type: ignore[no-untyped-def]
+    time_of_day = situation.time_of_day or time_of_day_at(datetime.now(ZoneInfo("Asia/Tokyo")))
+    return system_instruction(
+        catalogue.persona(partner, "ja"), situation, time_of_day, english=catalogue.persona(partner, "en")
+    )
+
+
+async def test_gemini_gets_each_partners_register_and_the_conversation_rules(gemini_chat, standin, identities):
+    """The register rules the offline lines follow reach Gemini too: each partner's way of
+    speaking (Japanese and English), the time of day, no second welcome, no register drift."""
+    catalogue = load_catalogue(CONTENT)
+    headers = await identities.headers(f"register-{uuid.uuid4().hex[:6]}")
+    situation = next(s for s in catalogue.situations if s.time_of_day == "morning")
+    for partner in catalogue.partners:
+        standin.reset()
+        body = {"message": "おはようございます", "partner": partner, "situation": situation.id}
+        await _turn(gemini_chat.http_url, headers, body)
+        [sent] = standin.requests
+        [part] = sent.body["systemInstruction"]["parts"]
+        text = part["text"]
+        assert catalogue.persona(partner, "ja").register in text
+        assert catalogue.persona(partner, "en").register in text
+        assert "時間帯: 朝" in text
+        assert "挨拶や自己紹介をやり直さない" in text and "話し方（敬語かくだけた言い方か）を最後まで守る" in text
+        assert text == _expected_system(catalogue, partner, situation)
+
+
 async def test_chat_sends_the_learners_words_only_as_a_user_part(gemini_chat, standin, identities):
     catalogue = load_catalogue(CONTENT)
     headers = await identities.headers(f"injector-{uuid.uuid4().hex[:6]}")
     session_id = ""
     partner, situation = catalogue.partners[0], catalogue.situations[0]
-    expected_system = system_instruction(catalogue.persona(partner, "ja"), situation)
+    expected_system = _expected_system(catalogue, partner, situation)
     for turn, attack in enumerate(INJECTIONS):
         standin.reset()
         body = {"message": attack, "partner": partner, "situation": situation.id}

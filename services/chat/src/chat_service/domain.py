@@ -208,7 +208,10 @@ class ChatService:
         time_of_day = situation.time_of_day or time_of_day_at(datetime.now(self.learner_timezone))
         request = DialogueRequest(
             system_instruction=prompts.system_instruction(
-                self.catalogue.persona(session.partner, "ja"), situation, time_of_day
+                self.catalogue.persona(session.partner, "ja"),
+                situation,
+                time_of_day,
+                english=self.catalogue.persona(session.partner, "en"),
             ),
             message=message,
             history=tuple(history),

@@ -95,7 +95,7 @@ MATCH_THRESHOLD = 0.845
 TOP_EXAMPLES = 3
 # Score of a move = classifier logit + SIMILARITY_WEIGHT * similarity + KEYWORD_BONUS if one of
 # its keywords is in the message. The similarity term keeps moves with few examples fair.
-SIMILARITY_WEIGHT = 25.0
+SIMILARITY_WEIGHT = 50.0
 KEYWORD_BONUS = 2.0
 # Softmax temperature that turns scores into a confidence (calibrated on bench/conversation_quality).
 CONFIDENCE_TEMPERATURE = 1.0
@@ -105,17 +105,17 @@ CONFIDENT = 0.6
 # partner's last line when that line asked something, and the centred closeness of that line
 # to each move's topic.
 ANSWER_BONUS = 1.5
-CONTEXT_WEIGHT = 8.0
+CONTEXT_WEIGHT = 4.0
 # A message far from every example (below MATCH_THRESHOLD) is off-topic unless the classifier
 # is at least this sure of its move; below OFF_TOPIC_FLOOR it is off-topic however sure (a
 # classifier over few moves is sure of something for any text).
 SURE = 0.7
 OFF_TOPIC_FLOOR = 0.83
 # Below this confidence, with a top-two margin under DOUBT_MARGIN, the partner admits doubt.
-MIN_CONFIDENCE = 0.3
+MIN_CONFIDENCE = 0.25
 DOUBT_MARGIN = 0.1
 # Classifier training (multinomial logistic regression on the example vectors).
-CLASSIFIER_SCALE = 20.0
+CLASSIFIER_SCALE = 10.0
 CLASSIFIER_L2 = 1e-2
 CLASSIFIER_STEPS = 400
 CLASSIFIER_RATE = 0.5
