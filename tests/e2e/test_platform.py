@@ -218,6 +218,22 @@ def test_browser_chat_streams_reply_and_shows_feedback(platform):
         assert "昨日の会議" in card.locator(".quote").inner_text()
         page.wait_for_timeout(600)  # let the card's arrival animation finish before the picture
         page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
+
+        # Casual words to the boss: the card says what to change and the phrasing to try.
+        casual = f"その資料、今日中に送って（{uuid.uuid4().hex[:4]}）"
+        page.fill("#message", casual)
+        page.press("#message", "Enter")
+        coached = page.locator("#feedback-stream article.card", has_text=casual[-6:]).first
+        coached.wait_for(timeout=60_000)
+        coached.locator(".coaching .better-phrasing").wait_for(timeout=10_000)
+        assert "送って" in coached.locator(".quote").inner_text()
+        better = coached.locator(".better-phrasing").inner_text()
+        assert "いただけ" in better or "ください" in better, better
+        assert coached.locator(".to-change").inner_text().strip()
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(600)
+        coached.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "chat-coaching-phone.png"), full_page=True)
         browser.close()
     assert not errors, errors
 

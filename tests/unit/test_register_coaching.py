@@ -332,3 +332,18 @@ def test_the_web_card_shows_the_coaching_in_japanese_and_escapes_the_learners_wo
     assert 'lang="ja"' in html
     english = render_card(feedback_view("t1", "Send it", to_proto(result), "en"), "en")
     assert "Too casual" in english and "Try this:" in english
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "verdict"),
+    [
+        ("その資料、今日中に送って（笑）", "ja", "too_casual"),
+        ("資料送ってw", "ja", "too_casual"),
+        ("資料送って😊", "ja", "too_casual"),
+        ("承知しました（確認済み）", "ja", "ok"),
+        ("Send me the report (asap)", "en", "too_casual"),
+        ("I will send it now", "en", "ok"),  # a word ending in w is not an aside
+    ],
+)
+def test_a_closing_aside_does_not_hide_the_register(text: str, language: str, verdict: str) -> None:
+    assert RegisterChecker().check(text, language, "boss").verdict == verdict

@@ -18,6 +18,7 @@ change can be explained: 「明日休みたいんだけど」 → 「明日お�
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -72,6 +73,12 @@ def level_of(partner: str, rules: dict[str, Any]) -> Level:
     return level or rules.get("default_level", "superior")
 
 
+_BRACKETED = r"[（(][^（）()]{0,24}[）)]"
+_EMOJI = r"[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]"
+_TRAILING_ASIDE_JA = re.compile(rf"(?:\s*(?:{_BRACKETED}|{_EMOJI}+|[wｗ]+|笑))+\s*$")
+_TRAILING_ASIDE_EN = re.compile(rf"(?:\s*(?:{_BRACKETED}|{_EMOJI}+))+\s*$")
+
+
 class RegisterChecker:
     """Checks a message against the register due to the partner. Thread-safe; the Japanese
     tagger (MeCab + IPAdic) opens on the first Japanese message."""
@@ -98,6 +105,10 @@ class RegisterChecker:
         level = level_of(partner, self.rules)
         expected = self.rules["expected"][language][level]
         text = (text or "").strip()
+        # A closing aside (（笑）, an emoji, "(lol)") is not where the register is: check the words
+        # before it, so 「送って（笑）」 is read as 「送って」.
+        aside = _TRAILING_ASIDE_JA if language == "ja" else _TRAILING_ASIDE_EN
+        text = aside.sub("", text).strip() or text
         if not text:
             return RegisterCheck("ok", language, level, expected)
         engine = self._english if language == "en" else self._japanese
