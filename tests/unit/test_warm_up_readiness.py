@@ -177,3 +177,17 @@ async def test_no_engines_means_ready_at_once() -> None:
     warm = WarmUp({})
     assert warm.done
     await warm.check()
+
+
+async def test_the_offline_dialogue_engine_warm_up_loads_the_model_too() -> None:
+    # The index alone comes from embedding_cache.npz; the e5 model is what the first learner's
+    # message needs, so chat is ready only once it is loaded as well.
+    from chat_service import app as chat_app
+    from workplace_kit.ai.embeddings import Embedder
+    from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine
+
+    embedder = Embedder()  # not the process-wide one, which another test may have loaded
+    engine = OfflineDialogueEngine(chat_app.load_catalogue(chat_app.CONTENT), embedder=embedder)
+    assert embedder._model is None
+    await engine.warm_up()
+    assert embedder._model is not None

@@ -438,8 +438,10 @@ class OfflineDialogueEngine:
         return self._index
 
     async def warm_up(self) -> float:
-        """Build the index ahead of the first request; returns the seconds it took."""
-        return (await asyncio.to_thread(self.ensure_index)).build_seconds
+        """Build the index and load the model ahead of the first request; returns the index's seconds."""
+        seconds = (await asyncio.to_thread(self.ensure_index)).build_seconds
+        await self._embedder.aembed_query("warm-up")  # the e5 model loads on its first use
+        return seconds
 
     # -- reading the conversation
 
