@@ -944,11 +944,16 @@ def gateway_ready() -> bool:
 
 
 def program_ready(rt: Runtime, name: str) -> bool:
-    """A service answers GET /readyz with 200; the gateway is ready and routes to web."""
+    """A service answers GET /readyz with 200; the gateway is ready and routes to web.
+    A service of several processes on one port is asked several times over new connections,
+    which the kernel spreads over its processes, so one still loading is (almost surely) seen."""
     if name == GATEWAY:
         return gateway_ready()
     spec = rt.service(name)
-    return spec is not None and service_ready(spec.http_port)
+    if spec is None:
+        return False
+    asks = 1 if spec.processes == 1 else 4 * spec.processes
+    return all(service_ready(spec.http_port) for _ in range(asks))
 
 
 def _address(rt: Runtime, name: str) -> str:
