@@ -20,7 +20,13 @@ from workplace_kit.ai.types import DialogueRequest, Turn
 
 CHARACTERS = {
     "colleague": {
-        "ja": {"label": "同僚", "name": "佐藤", "role": "同僚", "register": "丁寧"},
+        "ja": {
+            "label": "同僚",
+            "name": "佐藤",
+            "role": "同僚",
+            "register": "丁寧",
+            "greetings": {"morning": "おはようございます！", "daytime": "お疲れさまです！"},
+        },
         "en": {"label": "Colleague", "name": "Aoi", "role": "colleague", "register": "friendly"},
     },
     "boss": {
@@ -92,6 +98,26 @@ INTENTS = {
         },
         "keywords": {"ja": ["ありがとう", "助かりました"], "en": ["thank you", "thanks"]},
         "replies": _same_lines(["どういたしまして。"], ["You're welcome."]),
+    },
+    "delay": {
+        "examples": {
+            "ja": [
+                "資料が遅れています",
+                "提出が間に合いません",
+                "報告書が遅れそうです",
+                "締め切りに間に合わないかもしれません",
+            ],
+            "en": ["The report is running late", "I can't make the deadline", "The slides will be late"],
+        },
+        "keywords": {"ja": ["遅れ", "間に合"], "en": ["late", "deadline"]},
+        "replies": _same_lines(
+            [
+                "いつ頃になりそうですか？",
+                {"text": "会議の前に教えてくれて助かります。", "mentions": ["会議"]},
+                "わかりました。共有ありがとうございます。",
+            ],
+            ["When do you think it will be ready?", "Thanks for telling me."],
+        ),
     },
     "fallback": {
         "examples": {"ja": ["あいうえお"], "en": ["qwerty"]},
@@ -259,3 +285,53 @@ def test_a_situation_time_must_be_known(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"situations.yaml:morning.time_of_day: 'noon' is not one of"):
         load_catalogue(folder)
     shutil.rmtree(folder)
+
+
+def test_what_the_learner_just_told_is_not_asked_again(engine: OfflineDialogueEngine) -> None:
+    # With the general line said, the question is what is left to say...
+    history = (Turn("user", "資料が遅れています"), Turn("model", "わかりました。共有ありがとうございます。"))
+    asked = engine.choose_reply(ask("報告書も遅れそうです", history))
+    assert asked.intent == "delay" and asked.text == "いつ頃になりそうですか？"
+    # ...unless the learner just said when.
+    for message in ("報告書も遅れそうです、明日の朝になります", "報告書も遅れそうです。15時には出せます"):
+        told = engine.choose_reply(ask(message, history))
+        assert told.intent == "delay" and told.text != "いつ頃になりそうですか？", message
+    english = engine.choose_reply(ask("The report is running late, I'll send it by 3 pm", language="en"))
+    assert english.text == "Thanks for telling me."
+
+
+def test_a_line_about_something_needs_the_learner_to_have_mentioned_it(engine: OfflineDialogueEngine) -> None:
+    history: tuple[Turn, ...] = ()
+    for message in ("資料が遅れています", "提出が間に合いません", "報告書が遅れそうです"):
+        reply = engine.choose_reply(ask(message, history))
+        assert "会議" not in reply.text
+        history += (Turn("user", message), Turn("model", reply.text))
+    assert engine.choose_reply(ask("会議の資料が遅れています")).text == "会議の前に教えてくれて助かります。"
+
+
+def test_a_greeting_that_opens_a_report_is_returned_first(engine: OfflineDialogueEngine) -> None:
+    reply = engine.choose_reply(ask("おはようございます。資料が遅れています", time_of_day="morning"))
+    assert reply.intent == "delay" and reply.text.startswith("おはようございます！")
+    assert reply.text.removeprefix("おはようございます！") in {
+        "いつ頃になりそうですか？",
+        "わかりました。共有ありがとうございます。",
+    }
+    # The returned greeting does not hide which line was said: the state still reads the move.
+    history = (Turn("user", "おはようございます。資料が遅れています"), Turn("model", reply.text))
+    assert engine.state_of(ask("明日になります", history), "ja").partner_moves == ("delay",)
+    # No greeting in the message, none returned; a partner without greetings returns none.
+    assert not engine.choose_reply(ask("資料が遅れています")).text.startswith("おはよう")
+    assert not engine.choose_reply(ask("おはようございます。資料が遅れています", partner="boss")).text.startswith("お")
+
+
+def test_question_kinds_file_errors_name_the_entry(tmp_path: Path) -> None:
+    from workplace_kit.ai.offline_dialogue import load_question_kinds
+
+    bad = tmp_path / "kinds.yaml"
+    bad.write_text("kinds:\n  time:\n    asked: {ja: [いつ], en: [when]}\n    given: {ja: ['(明日'], en: []}\n")
+    with pytest.raises(CatalogueError, match=r"kinds.yaml:time.given.ja\[0\]: bad regular expression"):
+        load_question_kinds(bad)
+    bad.write_text("kinds:\n  time: {asked: {ja: [いつ]}}\n")
+    with pytest.raises(CatalogueError, match=r"kinds.yaml:time: needs 'asked' and 'given'"):
+        load_question_kinds(bad)
+    assert {k.id for k in load_question_kinds()} >= {"time", "place", "reason"}

@@ -65,6 +65,9 @@ class Persona:
     role: str
     register: str  # how the partner speaks: for writers, and for an LLM's system instruction
     style_notes: str
+    # How the partner returns a greeting at each time of day, before answering the rest of a
+    # message that opens with one (「おはようございます。昨日の件ですが…」).
+    greetings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class ReplyLine:
     phase: str | None = None  # None: any phase
     asks: frozenset[str] = frozenset()  # slots this line asks for (skipped once they are known)
     needs: frozenset[str] = frozenset()  # slots its text uses ({thing}); filled from the learner
+    # The line refers to one of these things, so the learner must have mentioned one of them.
+    mentions: tuple[str, ...] = ()
 
     def fits(self, situation: str) -> bool:
         return not self.situations or situation in self.situations
@@ -82,7 +87,7 @@ class ReplyLine:
     @property
     def is_general(self) -> bool:
         """Usable in every situation, at any time, in any phase and without slots."""
-        return not (self.situations or self.times or self.phase or self.needs)
+        return not (self.situations or self.times or self.phase or self.needs or self.mentions)
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,16 @@ def _string_list(raw: Any, where: str) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in raw if str(item).strip())
 
 
+def _greetings(raw: Any, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{where}: expected {{morning: ..., daytime: ..., evening: ...}}")
+    if unknown := set(raw) - set(TIMES_OF_DAY):
+        raise CatalogueError(f"{where}: unknown {sorted(unknown)} (known: {', '.join(TIMES_OF_DAY)})")
+    return {str(k): str(v).strip() for k, v in raw.items() if str(v).strip()}
+
+
 def _placeholders(text: str, where: str) -> frozenset[str]:
     try:
         return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
@@ -214,6 +229,7 @@ def _parse_line(raw: Any, where: str, slots: frozenset[str]) -> ReplyLine:
         phase=phase,
         asks=asks,
         needs=needs,
+        mentions=_string_list(raw.get("mentions"), f"{where}.mentions"),
     )
 
 
@@ -277,7 +293,8 @@ def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...
                 lines = tuple(_parse_line(r, f"{lines_where}[{n}]", frozenset(slots)) for n, r in enumerate(raw_lines))
                 if not any(line.is_general for line in lines):
                     raise CatalogueError(
-                        f"{lines_where}: needs at least one line for every situation, time and phase, without slots"
+                        f"{lines_where}: needs at least one line for every situation, time and phase, "
+                        "without slots or mentions"
                     )
                 replies[partner][language] = lines
         intents.append(Intent(str(intent_id), examples, replies, keywords, slots))
@@ -311,6 +328,7 @@ def load_catalogue(folder: Path) -> Catalogue:
                 role=str(_require(p, "role", where)),
                 register=str(_require(p, "register", where)),
                 style_notes=str(p.get("style_notes", "")),
+                greetings=_greetings(p.get("greetings"), f"{where}.greetings"),
             )
             labels[language] = str(_require(p, "label", where))
         characters.append(Character(partner, labels))

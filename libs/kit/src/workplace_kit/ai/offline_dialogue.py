@@ -43,9 +43,12 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from workplace_kit.ai.dialogue_catalogue import (
     CACHE_FILE,
@@ -137,6 +140,86 @@ _TIME_GREETINGS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = (
 )
 
 
+QUESTION_KINDS_FILE = Path(__file__).with_name("question_kinds.yaml")
+
+
+@dataclass(frozen=True)
+class QuestionKind:
+    """A kind of information a question asks for (time, place, ...) and how a message gives it."""
+
+    id: str
+    asked: Mapping[Language, tuple[str, ...]]
+    given: Mapping[Language, tuple[re.Pattern[str], ...]]
+
+
+@lru_cache(maxsize=4)
+def load_question_kinds(path: Path = QUESTION_KINDS_FILE) -> tuple[QuestionKind, ...]:
+    """Parse question_kinds.yaml; an error names the file and the entry."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogueError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("kinds"), dict):
+        raise CatalogueError(f"{path.name}: expected a mapping 'kinds'")
+    kinds = []
+    for kind_id, body in raw["kinds"].items():
+        where = f"{path.name}:{kind_id}"
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("asked"), dict)
+            or not isinstance(body.get("given"), dict)
+        ):
+            raise CatalogueError(f"{where}: needs 'asked' and 'given', each with ja and en")
+        asked: dict[Language, tuple[str, ...]] = {}
+        given: dict[Language, tuple[re.Pattern[str], ...]] = {}
+        for language in LANGUAGES:
+            asked[language] = tuple(str(w).lower() for w in body["asked"].get(language) or ())
+            patterns = []
+            for position, source in enumerate(body["given"].get(language) or ()):
+                try:
+                    patterns.append(re.compile(str(source), re.IGNORECASE))
+                except re.error as exc:
+                    raise CatalogueError(
+                        f"{where}.given.{language}[{position}]: bad regular expression ({exc})"
+                    ) from exc
+            given[language] = tuple(patterns)
+        kinds.append(QuestionKind(str(kind_id), asked, given))
+    return tuple(kinds)
+
+
+_SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]?")
+
+
+def _asked_kinds(line: str, kinds: tuple[QuestionKind, ...]) -> frozenset[str]:
+    """The kinds of information the line's questions ask for."""
+    questions = [s for s in _SENTENCE.findall(line) if s.rstrip().endswith(("？", "?"))]
+    found = set()
+    for question in questions:
+        lowered = question.lower()
+        for kind in kinds:
+            for language in LANGUAGES:
+                if any(_contains(lowered, word, language) for word in kind.asked[language]):
+                    found.add(kind.id)
+    return frozenset(found)
+
+
+def _given_kinds(texts: Iterable[str], kinds: tuple[QuestionKind, ...]) -> frozenset[str]:
+    """The kinds of information the learner's words already give."""
+    found = set()
+    for text in texts:
+        for kind in kinds:
+            if any(p.search(text) for language in LANGUAGES for p in kind.given[language]):
+                found.add(kind.id)
+    return frozenset(found)
+
+
+def _contains(text: str, word: str, language: Language) -> bool:
+    """Japanese: substring; English: whole words (text and word in lower case)."""
+    if language == "ja":
+        return word in text
+    return re.search(r"(?<![a-z'])" + re.escape(word) + r"(?![a-z'])", text) is not None
+
+
 def time_of_day_at(moment: datetime) -> TimeOfDay:
     """Morning until 11:00, daytime until 17:00, evening after (the moment in the learner's zone)."""
     if 4 <= moment.hour < 11:
@@ -161,6 +244,8 @@ class _Index:
     bias: np.ndarray  # (n_intents,)
     line_owner: Mapping[str, tuple[str, ReplyLine]]  # authored line text -> (intent id, line)
     templates: tuple[tuple[re.Pattern[str], str, ReplyLine], ...]  # lines with placeholders
+    asked_kinds: Mapping[str, frozenset[str]]  # line text -> kinds of information its questions ask
+    question_kinds: tuple[QuestionKind, ...]
     build_seconds: float
 
 
@@ -288,6 +373,7 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
                     if "{" in line.text:
                         templates.append((_template_pattern(line.text), intent.id, line))
     positions = range(len(catalogue.intents))
+    kinds = load_question_kinds()
     return _Index(
         example_vectors=example_vectors,
         example_intent=owners,
@@ -299,6 +385,8 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
         bias=bias.astype(np.float32),
         line_owner=line_owner,
         templates=tuple(templates),
+        asked_kinds={text: _asked_kinds(text, kinds) for text in line_owner},
+        question_kinds=kinds,
         build_seconds=time.perf_counter() - started,
     )
 
@@ -313,6 +401,7 @@ class DialogueState:
     exchanges: int  # learner messages before this one
     partner_lines: tuple[str, ...]  # what the partner said, in order (the opener too)
     partner_moves: tuple[str | None, ...]  # the move of each partner line (None: not an authored reply)
+    learner_lines: tuple[str, ...] = ()  # what the learner said before this message
     known_slots: Mapping[str, str] = field(default_factory=dict)  # what the learner already told
     last_asked: frozenset[str] = frozenset()  # slots the partner's last line asked for
     last_was_question: bool = False
@@ -387,13 +476,7 @@ def _terms(text: str) -> frozenset[str]:
 
 def _has_keyword(message: str, keywords: Iterable[str], language: Language) -> bool:
     lowered = message.lower()
-    for keyword in keywords:
-        if language == "ja":
-            if keyword in message:
-                return True
-        elif re.search(r"(?<![a-z'])" + re.escape(keyword.lower()) + r"(?![a-z'])", lowered):
-            return True
-    return False
+    return any(_contains(lowered, keyword.lower(), language) for keyword in keywords)
 
 
 class _Placeholders(dict[str, str]):
@@ -446,13 +529,32 @@ class OfflineDialogueEngine:
     # -- reading the conversation
 
     def _move_of(self, index: _Index, text: str) -> tuple[str, ReplyLine] | None:
-        owner = index.line_owner.get(text)
-        if owner is not None:
-            return owner
-        for pattern, intent_id, line in index.templates:
-            if pattern.fullmatch(text):
-                return intent_id, line
+        """The move and line a partner's turn was (None: not an authored reply)."""
+        candidates = [text]
+        for greeting in self._returned_greetings:  # a line said after a returned greeting
+            if text.startswith(greeting) and len(text) > len(greeting):
+                candidates.append(text[len(greeting) :].lstrip())
+        for candidate in candidates:
+            owner = index.line_owner.get(candidate)
+            if owner is not None:
+                return owner
+            for pattern, intent_id, line in index.templates:
+                if pattern.fullmatch(candidate):
+                    return intent_id, line
         return None
+
+    @property
+    def _returned_greetings(self) -> list[str]:
+        return sorted(
+            {
+                g
+                for by_language in self._catalogue.personas.values()
+                for p in by_language.values()
+                for g in p.greetings.values()
+            },
+            key=len,
+            reverse=True,
+        )
 
     def state_of(self, request: DialogueRequest, language: Language) -> DialogueState:
         """The dialogue state the history implies (and the request's time of day)."""
@@ -482,6 +584,7 @@ class OfflineDialogueEngine:
             exchanges=sum(1 for t in request.history if t.role == "user"),
             partner_lines=tuple(partner_lines),
             partner_moves=tuple(moves),
+            learner_lines=tuple(t.text for t in request.history if t.role == "user"),
             known_slots=known,
             last_asked=last_line.asks if last_line is not None else frozenset(),
             last_was_question=bool(_QUESTION_END.search(last_text)),
@@ -571,6 +674,7 @@ class OfflineDialogueEngine:
         intent = catalogue.intents[position]
         slots = _slots_in(message, intent, language)
         text = self._choose_line(index, intent, request, language, vector, state, slots)
+        text = self._return_greeting(message, intent.id, text, request, language, state)
         return OfflineReply(
             intent=intent.id,
             text=text,
@@ -582,6 +686,34 @@ class OfflineDialogueEngine:
         )
 
     # -- choosing the line
+
+    def _return_greeting(
+        self,
+        message: str,
+        intent_id: str,
+        text: str,
+        request: DialogueRequest,
+        language: Language,
+        state: DialogueState,
+    ) -> str:
+        """A message that opens with a greeting and goes on to something else gets the greeting
+        back before the answer: 「おはようございます。昨日の件ですが…」 -> 「おはようございます。…」."""
+        if intent_id in (GREETING_INTENT, FALLBACK_INTENT) or GREETING_INTENT not in [
+            i.id for i in self._catalogue.intents
+        ]:
+            return text
+        keywords = self._catalogue.intent(GREETING_INTENT).keywords.get(language, ())
+        opening = re.split(r"[。！？!?.,、]", message, maxsplit=1)[0]
+        if not opening or not _has_keyword(opening, keywords, language):
+            return text
+        greetings = self._catalogue.persona(request.partner, language).greetings
+        time_of_day = self._time_of_day(message, state) or "daytime"
+        greeting = greetings.get(time_of_day, "")
+        already = [g for g in greetings.values() if g] + list(keywords)
+        head = text[:16].lower()
+        if not greeting or any(_contains(head, g.lower().rstrip("!！。. "), language) for g in already):
+            return text
+        return f"{greeting}{'' if language == 'ja' else ' '}{text}"
 
     def _time_of_day(self, message: str, state: DialogueState) -> TimeOfDay | None:
         for pattern, time_of_day in _TIME_GREETINGS:
@@ -604,6 +736,10 @@ class OfflineDialogueEngine:
         values = _Placeholders(partner_name=request.persona_name or persona.name, **slots)
         time_of_day = self._time_of_day(request.message, state)
 
+        # What the learner just told (this message and the one before it) is not asked again.
+        given = _given_kinds((request.message, *state.learner_lines[-1:]), index.question_kinds)
+        learner_words = " ".join((request.message, *state.learner_lines)).lower()
+
         def usable(line: ReplyLine) -> bool:
             return (
                 line.fits(request.situation)
@@ -611,11 +747,18 @@ class OfflineDialogueEngine:
                 and (line.phase is None or line.phase == state.phase)
                 and line.needs <= slots.keys()  # only the learner's words of this message fill a line
                 and not (line.asks & known.keys())  # never ask what the learner already said
+                and not (index.asked_kinds.get(line.text, frozenset()) & given)
+                # a line about a meeting, a client, slides... only once the learner mentioned one
+                and (not line.mentions or any(_contains(learner_words, w.lower(), language) for w in line.mentions))
             )
 
-        lines = [line for line in intent.replies[request.partner][language] if usable(line)]
-        if not lines:  # the loader guarantees a general line; keep the engine total anyway
-            lines = [line for line in intent.replies[request.partner][language] if line.is_general]
+        every = intent.replies[request.partner][language]
+        lines = [line for line in every if usable(line)]
+        if not lines:
+            # Every line asks something already told: a general line that asks nothing new, else
+            # any general line (the loader guarantees one).
+            general = [line for line in every if line.is_general]
+            lines = [line for line in general if not (index.asked_kinds.get(line.text, frozenset()) & given)] or general
 
         def render(line: ReplyLine) -> str:
             return line.text.format_map(values)
