@@ -234,7 +234,7 @@ def test_confidence_is_high_for_clear_moves_and_doubt_falls_back_kindly(engine: 
         assert doubtful.text in {"そうなんですね。もう少し聞かせてもらえますか？", "I see. Tell me more?"}
 
 
-def _with(change) -> dict:  # type: ignore[no-untyped-def]
+def _with(change) -> dict:
     intents = yaml.safe_load(yaml.safe_dump(INTENTS, allow_unicode=True))
     change(intents)
     return intents
@@ -273,7 +273,7 @@ def _with(change) -> dict:  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def test_content_errors_name_the_file_and_the_field(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_content_errors_name_the_file_and_the_field(tmp_path: Path, change, message: str) -> None:
     folder = write_content(tmp_path / "content", intents=_with(change))
     with pytest.raises(CatalogueError, match=message):
         load_catalogue(folder)
