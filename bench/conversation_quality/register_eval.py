@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/conversation_quality/register_eval.py [--json out.json] [--show-errors]
 
-- register.yaml: verdict accuracy (overall, per language, per partner level), a confusion table,
-  and how many flagged items got a suggestion that contains the expected forms (and none of the
-  forms to avoid).
+- register.yaml: verdict accuracy (overall, per language, per partner level), a confusion table
+  over every verdict (ok, too_casual, rude, too_formal, too_direct), and how many flagged items got
+  a suggestion that contains the expected forms (and none of the forms to avoid).
 - sentences.yaml: each sentence's politeness label (polite / casual / rude) read as said to the
   boss (ok / too_casual / rude).
 - messages.yaml: each message's register said to its own partner (keigo or polite → ok; casual to a
@@ -46,7 +46,9 @@ def contains_forms(suggestion: str, forms: list[Any], language: str) -> bool:
     return True
 
 
-def confusion(rows: list[tuple[str, str]], labels: tuple[str, ...]) -> list[str]:
+def confusion(rows: list[tuple[str, str]], labels: tuple[str, ...] = VERDICTS) -> list[str]:
+    # every verdict the checker knows, and any label of the set it does not (yet) know
+    labels = tuple(dict.fromkeys([*labels, *(e for e, _ in rows), *(g for _, g in rows)]))
     counts = Counter(rows)
     lines = ["  expected \\ got " + "".join(f"{g:>12}" for g in labels)]
     for e in labels:
@@ -118,7 +120,7 @@ def evaluate_register(checker: RegisterChecker, show_errors: bool) -> dict[str, 
         f"  latency per message (ms)       mean {1000 * sum(seconds) / len(seconds):.2f}, max {1000 * max(seconds):.1f}"
     )
     print("  confusion:")
-    for line in confusion(rows, VERDICTS):
+    for line in confusion(rows):
         print(line)
     if show_errors and errors:
         print("  misses:")
@@ -152,7 +154,7 @@ def evaluate_labelled(checker: RegisterChecker, show_errors: bool) -> dict[str, 
     for language in ("ja", "en"):
         sub = [(e, g) for (e, g), s in zip(rows, sentences, strict=True) if s["language"] == language]
         print(f"    {language:<28} {percent(sum(e == g for e, g in sub), len(sub))}")
-    for line in confusion(rows, ("ok", "too_casual", "rude", "too_formal")):
+    for line in confusion(rows):
         print(line)
     if show_errors and errors:
         print("  misses:")
@@ -180,7 +182,7 @@ def evaluate_labelled(checker: RegisterChecker, show_errors: bool) -> dict[str, 
     print(f"  messages                       {len(rows)}")
     print(f"  verdict accuracy               {percent(correct, len(rows))}")
     print(f"  right-register messages flagged {percent(sum(g != 'ok' for _, g in ok_rows), len(ok_rows))}")
-    for line in confusion(rows, ("ok", "too_casual", "rude", "too_formal")):
+    for line in confusion(rows):
         print(line)
     if show_errors and errors:
         print("  misses:")
