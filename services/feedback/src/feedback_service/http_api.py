@@ -18,7 +18,7 @@ from .repository import TurnAnalysis
 
 
 class FeedbackCardOut(BaseModel):
-    verdict: str  # ok | too_casual | rude | too_formal
+    verdict: str  # ok | too_casual | rude | too_formal | too_direct
     did_well: str
     to_change: str
     better_phrasing: str

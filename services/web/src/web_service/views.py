@@ -28,7 +28,7 @@ def analyser_label(engine: str, lang: str = "ja") -> str:
     return ANALYSER_LABELS[lang].get(engine, engine)
 
 
-VERDICTS = ("ok", "too_casual", "rude", "too_formal")
+VERDICTS = ("ok", "too_casual", "rude", "too_formal", "too_direct")
 
 
 def card_view(analysis: emotion_pb2.EmotionAnalysis) -> dict[str, str] | None:

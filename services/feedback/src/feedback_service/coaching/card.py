@@ -15,7 +15,7 @@ BETTER_MAX_CHARS = 400
 
 @dataclass(frozen=True)
 class FeedbackCard:
-    verdict: str  # ok | too_casual | rude | too_formal
+    verdict: str  # ok | too_casual | rude | too_formal | too_direct
     did_well: str  # one sentence
     to_change: str  # one sentence, or "" when the register was right
     better_phrasing: str  # the learner's message said better, or ""

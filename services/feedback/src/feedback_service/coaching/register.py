@@ -1,6 +1,6 @@
 """Register and politeness of a learner's message towards the partner, with a better phrasing.
 
-The verdict is one of ``ok``, ``too_casual``, ``rude`` or ``too_formal``. The partner (the chat's
+The verdict is one of ``ok``, ``too_casual``, ``rude``, ``too_formal`` or ``too_direct``. The partner (the chat's
 "colleague", "senior", "boss", or a scenario role) maps to a level: ``peer``, ``senior`` or
 ``superior`` (register_rules.yaml). What is due per level:
 
@@ -9,6 +9,12 @@ The verdict is one of ``ok``, ``too_casual``, ``rude`` or ``too_formal``. The pa
 - senior: です・ます in Japanese; in English only bare commands are too blunt.
 - peer: casual and polite are both fine; heavy keigo for a small thing is too formal.
 - anyone: rude words, 「は？」, commands in 命令形, "shut up", are rude.
+- too_direct: polite in form but blunt. To a superior, a refusal without a cushion word
+  (「無理です。」「残業はできません。」, "I can't.") or leave announced instead of asked for
+  (「明日休みます」, "I'm taking Friday off."); to a senior, a refusal with no cushion, no reason
+  and no alternative. The better phrasing adds a cushion and softens the learner's own words:
+  「残業はできません。」 → 「申し訳ありませんが、残業は難しいです。明日の朝でもよろしいでしょうか。」.
+  Rude and too_casual come first; a cushioned refusal is ok and praised.
 
 Every rule is data (register_rules.yaml); this module and its language parts apply them. The
 better phrasing keeps the learner's own words and changes only what the rules name, so each
@@ -27,9 +33,9 @@ from typing import Any, Literal
 
 import yaml
 
-Verdict = Literal["ok", "too_casual", "rude", "too_formal"]
+Verdict = Literal["ok", "too_casual", "rude", "too_formal", "too_direct"]
 Level = Literal["peer", "senior", "superior"]
-VERDICTS: tuple[str, ...] = ("ok", "too_casual", "rude", "too_formal")
+VERDICTS: tuple[str, ...] = ("ok", "too_casual", "rude", "too_formal", "too_direct")
 LEVELS: tuple[str, ...] = ("peer", "senior", "superior")
 
 RULES_PATH = Path(__file__).with_name("register_rules.yaml")

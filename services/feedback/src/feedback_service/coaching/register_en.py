@@ -40,12 +40,15 @@ class EnglishRegister:
         )
         self._sarcasm = [re.compile(p, re.IGNORECASE) for p in self.rules["sarcasm"]]
         self._formal = [(re.compile(k, re.IGNORECASE), w) for k, w in self.rules["formal_markers"].items()]
+        self._direct = self.rules["directness"]
+        self._refusal_re = re.compile(self._direct["refusal"], re.IGNORECASE)
+        self._announcements = [(re.compile(p, re.IGNORECASE), t) for p, t in self._direct["announcements"]]
 
     def check(
         self, text: str, level: str, partner: str = ""
     ) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]]:
         lower = text.lower()
-        strengths = self._strengths(lower, level)
+        strengths = self._strengths(lower, level, text)
         rude = [why for pattern, why in self._rude if pattern.search(text)]
         if rude:
             return "rude", rude, "", [], []
@@ -73,9 +76,14 @@ class EnglishRegister:
                 changes.append((sentence, new))
             if new:
                 out.append(new)
-        if not reasons:
-            return "ok", [], "", strengths, []
-        return "too_casual", reasons, " ".join(out), strengths, changes
+        if reasons:
+            return "too_casual", reasons, " ".join(out), strengths, changes
+        # Polite enough in words but blunt: a refusal without a softener, a day off announced.
+        direct = self._directness(text, level)
+        if direct is not None:
+            verdict, advice, better, _, found = direct
+            return verdict, advice, better, strengths, found
+        return "ok", [], "", strengths, []
 
     def _sentence(self, sentence: str, level: str, soften: bool) -> tuple[str, str, bool]:
         """(new sentence, why it changed or "", whether the next sentence should be softened)."""
@@ -85,13 +93,14 @@ class EnglishRegister:
         why = ""
         superior = level == "superior"
 
-        # A bare "No." / "Nope," before the refusal: soften the refusal itself.
-        if superior and words and words[0].strip(",") in ("no", "nope", "nah"):
-            rest = re.sub(r"^(no|nope|nah)\b[,.]?\s*", "", body, flags=re.IGNORECASE)
+        # "Nope," / "Nah," before the refusal is slang: soften the refusal itself. (A plain "No," is
+        # direct rather than casual: _directness coaches it.)
+        if superior and words and words[0].strip(",.!") in ("nope", "nah"):
+            rest = re.sub(r"^(nope|nah)\b[,.]?\s*", "", body, flags=re.IGNORECASE)
             if not rest:
-                return "", 'A bare "No" sounds curt to a manager; soften the refusal ("I\'m afraid…").', True
+                return "", '"Nope" is slang and sounds curt to a manager; soften the refusal ("I\'m afraid…").', True
             body, soften = rest, True
-            why = 'A bare "No" sounds curt to a manager; soften the refusal ("I\'m afraid…").'
+            why = '"Nope" is slang and sounds curt to a manager; soften the refusal ("I\'m afraid…").'
             words = body.lower().split()
 
         if soften:
@@ -165,6 +174,112 @@ class EnglishRegister:
                 )
         return _cap(body) + end, why, False
 
+    # -- directness (refusals and announced leave) ---------------------------------------------
+
+    def _found(self, lower: str, key: str) -> str:
+        return next((w for w in self._direct[key] if w in lower), "")
+
+    def _refusal(self, core: str) -> bool:
+        m = self._refusal_re.match(core)
+        if not m:
+            return False
+        rest = core[m.end() :].strip().lower()
+        return not any(rest.startswith(x) for x in self._direct["not_refusals"])
+
+    def _directness(self, text: str, level: str) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]] | None:
+        """too_direct for a blunt refusal (to a manager or a senior) or a day off announced to a
+        manager; None when there is none. Called after rude and too_casual found nothing."""
+        d = self._direct
+        lower = text.lower()
+        cushion, reason, alternative = (
+            self._found(lower, "cushions"),
+            bool(self._found(lower, "reasons")),
+            bool(self._found(lower, "alternatives")),
+        )
+        sentences = [s.strip() for s in _SENTENCES.findall(text) if s.strip()]
+        superior = level == "superior"
+        for index, sentence in enumerate(sentences):
+            body = sentence.rstrip(".!? ")
+            if "?" in sentence[len(body) :]:
+                continue
+            bare_no = re.match(r"^no\b[,.!]?\s*", body, re.IGNORECASE)
+            rest = body[bare_no.end() :] if bare_no else body
+            lead = _VOCATIVE.match(rest)
+            name = rest[: lead.end()] if lead else ""
+            name = re.sub(r"^(hey|hi|ok|okay|so|um|uh)\b,?\s*", "", name, flags=re.IGNORECASE)
+            core = rest[lead.end() if lead else 0 :]
+            if bare_no and not core:
+                following = sentences[index + 1] if index + 1 < len(sentences) else ""
+                if following and self._refusal(_VOCATIVE.sub("", following.rstrip(".!? "), count=1)):
+                    continue  # "No. I can't …": coach the refusal that follows
+            elif not self._refusal(core):
+                continue
+            if bool(cushion) if superior else bool(cushion or reason or alternative):
+                return None
+            soft = core
+            for pattern, repl in d["soften"]:
+                if re.match(pattern, soft, re.IGNORECASE):
+                    soft = re.sub(pattern, repl, soft, count=1, flags=re.IGNORECASE)
+                    break
+            soft = soft or "I can't"
+            new = name + d["cushion_for"][level] + _lower_first(soft) + "."
+            out = [s for i, s in enumerate(sentences[:index]) if not re.fullmatch(r"no[.!]*", s, re.IGNORECASE)]
+            out += [new, *sentences[index + 1 :]]
+            if not reason and not alternative:
+                out.append(next((v for k, v in d["offers"].items() if k and k in lower), d["offers"][""]))
+            said_no = index > 0 and re.fullmatch(r"no[.!]*", sentences[index - 1], re.IGNORECASE)
+            quote = (sentences[index - 1] + " " if said_no else "") + sentence.rstrip()
+            if superior:
+                missing = [
+                    item
+                    for item, present in (
+                        ('a softener ("I\'m afraid…", "I\'m sorry, but…")', cushion),
+                        ("a reason", reason),
+                        ("an alternative", alternative),
+                    )
+                    if not present
+                ]
+                listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+                why = f'"{quote}" on its own sounds blunt to a manager; add {listed} so the refusal is easy to accept.'
+            else:
+                why = f'"{quote}" on its own sounds curt; add a "sorry", a reason or an alternative.'
+            return "too_direct", [why], " ".join(out), [], [(sentence, new)]
+        if not superior or self._found(lower, "requests") or (cushion and reason):
+            return None
+        for index, sentence in enumerate(sentences):
+            body = sentence.rstrip(".!? ")
+            if "?" in sentence[len(body) :]:
+                continue
+            for pattern, template in self._announcements:
+                m = pattern.match(body)
+                if not m:
+                    continue
+                request = template
+                for k, group in enumerate(m.groups(), start=1):
+                    request = request.replace("{" + str(k) + "}", group or "")
+                request = _cap(request)
+                out = [*sentences[:index], request, *sentences[index + 1 :]]
+                why = f'"{sentence}" announces your time off; ask your manager instead ("{request}").'
+                return "too_direct", [why], " ".join(out), [], [(sentence, request)]
+        return None
+
+    def _refusal_praise(self, text: str) -> str:
+        lower = text.lower()
+        cushion = self._found(lower, "cushions")
+        if not cushion:
+            return ""
+        cores = [_VOCATIVE.sub("", s.strip()) for s in _SENTENCES.findall(text)]
+        if not (self._found(lower, "soft_refusals") or any(self._refusal(c) for c in cores)):
+            return ""
+        at = lower.index(cushion)
+        parts = [f'softened the refusal with "{text[at : at + len(cushion)]}"']
+        if self._found(lower, "reasons"):
+            parts.append("gave a reason")
+        if self._found(lower, "alternatives"):
+            parts.append("offered an alternative")
+        said = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return f"You {said}, so it is easy to accept."
+
     def _slang_out(self, body: str) -> tuple[str, str]:
         found = []
         for pattern, word, repl in self._slang:
@@ -186,8 +301,11 @@ class EnglishRegister:
             out = out.rstrip(".!? ") + "?"
         return out
 
-    def _strengths(self, lower: str, level: str) -> list[str]:
+    def _strengths(self, lower: str, level: str, text: str = "") -> list[str]:
         out: list[str] = []
+        praise = self._refusal_praise(text or lower)
+        if praise:
+            out.append(praise)
         markers = [m for m in self.rules["courtesy"] if m in lower]
         if markers:
             out.append(f'You used courtesy markers ("{markers[0]}"), which make your message easy to say yes to.')

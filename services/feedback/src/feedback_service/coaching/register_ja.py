@@ -231,9 +231,11 @@ class JapaneseRegister:
         # Rude, whoever the partner.
         rude_reasons: list[str] = []
         rude_better = ""
+        starts = {t.start for t in self.tokens(text)}
         for pattern, rule in self._rude:
             hit = (
-                bool(pattern.search(text))
+                # a match must start a word: あいにくその is not くそ
+                any(m.start() in starts for m in pattern.finditer(text))
                 if pattern is not None
                 else any(t.base == rule["base"] for t in self.tokens(text))
             )
@@ -257,6 +259,12 @@ class JapaneseRegister:
         rewritten, changes, casual = self._rewrite(text, level)
         if casual:
             return "too_casual", self._explain(changes, level), self._finish(rewritten), strengths, changes
+        # Polite in form but blunt: a refusal without a cushion, leave announced instead of asked for.
+        direct = self._directness(text, level)
+        if direct is not None:
+            verdict, reasons, better, _, found = direct
+            praise = self._refusal_praise(text)  # a cushion was there, but the word is still blunt
+            return verdict, reasons, better, [s for s in strengths if s != praise], found
         return "ok", [], "", strengths, []
 
     def _check_peer(
@@ -293,6 +301,201 @@ class JapaneseRegister:
         if m:
             return (text[: m.start()] + m.group(1) + "もらえますか？").strip()
         return text
+
+    # -- directness (refusals and announced leave) ---------------------------------------------
+
+    def _has_reason(self, text: str, toks: list[Tok]) -> bool:
+        d = self.rules["directness"]
+        if any(w in text for w in d["reason_words"]):
+            return True
+        return any(
+            t.surface in d["reason_connectives"] and (t.sub == "接続助詞" or (t.surface == "ため" and t.pos == "名詞"))
+            for t in toks
+        )
+
+    def _has_alternative(self, text: str, toks: list[Tok]) -> bool:
+        d = self.rules["directness"]
+        return any(w in text for w in d["alternative_words"]) or any(t.surface in d["alternative_tokens"] for t in toks)
+
+    def _cushion(self, text: str) -> str:
+        return next((c for c in self.rules["directness"]["cushions"] if c in text), "")
+
+    def _refusal(self, text: str, clause: Clause) -> tuple[str, int, int, str] | None:
+        """The refusal that ends a clause: (kind, start, end, soft form) with start and end in text.
+        kind is noun (無理です), do (できません, やりません, 残業しません), verb (行けません) or phrase."""
+        d = self.rules["directness"]
+        toks = clause.tokens
+        if not toks or clause.question or not clause.sentence_end and clause.connective is None:
+            return None
+        for phrase in d["refusal_phrases"]:
+            at = clause.text.find(phrase)  # the clause's text starts at its first token
+            if at >= 0:
+                return "phrase", toks[0].start + at, toks[0].start + at + len(phrase), d["phrase_soft"]
+        bases = [t.base for t in toks]
+        # 無理です, 嫌です (ね and よ are in the clause's particles)
+        if len(toks) >= 2 and bases[-1] == "です" and toks[-1].cform.startswith("基本形"):
+            noun = toks[-2]
+            liked = noun.surface in d["dislike_nouns"] and any(t.surface == "が" and t.pos == "助詞" for t in toks)
+            if noun.pos == "名詞" and noun.surface in d["refusal_nouns"] and not liked:
+                return "noun", noun.start, toks[-1].end, d["soft_ending"]
+        # ...ません / ...ない (/ ないです): the verb, an optional potential suffix, then the negative.
+        endings: dict[tuple[str, ...], int] = {("ます", "ん"): 2, ("ない", "です"): 2}
+        tail = endings.get(tuple(bases[-2:]), 1 if bases[-1:] == ["ない"] else 0)
+        if not tail:
+            return None
+        k = len(toks) - tail - 1
+        potential = False
+        while k > 0 and toks[k].pos == "動詞" and toks[k].sub == "接尾" and toks[k].base in ("られる", "れる"):
+            potential = True
+            k -= 1
+        verb = toks[k]
+        if verb.pos != "動詞":
+            return None
+        prev = toks[k - 1] if k > 0 else None
+        subjects = {t.surface for i, t in enumerate(toks[:-1]) if toks[i + 1].surface == "が"}
+        if subjects & set(d["report_subjects"]):
+            return None  # パソコンが起動できません: a problem report
+        if verb.base == "する" and prev is not None and prev.surface in d["refusal_suru_nouns"]:
+            return "do", verb.start, toks[-1].end, d["soft_ending"]
+        if verb.base not in d["refusal_verbs"] or verb.sub != "自立":
+            return None
+        if verb.base in d["needs_potential"] and not potential:
+            return None
+        if verb.base == "できる" and prev is not None and prev.sub == "サ変接続" and prev.surface in d["report_nouns"]:
+            return None
+        if verb.base in d["do_verbs"]:
+            return "do", verb.start, toks[-1].end, d["soft_ending"]
+        if potential:  # 出られません → 出られそうにありません
+            suffix = toks[len(toks) - tail - 1]
+            stem = text[verb.start : suffix.start] + masu_stem(suffix.base, suffix.ctype)
+            return "verb", verb.start, toks[-1].end, stem + d["soft_potential"]
+        if verb.ctype.startswith("一段"):  # 行けません, 手伝えません → 行けそうにありません
+            return "verb", verb.start, toks[-1].end, masu_stem(verb.base, verb.ctype) + d["soft_potential"]
+        return "verb", verb.start, toks[-1].end, verb.base + "のが" + d["soft_ending"]  # 手伝うのが難しいです
+
+    def _announcement(self, text: str, clause: Clause) -> tuple[int, int, str] | None:
+        """A clause that announces leave (明日休みます, 早退します, 有給を取ります): start, end and the request."""
+        d = self.rules["directness"]
+        toks = clause.tokens
+        if not toks or clause.question or not clause.sentence_end:
+            return None
+        bases = [t.base for t in toks]
+        if len(toks) < 2 or bases[-1] != "ます" or not toks[-1].cform.startswith("基本形"):
+            return None
+        verb = toks[-2]
+        prev = toks[-3] if len(toks) >= 3 else None
+        if verb.base in d["announce_verbs"] and verb.pos == "動詞":
+            return verb.start, toks[-1].end, str(d["announce_verbs"][verb.base])
+        if verb.base == "する" and prev is not None and prev.surface in d["announce_suru_nouns"]:
+            return prev.start, toks[-1].end, str(d["announce_suru_nouns"][prev.surface])
+        if verb.base in d["announce_take_verbs"] and prev is not None and prev.surface == "を" and len(toks) >= 4:
+            noun = toks[-4]
+            if noun.surface in d["announce_take_nouns"]:
+                return prev.start, toks[-1].end, str(d["announce_take_request"])
+        return None
+
+    def _directness(self, text: str, level: str) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]] | None:
+        """too_direct for a blunt refusal (to a superior or a senior) or announced leave (to a
+        superior); None when there is none. Called after rude and too_casual found nothing."""
+        d = self.rules["directness"]
+        toks = self.tokens(text)
+        cushion = self._cushion(text)
+        reason = self._has_reason(text, toks)
+        alternative = self._has_alternative(text, toks)
+        who = getattr(self, "_who", "上司" if level == "superior" else "先輩")
+        clauses = self.clauses(text)
+        for clause in clauses:
+            found = self._refusal(text, clause)
+            if found is None:
+                continue
+            kind, start, end, soft = found
+            if level == "superior":
+                blunt = not cushion or kind == "noun"
+            else:
+                blunt = not (cushion or reason or alternative)
+            if not blunt:
+                continue
+            said = text[start:end]
+            quote = clause.text.rstrip("。．！!、")
+            # What comes before the refusal in its sentence, less a cushion or a vocative.
+            sentence_start = max(text.rfind(ch, 0, start) for ch in "。．！？!?\n") + 1
+            before = text[sentence_start:start]
+            if not re.sub(r"[、\s]", "", before.replace(cushion, "") if cushion else before):
+                soft = d["soft_subject"] + soft
+            elif before.endswith("を") and kind in ("do", "phrase"):
+                before, start = before[:-1] + "は", start - 1
+                soft = "は" + soft
+            elif kind == "do" and toks and not before.endswith(("は", "が", "も", "、", "には", "では")):
+                soft = "は" + soft  # 残業しません, 参加できません → 残業は難しいです
+            better = text[:start] + soft + text[end:]
+            if not cushion:
+                lead = re.match(r"^[^、。]{0,10}(?:さん|部長|課長|係長|社長|先輩|様)、", better)
+                at = lead.end() if lead else 0
+                better = better[:at] + d["cushion_for"][level] + better[at:]
+            better = self._finish(better)
+            if not reason and not alternative:
+                offer = next((v for k, v in d["alternatives"].items() if k in text), None)
+                if offer:
+                    better += offer[level if level in offer else "superior"]
+            cushion_name = d["cushion_names"][level]
+            missing = [
+                name
+                for name, present in (
+                    (cushion_name, cushion),
+                    ("理由", reason),
+                    ("代案", alternative),
+                )
+                if not present
+            ]
+            if level == "superior" and cushion and kind == "noun":
+                why = f"「{said}」は言い切りで強く響きます。{who}には「難しいです」とやわらげて伝えましょう。"
+            elif level == "superior":
+                why = (
+                    f"「{quote}」と言い切ると、{who}への断りとして強く響きます。"
+                    f"{'、'.join(missing)}を添えると、角を立てずに断れます。"
+                )
+            else:
+                listed = "、".join(missing)
+                why = f"「{quote}」だけだと、{who}にはそっけなく聞こえます。{listed}のどれかを添えましょう。"
+            return "too_direct", [why], better, [], [(said, soft)]
+        if level != "superior" or any(w in text for w in d["request_words"]) or (cushion and reason):
+            return None
+        if "ゆっくり" in text or not any(w in text for w in d["announce_time_words"]):
+            return None
+        for clause in clauses:
+            announced = self._announcement(text, clause)
+            if announced is None:
+                continue
+            start, end, request = announced
+            said = text[start:end]
+            quote = clause.text.rstrip("。．！!、")
+            better = self._finish(text[:start] + request + text[end:])
+            why = (
+                f"「{quote}」は、休むことを決めて伝える言い方です。{who}には「{request}」のように、"
+                "お願いする形で聞きましょう。理由もひと言添えると丁寧です。"
+            )
+            return "too_direct", [why], better, [], [(said, request)]
+        return None
+
+    def _refusal_praise(self, text: str) -> str:
+        """Praise for a refusal said with a cushion ("" when the message refuses nothing or bluntly)."""
+        d = self.rules["directness"]
+        cushion = self._cushion(text)
+        if not cushion:
+            return ""
+        refuses = any(w in text for w in d["soft_refusals"]) or any(
+            self._refusal(text, c) is not None for c in self.clauses(text)
+        )
+        if not refuses:
+            return ""
+        toks = self.tokens(text)
+        parts = [f"「{cushion}」とクッション言葉を添え"]
+        if self._has_reason(text, toks):
+            parts.append("理由を伝え")
+        if self._has_alternative(text, toks):
+            parts.append("代案も示し")
+        parts[-1] += "て"
+        return "、".join(parts) + "、角を立てずに断れています。"
 
     # -- rewriting -----------------------------------------------------------------------------
 
@@ -648,6 +851,9 @@ class JapaneseRegister:
     def _strengths(self, text: str, level: str) -> list[str]:
         found = [s for s in self.rules["keigo_signs"] if s in text]
         out: list[str] = []
+        praise = self._refusal_praise(text)
+        if praise:
+            out.append(praise)
         if found and level != "peer":
             out.append("敬語を使って、相手への敬意を示せています。")
         elif re.search(r"(です|ます|でした|ました|ません|ましょう)(か|ね|よ)?[。！？!?]?$", text):

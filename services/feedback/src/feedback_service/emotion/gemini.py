@@ -125,7 +125,7 @@ class EmotionAnswer(BaseModel):
         return {**data, "dominant": dominant}
 
 
-VERDICT_VALUES = ("ok", "too_casual", "rude", "too_formal")
+VERDICT_VALUES = ("ok", "too_casual", "rude", "too_formal", "too_direct")
 
 
 class CoachedAnswer(EmotionAnswer):
@@ -135,7 +135,7 @@ class CoachedAnswer(EmotionAnswer):
 
     verdict: str = Field(
         default="",
-        description="Is the register right for the partner: ok, too_casual, rude or too_formal.",
+        description="Is the register right for the partner: ok, too_casual, rude, too_formal or too_direct.",
         json_schema_extra={"enum": list(VERDICT_VALUES)},
     )
     did_well: str = Field(default="", description="One sentence: what the message does well.")
@@ -155,9 +155,12 @@ class CoachedAnswer(EmotionAnswer):
 def _coaching_instruction(language: str, partner: str, expected: str) -> str:
     return (
         f"\nThe learner is speaking to: {partner or 'a colleague'}. The register due: {expected}.\n"
-        "- verdict: ok; too_casual (plain form, casual words, a bare command or a blunt no to a senior, "
-        "a boss or a client); rude (insults, 「は？」, commands, dismissive words, to anyone); too_formal "
-        "(heavy keigo or stiff formality to a colleague for a small thing).\n"
+        "- verdict: ok; too_casual (plain form, casual words, slang or a bare command to a senior, a boss or "
+        "a client); rude (insults, 「は？」, commands, dismissive words, to anyone); too_formal (heavy keigo or "
+        "stiff formality to a colleague for a small thing); too_direct (polite words but blunt: to a boss a "
+        'refusal with no cushion word such as 申し訳ありませんが or "I\'m afraid" (「無理です。」, "I can\'t."), '
+        'or a day off announced instead of asked for (「明日休みます」, "I\'m taking Friday off."); to a senior '
+        "a refusal with no cushion, reason or alternative). A cushioned refusal is ok.\n"
         f"- did_well, to_change: one short sentence each in {_LANGUAGE_NAMES[language]}, addressed to the learner.\n"
         "- better_phrasing: the learner's message rewritten in the register due, keeping their own words "
         '(e.g. to a boss 「資料送って」 → 「資料をお送りいただけますか。」; "Send me the file" → '
