@@ -442,6 +442,7 @@ def test_announcing_leave_to_the_boss_is_too_direct_and_becomes_a_request(checke
         "明日お休みをいただけますでしょうか。",
         "申し訳ありません、熱があるので今日は休みます。",  # a sick day: cushion and reason
         "パソコンが起動できません。",  # a problem report, not a refusal
+        "ログインできません。",
         "週末はゆっくり休みます。",  # rest, not leave
         "毎朝の満員電車が本当に嫌です。",  # a dislike, not a refusal
     ],
@@ -486,7 +487,12 @@ def test_cushioned_english_refusals_are_ok_and_praised_and_reports_are_not_refus
     assert check.verdict == "ok"
     did_well = build_card(emotion("en"), check).did_well
     assert '"sorry"' in did_well and "reason" in did_well and "alternative" in did_well
-    for text in ("I can't find the file you mentioned.", "I can't wait to start the new project!"):
+    for text in (
+        "I can't find the file you mentioned.",
+        "I can't wait to start the new project!",
+        "We can't ship until QA signs off.",  # a constraint, not a refusal
+        "I'm off to the client meeting now.",  # going out, not a day off
+    ):
         assert checker.check(text, "en", "boss").verdict == "ok", text
     assert checker.check("I can't.", "en", "colleague").verdict == "ok"
     assert checker.check("I'm taking Friday off.", "en", "colleague").verdict == "ok"

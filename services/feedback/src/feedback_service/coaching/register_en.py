@@ -184,6 +184,8 @@ class EnglishRegister:
         if not m:
             return False
         rest = core[m.end() :].strip().lower()
+        if any(c in f" {rest} " for c in self._direct["conditions"]):
+            return False
         return not any(rest.startswith(x) for x in self._direct["not_refusals"])
 
     def _directness(self, text: str, level: str) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]] | None:

@@ -361,7 +361,7 @@ class JapaneseRegister:
             return None
         if verb.base in d["needs_potential"] and not potential:
             return None
-        if verb.base == "できる" and prev is not None and prev.sub == "サ変接続" and prev.surface in d["report_nouns"]:
+        if verb.base == "できる" and prev is not None and prev.surface in d["report_nouns"]:
             return None
         if verb.base in d["do_verbs"]:
             return "do", verb.start, toks[-1].end, d["soft_ending"]
