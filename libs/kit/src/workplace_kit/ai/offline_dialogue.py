@@ -115,7 +115,7 @@ CONTEXT_WEIGHT = 4.0
 SURE = 0.7
 OFF_TOPIC_FLOOR = 0.83
 # Below this confidence, with a top-two margin under DOUBT_MARGIN, the partner admits doubt.
-MIN_CONFIDENCE = 0.25
+MIN_CONFIDENCE = 0.3
 DOUBT_MARGIN = 0.1
 # Classifier training (multinomial logistic regression on the example vectors).
 CLASSIFIER_SCALE = 10.0
@@ -776,11 +776,16 @@ class OfflineDialogueEngine:
         # learner's own words in a slot) first; within each group, the closest to what the learner said.
         message_terms = _terms(request.message)
 
+        # A question to the partner ("which pasta do you like?") wants their answer more than an
+        # echo of its own words, so there a slot line is not preferred for using them.
+        asked_partner = bool(_QUESTION_END.search(request.message))
+
         def relevance(line: ReplyLine) -> tuple[bool, float]:
             score = float(index.text_vectors[line.text] @ vector) if vector is not None else 0.0
             if message_terms:
                 score += LEXICAL_WEIGHT * len(message_terms & _terms(line.text)) / len(message_terms)
-            return bool(line.situations or line.times or line.phase or line.needs), score
+            echoes = bool(line.needs) and not asked_partner
+            return bool(line.situations or line.times or line.phase or echoes), score
 
         ranked = sorted(unused, key=relevance, reverse=True)
         if request.temperature <= 0:
