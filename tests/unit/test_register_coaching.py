@@ -522,3 +522,11 @@ def test_the_web_card_labels_too_direct_in_both_languages():
     assert "ストレートすぎ" in html and "verdict-too_direct" in html
     assert "Too direct" in render_card(feedback_view("t1", "I can't.", to_proto(result), "en"), "en")
     assert FeedbackCard.from_dict({"verdict": "too_direct", "did_well": "x"}) is not None
+
+
+def test_warui_is_an_apology_only_on_its_own() -> None:
+    checker = RegisterChecker()
+    described = checker.check("体調が悪いので、今日は早退させてください", "ja", "boss")
+    assert described.verdict == "ok" and "申し訳ありませんので" not in described.better_phrasing
+    apologised = checker.check("悪い、遅れた", "ja", "boss")
+    assert apologised.verdict == "too_casual" and apologised.better_phrasing.startswith("申し訳ありません")

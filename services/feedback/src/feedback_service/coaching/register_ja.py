@@ -532,7 +532,10 @@ class JapaneseRegister:
 
     def _phrase(self, core: str, level: str) -> tuple[str, dict[str, Any]] | None:
         for match, phrase in self._phrases:
-            if core == match or (core.endswith(match) and self._boundary(core, len(core) - len(match))):
+            ends_with = (
+                not phrase.get("whole") and core.endswith(match) and self._boundary(core, len(core) - len(match))
+            )
+            if core == match or ends_with:
                 if level in phrase:
                     return core[: len(core) - len(match)] + phrase[level], phrase
         return None
