@@ -38,9 +38,12 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     # Not ready until the analysers' dictionaries are loaded: the first turn then waits for nothing.
     warm = WarmUp(
         {
-            f"emotion analyser ({a.engine})": a.warm_up
-            for a in (analyser, fallback)
-            if a is not None and hasattr(a, "warm_up")
+            **{
+                f"emotion analyser ({a.engine})": a.warm_up
+                for a in (analyser, fallback)
+                if a is not None and hasattr(a, "warm_up")
+            },
+            "register checker": service.register.warm_up,
         }
     )
     app = create_http_app(

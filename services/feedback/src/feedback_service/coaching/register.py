@@ -23,6 +23,7 @@ change can be explained: 「明日休みたいんだけど」 → 「明日お�
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import threading
@@ -105,6 +106,10 @@ class RegisterChecker:
         from .register_en import EnglishRegister
 
         return EnglishRegister(self.rules)
+
+    async def warm_up(self) -> None:
+        """Open the tagger and read the rules now, not on the first message."""
+        await asyncio.to_thread(lambda: (self._japanese, self._english))
 
     def check(self, text: str, language: str, partner: str) -> RegisterCheck:
         language = "en" if (language or "")[:2].lower() == "en" else "ja"
