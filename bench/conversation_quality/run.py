@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 POLARITIES = ("positive", "neutral", "negative")
 # A reply of this intent after a conversation's first turn greets (or introduces) the partner again.
 GREETING_INTENTS = frozenset({"greeting"})
+HESITATION_INTENT = "hesitation"
 
 
 # The sets' times of day -> the engine's ("afternoon" is what the labels say).
@@ -174,6 +175,8 @@ def intent_figures(outcomes: list[ReplyOutcome]) -> dict[str, Any]:
         "relevance_percent": percent(sum(o.relevant for o in outcomes), len(outcomes)),
         "fallback_percent": percent(sum(o.got == FALLBACK_INTENT for o in outcomes), len(outcomes)),
         "clear_called_unclear": sum(o.unclear for o in outcomes),
+        # Every message in the sets is clear: a "take your time" reply to one is patronising.
+        "clear_taken_as_hesitation": sum(o.got == HESITATION_INTENT for o in outcomes),
         "wrong_time_greetings": sum(o.wrong_time for o in outcomes),
         "calibration": calibration(outcomes),
     }
@@ -299,6 +302,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  relevant replies               {single['relevance_percent']:5.1f}%")
     print(f"  fallback replies               {single['fallback_percent']:5.1f}%")
     print(f"  clear sentence called unclear  {single['clear_called_unclear']}")
+    print(f"  clear sentence as hesitation   {single['clear_taken_as_hesitation']}")
     print(f"  greeting for the wrong time    {single['wrong_time_greetings']}")
     bands = ", ".join(f"{row['band']}: {row['percent']:.0f}% of {row['n']}" for row in single["calibration"])
     print(f"  accuracy by confidence         {bands}")
@@ -308,6 +312,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  relevant replies               {conv['intents']['relevance_percent']:5.1f}%")
     print(f"  fallback replies               {conv['intents']['fallback_percent']:5.1f}%")
     print(f"  clear sentence called unclear  {conv['intents']['clear_called_unclear']}")
+    print(f"  clear sentence as hesitation   {conv['intents']['clear_taken_as_hesitation']}")
     print(f"  greeting for the wrong time    {conv['intents']['wrong_time_greetings']}")
     print(
         f"  repeats                        {conv['repeat_percent']:5.1f}% of turns "

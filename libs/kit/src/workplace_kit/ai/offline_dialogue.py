@@ -474,6 +474,14 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
+_FIRST_SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]*")
+
+
+def _opens_with_question(text: str) -> bool:
+    match = _FIRST_SENTENCE.match(text.strip())
+    return bool(match) and match.group(0).rstrip().endswith(("？", "?"))
+
+
 def _has_keyword(message: str, keywords: Iterable[str], language: Language) -> bool:
     lowered = message.lower()
     return any(_contains(lowered, keyword.lower(), language) for keyword in keywords)
@@ -780,12 +788,16 @@ class OfflineDialogueEngine:
         # echo of its own words, so there a slot line is not preferred for using them.
         asked_partner = bool(_QUESTION_END.search(request.message))
 
-        def relevance(line: ReplyLine) -> tuple[bool, float]:
+        def relevance(line: ReplyLine) -> tuple[bool, bool, float]:
             score = float(index.text_vectors[line.text] @ vector) if vector is not None else 0.0
             if message_terms:
                 score += LEXICAL_WEIGHT * len(message_terms & _terms(line.text)) / len(message_terms)
             echoes = bool(line.needs) and not asked_partner
-            return bool(line.situations or line.times or line.phase or echoes), score
+            # A line that reacts before it asks comes before one that opens with a question: after
+            # a statement the learner wants a reaction, after a question an answer, not a
+            # question back (「週末は何してたんですか？」 to 「週末は家で寝てました」).
+            reacts_first = not _opens_with_question(line.text)
+            return reacts_first, bool(line.situations or line.times or line.phase or echoes), score
 
         ranked = sorted(unused, key=relevance, reverse=True)
         if request.temperature <= 0:
