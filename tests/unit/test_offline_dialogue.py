@@ -355,3 +355,18 @@ def test_a_new_character_is_content_only(tmp_path) -> None:
     engine = OfflineDialogueEngine(catalogue)
     reply = engine.choose_reply(ask("おはようございます", partner="client", language="ja"))
     assert reply.text == "いつもお世話になっております。"
+
+
+def test_a_question_the_partner_cannot_place_is_owned_kindly(engine: OfflineDialogueEngine) -> None:
+    """Doubt about a question gets an honest "good question, what do you think?", not "tell me more"."""
+    for message, language in [
+        ("量子力学の多世界解釈って本当だと思います？", "ja"),
+        ("Do you believe in ghosts?", "en"),
+    ]:
+        reply = engine.choose_reply(ask(message, partner="senior", language=language))
+        assert reply.intent == "fallback_question", reply
+        assert reply.text in rendered_lines_of("fallback_question", "senior", language)
+    statement = engine.choose_reply(ask("量子力学の多世界解釈の本を読んでいます", partner="senior"))
+    assert statement.intent == "fallback"
+    # Decided moves are never recognised from their examples.
+    assert engine.choose_reply(ask("宇宙人っていると思いますか？")).intent in {"fallback_question", "fallback"}

@@ -114,9 +114,12 @@ CONTEXT_WEIGHT = 4.0
 # classifier over few moves is sure of something for any text).
 SURE = 0.7
 OFF_TOPIC_FLOOR = 0.83
+# A reply of at most this many letters right after the partner's question is its answer.
+SHORT_ANSWER_CHARS = 10
+SHORT_ANSWER_CONTEXT_WEIGHT = 30.0
 # Below this confidence, with a top-two margin under DOUBT_MARGIN, the partner admits doubt.
 MIN_CONFIDENCE = 0.3
-DOUBT_MARGIN = 0.1
+DOUBT_MARGIN = 0.2
 # Classifier training (multinomial logistic regression on the example vectors).
 CLASSIFIER_SCALE = 10.0
 CLASSIFIER_L2 = 1e-2
@@ -130,6 +133,11 @@ RANDOM_TOP_LINES = 2
 # Fewer meaningful characters than this is too little to understand ("あ", "?", "ok").
 MIN_MEANINGFUL_CHARS = 2
 GREETING_INTENT = "greeting"
+# When the move is in doubt and the learner asked a question, the partner admits it kindly and
+# turns it into talk with this move's lines (if the catalogue has it) instead of "tell me more".
+QUESTION_FALLBACK_INTENT = "fallback_question"
+# Moves the engine decides on; never recognised from examples.
+_DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT})
 # Taken off the greeting's score once the talk has begun, unless the message greets in words.
 REGREETING_PENALTY = 3.0
 # Greetings that name the time of day: the partner answers at the learner's time.
@@ -637,7 +645,9 @@ class OfflineDialogueEngine:
         scores = CLASSIFIER_SCALE * (vector @ index.weights) + index.bias + SIMILARITY_WEIGHT * similarities
         keyword_hits = [_has_keyword(message, i.keywords.get(language, ()), language) for i in catalogue.intents]
         scores += KEYWORD_BONUS * np.array(keyword_hits, dtype=np.float32)
-        scores[fallback] = -np.inf  # the fallback is a decision, not a move to recognise
+        for position, move in enumerate(ids):
+            if move in _DECIDED_MOVES:
+                scores[position] = -np.inf  # a decision, not a move to recognise
         if GREETING_INTENT in ids and state.greeted:
             # A second welcome in the middle of a talk is wrong unless the learner greets again.
             greeting = catalogue.intents[ids.index(GREETING_INTENT)]
@@ -645,9 +655,13 @@ class OfflineDialogueEngine:
                 scores[ids.index(GREETING_INTENT)] -= REGREETING_PENALTY
         probabilities = _softmax(scores)
         answering = False  # read as the answer to the partner's question
-        if probabilities.max() < CONFIDENT and state.partner_lines:
+        # A short reply right after the partner's question is read as its answer even when it
+        # looks like another move on its own (「はい、行きました」 to 「週末はどこか行ったの？」).
+        short_answer = state.last_was_question and len(_MEANINGFUL.findall(message)) <= SHORT_ANSWER_CHARS
+        if (probabilities.max() < CONFIDENT or short_answer) and state.partner_lines:
             # The message alone is doubtful: read it as an answer to what the partner just said.
-            context = CONTEXT_WEIGHT * self._context_scores(index, self._embedder.embed_query(state.partner_lines[-1]))
+            weight = SHORT_ANSWER_CONTEXT_WEIGHT if short_answer else CONTEXT_WEIGHT
+            context = weight * self._context_scores(index, self._embedder.embed_query(state.partner_lines[-1]))
             if state.last_was_question and state.last_move in ids and state.last_move != FALLBACK_INTENT:
                 context[ids.index(state.last_move)] += ANSWER_BONUS
             context[fallback] = 0.0
@@ -661,6 +675,8 @@ class OfflineDialogueEngine:
         # A short answer to the partner's question is on topic through the question.
         off_topic = not answering and (closest < OFF_TOPIC_FLOOR or (closest < MATCH_THRESHOLD and confidence < SURE))
         if off_topic or (confidence < MIN_CONFIDENCE and margin < DOUBT_MARGIN):
+            if QUESTION_FALLBACK_INTENT in ids and _QUESTION_END.search(message):
+                fallback = ids.index(QUESTION_FALLBACK_INTENT)
             return fallback, float(similarities[fallback]), confidence, margin
         return best, float(similarities[best]), confidence, margin
 
