@@ -487,7 +487,7 @@ _FIRST_SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]*")
 
 def _opens_with_question(text: str) -> bool:
     match = _FIRST_SENTENCE.match(text.strip())
-    return bool(match) and match.group(0).rstrip().endswith(("？", "?"))
+    return match is not None and match.group(0).rstrip().endswith(("？", "?"))
 
 
 def _has_keyword(message: str, keywords: Iterable[str], language: Language) -> bool:
