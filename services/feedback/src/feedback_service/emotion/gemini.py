@@ -222,6 +222,9 @@ class GeminiEmotionAnalyser:
             model=self.model,
             temperature=self.temperature,
         )
+        return self._result(language, answer)
+
+    def _result(self, language: str, answer: EmotionAnswer, card: Any = None) -> EmotionResult:
         return EmotionResult(
             language=language,
             dominant=answer.dominant,
@@ -229,6 +232,7 @@ class GeminiEmotionAnalyser:
             polarity=round(answer.polarity, 3),
             engine=self.engine,
             summary=answer.summary,
+            card=card,
         )
 
     async def analyse_turn(self, text: str, language: str | None, partner: str) -> EmotionResult:
@@ -252,15 +256,7 @@ class GeminiEmotionAnalyser:
             temperature=self.temperature,
         )
         card = FeedbackCard.from_dict({**answer.model_dump(), "register_expected": expected})
-        return EmotionResult(
-            language=language,
-            dominant=answer.dominant,
-            scores={s.label: round(s.score, 3) for s in answer.scores},
-            polarity=round(answer.polarity, 3),
-            engine=self.engine,
-            summary=answer.summary,
-            card=card,
-        )
+        return self._result(language, answer, card)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
