@@ -4,10 +4,12 @@ in their own words, from the emotion analysis and the register check together.""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..emotion.types import EmotionResult
 from .register import VERDICTS, RegisterCheck
+
+if TYPE_CHECKING:  # types only: emotion.types names FeedbackCard the same way
+    from ..emotion.types import EmotionResult
 
 DID_WELL_MAX_CHARS = 200
 BETTER_MAX_CHARS = 400
