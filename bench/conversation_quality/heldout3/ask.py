@@ -1,0 +1,89 @@
+"""Ask the offline partner every message of the third held-out set and conversation, exactly as chat does.
+
+    .venv/bin/python bench/conversation_quality/heldout3/ask.py [--json out.json]
+
+Per message: a DialogueRequest like chat's (no history, temperature 0, the persona's name, the
+situation's time of day); per conversation: each reply is fed back as history, as chat does.
+Prints id, message, reply, the engine's intent and confidence. Judging is done by a person
+(judgements.yaml), not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from chat_service.app import CONTENT
+from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue
+from workplace_kit.ai.types import DialogueRequest, Turn
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", type=Path, help="also write the replies here")
+    args = parser.parse_args()
+    catalogue = load_catalogue(CONTENT)
+    engine = OfflineDialogueEngine(catalogue)
+    out: dict[str, Any] = {"messages": [], "conversations": []}
+
+    def ask(item: dict[str, Any], message: str, history: tuple[Turn, ...]) -> Any:
+        request = DialogueRequest(
+            system_instruction="",
+            message=message,
+            history=history,
+            partner=item["partner"],
+            situation=item["situation"],
+            language=item["language"],
+            temperature=0,
+            persona_name=catalogue.persona(item["partner"], item["language"]).name,
+            time_of_day=item["time_of_day"],
+        )
+        return engine.choose_reply(request)
+
+    for item in yaml.safe_load((HERE / "messages.yaml").read_text(encoding="utf-8")):
+        reply = ask(item, item["message"], ())
+        where = f"{item['partner']}/{item['situation']}/{item['time_of_day']}"
+        print(f"[{item['id']}] {where}  intent={reply.intent} conf={reply.confidence:.2f}")
+        print(f"  > {item['message']}\n  < {reply.text}\n")
+        out["messages"].append(
+            {
+                "id": item["id"],
+                "message": item["message"],
+                "reply": reply.text,
+                "intent": reply.intent,
+                "confidence": reply.confidence,
+            }
+        )
+
+    for conv in yaml.safe_load((HERE / "conversations.yaml").read_text(encoding="utf-8")):
+        print(f"=== {conv['id']} {conv['language']} {conv['partner']}/{conv['situation']}/{conv['time_of_day']}")
+        history: tuple[Turn, ...] = ()
+        turns = []
+        for number, line in enumerate(conv["turns"], 1):
+            reply = ask(conv, line, history)
+            print(f"  [{conv['id']}.{number}] intent={reply.intent} conf={reply.confidence:.2f}")
+            print(f"    > {line}\n    < {reply.text}")
+            history = (*history, Turn("user", line), Turn("model", reply.text))
+            turns.append(
+                {
+                    "turn": number,
+                    "message": line,
+                    "reply": reply.text,
+                    "intent": reply.intent,
+                    "confidence": reply.confidence,
+                }
+            )
+        out["conversations"].append({"id": conv["id"], "turns": turns})
+        print()
+
+    if args.json:
+        args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
