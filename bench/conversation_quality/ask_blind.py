@@ -1,6 +1,9 @@
-"""Ask the offline partner every message of the third held-out set and conversation, exactly as chat does.
+"""Ask the offline partner every message and conversation of a blind set, exactly as chat does.
 
-    .venv/bin/python bench/conversation_quality/heldout3/ask.py [--json out.json]
+    .venv/bin/python bench/conversation_quality/ask_blind.py heldout3 [--json out.json]
+
+A blind set is a folder beside this file (heldout, heldout2, heldout3) with messages.yaml and
+conversations.yaml, written by a tester who had not read the content, the engine or the other sets.
 
 Per message: a DialogueRequest like chat's (no history, temperature 0, the persona's name, the
 situation's time of day); per conversation: each reply is fed back as history, as chat does.
@@ -21,12 +24,15 @@ from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalo
 from workplace_kit.ai.types import DialogueRequest, Turn
 
 HERE = Path(__file__).resolve().parent
+SETS = sorted(p.name for p in HERE.glob("heldout*") if p.is_dir())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("set", choices=SETS, help="the blind set's folder")
     parser.add_argument("--json", type=Path, help="also write the replies here")
     args = parser.parse_args()
+    folder = HERE / args.set
     catalogue = load_catalogue(CONTENT)
     engine = OfflineDialogueEngine(catalogue)
     out: dict[str, Any] = {"messages": [], "conversations": []}
@@ -45,7 +51,7 @@ def main() -> None:
         )
         return engine.choose_reply(request)
 
-    for item in yaml.safe_load((HERE / "messages.yaml").read_text(encoding="utf-8")):
+    for item in yaml.safe_load((folder / "messages.yaml").read_text(encoding="utf-8")):
         reply = ask(item, item["message"], ())
         where = f"{item['partner']}/{item['situation']}/{item['time_of_day']}"
         print(f"[{item['id']}] {where}  intent={reply.intent} conf={reply.confidence:.2f}")
@@ -60,7 +66,7 @@ def main() -> None:
             }
         )
 
-    for conv in yaml.safe_load((HERE / "conversations.yaml").read_text(encoding="utf-8")):
+    for conv in yaml.safe_load((folder / "conversations.yaml").read_text(encoding="utf-8")):
         print(f"=== {conv['id']} {conv['language']} {conv['partner']}/{conv['situation']}/{conv['time_of_day']}")
         history: tuple[Turn, ...] = ()
         turns = []
