@@ -335,3 +335,15 @@ def test_question_kinds_file_errors_name_the_entry(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"kinds.yaml:time: needs 'asked' and 'given'"):
         load_question_kinds(bad)
     assert {k.id for k in load_question_kinds()} >= {"time", "place", "reason"}
+
+
+def test_a_polite_japanese_question_ends_with_ka() -> None:
+    from workplace_kit.ai.offline_dialogue import _asked_kinds, _opens_with_question, load_question_kinds
+
+    kinds = load_question_kinds()
+    assert _asked_kinds("報告ありがとうございます。新しい提出予定はいつになりそうですか。", kinds) == {"time"}
+    assert _asked_kinds("遅れる理由を教えてください。どうしてですか？", kinds) == {"reason"}
+    assert _asked_kinds("そうですか。いつも助かっています。", kinds) == frozenset()
+    assert _opens_with_question("何時からだっけ？まあいいか。") and not _opens_with_question(
+        "そうですか。また教えてください。"
+    )

@@ -200,7 +200,7 @@ _SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]?")
 
 def _asked_kinds(line: str, kinds: tuple[QuestionKind, ...]) -> frozenset[str]:
     """The kinds of information the line's questions ask for."""
-    questions = [s for s in _SENTENCE.findall(line) if s.rstrip().endswith(("？", "?"))]
+    questions = [s for s in _SENTENCE.findall(line) if _QUESTION_END.search(s)]
     found = set()
     for question in questions:
         lowered = question.lower()
@@ -428,7 +428,9 @@ class DialogueState:
         return self.exchanges > 0 or GREETING_INTENT in self.partner_moves
 
 
-_QUESTION_END = re.compile(r"[？?]\s*$")
+# A question ends with a question mark, or in Japanese with か (「いつになりそうですか。」) or っけ;
+# 「そうですか。」 on its own is a reaction, not a question.
+_QUESTION_END = re.compile(r"(?:[？?]|(?<!^そうです)(?<!^そうでした)(?<!^そう)(?:か|っけ)[。]?)\s*$")
 
 
 def _slots_in(text: str, intent: Intent, language: Language) -> dict[str, str]:
@@ -487,7 +489,7 @@ _FIRST_SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]*")
 
 def _opens_with_question(text: str) -> bool:
     match = _FIRST_SENTENCE.match(text.strip())
-    return match is not None and match.group(0).rstrip().endswith(("？", "?"))
+    return match is not None and bool(_QUESTION_END.search(match.group(0)))
 
 
 def _has_keyword(message: str, keywords: Iterable[str], language: Language) -> bool:
