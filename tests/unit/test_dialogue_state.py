@@ -347,3 +347,11 @@ def test_a_polite_japanese_question_ends_with_ka() -> None:
     assert _opens_with_question("何時からだっけ？まあいいか。") and not _opens_with_question(
         "そうですか。また教えてください。"
     )
+
+
+def test_an_answer_to_the_partners_question_stays_on_its_topic(engine: OfflineDialogueEngine) -> None:
+    message = "土曜日の午前中になってしまいそうです"
+    history = (Turn("user", "資料が遅れています"), Turn("model", "いつ頃になりそうですか？"))
+    assert engine.choose_reply(ask(message, history)).intent == "delay"
+    # The same words with no question before them are not read as that move.
+    assert engine.choose_reply(ask(message)).intent != "delay"

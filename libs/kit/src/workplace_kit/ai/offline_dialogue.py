@@ -108,6 +108,7 @@ CONFIDENT = 0.6
 # partner's last line when that line asked something, and the centred closeness of that line
 # to each move's topic.
 ANSWER_BONUS = 1.5
+ANSWERED_BONUS = 4.0
 CONTEXT_WEIGHT = 4.0
 # A message far from every example (below MATCH_THRESHOLD) is off-topic unless the classifier
 # is at least this sure of its move; below OFF_TOPIC_FLOOR it is off-topic however sure (a
@@ -660,12 +661,20 @@ class OfflineDialogueEngine:
         # A short reply right after the partner's question is read as its answer even when it
         # looks like another move on its own (「はい、行きました」 to 「週末はどこか行ったの？」).
         short_answer = state.last_was_question and len(_MEANINGFUL.findall(message)) <= SHORT_ANSWER_CHARS
+        # So is a reply that gives what the question asked for (a time to "what time?", a place
+        # to "where?"), however long: 「七時ごろには出られそうです。このメールを送ったら」.
+        answers_it = False
+        if state.partner_lines and not _QUESTION_END.search(message):
+            asked = _asked_kinds(state.partner_lines[-1], index.question_kinds)
+            answers_it = bool(asked & _given_kinds((message,), index.question_kinds))
+            short_answer = short_answer or answers_it
         if (probabilities.max() < CONFIDENT or short_answer) and state.partner_lines:
             # The message alone is doubtful: read it as an answer to what the partner just said.
             weight = SHORT_ANSWER_CONTEXT_WEIGHT if short_answer else CONTEXT_WEIGHT
             context = weight * self._context_scores(index, self._embedder.embed_query(state.partner_lines[-1]))
             if state.last_was_question and state.last_move in ids and state.last_move != FALLBACK_INTENT:
-                context[ids.index(state.last_move)] += ANSWER_BONUS
+                # Giving exactly what was asked (a time to "when?") outweighs a keyword.
+                context[ids.index(state.last_move)] += ANSWERED_BONUS if answers_it else ANSWER_BONUS
             context[fallback] = 0.0
             probabilities = _softmax(scores + context)
             answering = state.last_was_question and float(probabilities.max()) >= CONFIDENT
