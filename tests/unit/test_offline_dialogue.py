@@ -370,3 +370,27 @@ def test_a_question_the_partner_cannot_place_is_owned_kindly(engine: OfflineDial
     assert statement.intent == "fallback"
     # Decided moves are never recognised from their examples.
     assert engine.choose_reply(ask("宇宙人っていると思いますか？")).intent in {"fallback_question", "fallback"}
+
+
+def test_an_invitation_for_now_is_accepted_now_and_one_for_later_keeps_its_day(engine: OfflineDialogueEngine) -> None:
+    lines = CATALOGUE.intent("invitation").replies["colleague"]["ja"]
+    on_the_spot = {line.text for line in lines if line.without}
+    now = engine.choose_reply(ask("お昼一緒に行かない？", situation="lunch"))
+    assert now.intent == "invitation" and now.text in on_the_spot
+    later = engine.choose_reply(ask("来週の金曜、ランチ行きませんか？", situation="lunch"))
+    assert later.intent == "invitation" and later.slots == {"day": "来週の金曜"}
+    assert later.text not in on_the_spot
+
+
+def test_without_names_a_declared_slot(tmp_path) -> None:
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "content"
+    shutil.copytree(CONTENT, folder)
+    intents = yaml.safe_load((folder / "intents.yaml").read_text())
+    intents["thanks"]["replies"]["boss"]["ja"].append({"text": "どうも。", "without": ["day"]})
+    (folder / "intents.yaml").write_text(yaml.safe_dump(intents, allow_unicode=True, sort_keys=False))
+    with pytest.raises(CatalogueError, match=r"thanks.replies.boss.ja\[\d+\]: slot \{day\} is not declared"):
+        load_catalogue(folder)

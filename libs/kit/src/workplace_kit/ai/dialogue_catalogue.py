@@ -80,6 +80,9 @@ class ReplyLine:
     needs: frozenset[str] = frozenset()  # slots its text uses ({thing}); filled from the learner
     # The line refers to one of these things, so the learner must have mentioned one of them.
     mentions: tuple[str, ...] = ()
+    # Only while the learner has not given these slots (「行きましょう！」 accepts on the spot, so
+    # not once a day was named).
+    without: frozenset[str] = frozenset()
 
     def fits(self, situation: str) -> bool:
         return not self.situations or situation in self.situations
@@ -219,8 +222,9 @@ def _parse_line(raw: Any, where: str, slots: frozenset[str]) -> ReplyLine:
     if phase is not None and phase not in PHASES:
         raise CatalogueError(f"{where}.phase: {phase!r} is not one of {', '.join(PHASES)}")
     asks = frozenset(_string_list(raw.get("asks"), f"{where}.asks"))
+    without = frozenset(_string_list(raw.get("without"), f"{where}.without"))
     needs = _placeholders(text, where) - BUILTIN_PLACEHOLDERS
-    for name in sorted((asks | needs) - slots):
+    for name in sorted((asks | needs | without) - slots):
         raise CatalogueError(f"{where}: slot {{{name}}} is not declared in this intent's slots")
     return ReplyLine(
         text=text,
@@ -230,6 +234,7 @@ def _parse_line(raw: Any, where: str, slots: frozenset[str]) -> ReplyLine:
         asks=asks,
         needs=needs,
         mentions=_string_list(raw.get("mentions"), f"{where}.mentions"),
+        without=without,
     )
 
 

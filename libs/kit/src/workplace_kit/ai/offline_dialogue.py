@@ -782,6 +782,7 @@ class OfflineDialogueEngine:
                 and (line.phase is None or line.phase == state.phase)
                 and line.needs <= slots.keys()  # only the learner's words of this message fill a line
                 and not (line.asks & known.keys())  # never ask what the learner already said
+                and not (line.without & known.keys())
                 and not (index.asked_kinds.get(line.text, frozenset()) & given)
                 # a line about a meeting, a client, slides... only once the learner mentioned one
                 and (not line.mentions or any(_contains(learner_words, w.lower(), language) for w in line.mentions))
