@@ -325,3 +325,12 @@ async def test_analyses_are_read_by_their_learner_only():
         with pytest.raises(NotFound):
             await call
     assert await service.session_analyses(str(uuid.uuid4()), "intruder") == []
+
+
+def test_the_learners_time_zone_must_be_a_real_one() -> None:
+    import pydantic
+    from chat_service.settings import ChatSettings
+
+    assert ChatSettings(chat_learner_timezone="Europe/London").chat_learner_timezone == "Europe/London"
+    with pytest.raises(pydantic.ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        ChatSettings(chat_learner_timezone="Mars/Olympus")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from workplace_kit.config import ServiceSettings
 from workplace_kit.ratelimit import RATE_PATTERN
 
@@ -23,3 +25,12 @@ class ChatSettings(ServiceSettings):
     chat_delta_flush_ms: float = Field(50.0, ge=0, le=1000)
     # The learners' clock, for greetings that fit the time of day when a situation has none.
     chat_learner_timezone: str = "Asia/Tokyo"
+
+    @field_validator("chat_learner_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Tokyo") from None
+        return value
