@@ -16,6 +16,26 @@ _TIME_WORDS = re.compile(
 )
 
 
+# Demands that sound like orders to a manager: the request to make instead, and why.
+_DEMANDS_TO_A_MANAGER: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"^I need you to (.+)$", re.IGNORECASE),
+        "Could you {} when you have a moment?",
+        '"I need you to…" sounds like an order to a manager; ask with "Could you…?".',
+    ),
+    (
+        re.compile(r"^I want to (.+)$", re.IGNORECASE),
+        "I'd like to {}, if that's all right.",
+        '"I want…" sounds demanding to a manager; say "I\'d like to…".',
+    ),
+    (
+        re.compile(r"^I want (.+)$", re.IGNORECASE),
+        "Could I have {}?",
+        '"I want…" sounds demanding to a manager; ask "Could I have…?".',
+    ),
+)
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
@@ -151,27 +171,10 @@ class EnglishRegister:
             return new, f'A bare command sounds like an order to {who}; ask with "Could you…?".', False
 
         if superior:
-            m = re.match(r"^I need you to (.+)$", body, re.IGNORECASE)
-            if m:
-                return (
-                    "Could you " + m.group(1) + " when you have a moment?",
-                    '"I need you to…" sounds like an order to a manager; ask with "Could you…?".',
-                    False,
-                )
-            m = re.match(r"^I want to (.+)$", body, re.IGNORECASE)
-            if m:
-                return (
-                    "I'd like to " + m.group(1) + ", if that's all right.",
-                    '"I want…" sounds demanding to a manager; say "I\'d like to…".',
-                    False,
-                )
-            m = re.match(r"^I want (.+)$", body, re.IGNORECASE)
-            if m:
-                return (
-                    "Could I have " + m.group(1) + "?",
-                    '"I want…" sounds demanding to a manager; ask "Could I have…?".',
-                    False,
-                )
+            for pattern, template, reason in _DEMANDS_TO_A_MANAGER:
+                m = pattern.match(body)
+                if m:
+                    return template.format(m.group(1)), reason, False
         return _cap(body) + end, why, False
 
     # -- directness (refusals and announced leave) ---------------------------------------------
