@@ -33,3 +33,16 @@ def test_mypy_finds_no_errors():
     result = subprocess.run([str(MYPY)], cwd=REPO, capture_output=True, text=True, timeout=240)
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Success" in result.stdout, output[-4000:]
+
+
+def test_ci_runs_exactly_the_readmes_two_commands_test():
+    """The README's "Two commands" section names one command per fenced block; .ci/run execs the
+    second (the test command) and nothing after it."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.+?)\n```", section)
+    assert commands == [".venv/bin/task up", ".venv/bin/task test"], commands
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-1] == f"exec {commands[1]}"
