@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 from chat_service.app import CONTENT
+from run import chat_like_request  # this folder's bench: the same request as chat
 from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue
-from workplace_kit.ai.types import DialogueRequest, Turn
+from workplace_kit.ai.types import Turn
 
 HERE = Path(__file__).resolve().parent
 SETS = sorted(p.name for p in HERE.glob("heldout*") if p.is_dir())
@@ -38,18 +39,7 @@ def main() -> None:
     out: dict[str, Any] = {"messages": [], "conversations": []}
 
     def ask(item: dict[str, Any], message: str, history: tuple[Turn, ...]) -> Any:
-        request = DialogueRequest(
-            system_instruction="",
-            message=message,
-            history=history,
-            partner=item["partner"],
-            situation=item["situation"],
-            language=item["language"],
-            temperature=0,
-            persona_name=catalogue.persona(item["partner"], item["language"]).name,
-            time_of_day=item["time_of_day"],
-        )
-        return engine.choose_reply(request)
+        return engine.choose_reply(chat_like_request(catalogue, item, message, history))
 
     for item in yaml.safe_load((folder / "messages.yaml").read_text(encoding="utf-8")):
         reply = ask(item, item["message"], ())

@@ -58,6 +58,16 @@ def confusion(rows: list[tuple[str, str]], labels: tuple[str, ...] = VERDICTS) -
     return lines
 
 
+def print_table(rows: list[tuple[str, str]], errors: list[str], show_errors: bool) -> None:
+    """The confusion table, then each miss when asked for."""
+    for line in confusion(rows):
+        print(line)
+    if show_errors and errors:
+        print("  misses:")
+        for line in errors:
+            print(line)
+
+
 def evaluate_register(checker: RegisterChecker, show_errors: bool) -> dict[str, Any]:
     items = load("register.yaml")["items"]
     rows: list[tuple[str, str]] = []
@@ -120,12 +130,7 @@ def evaluate_register(checker: RegisterChecker, show_errors: bool) -> dict[str, 
         f"  latency per message (ms)       mean {1000 * sum(seconds) / len(seconds):.2f}, max {1000 * max(seconds):.1f}"
     )
     print("  confusion:")
-    for line in confusion(rows):
-        print(line)
-    if show_errors and errors:
-        print("  misses:")
-        for line in errors:
-            print(line)
+    print_table(rows, errors, show_errors)
     return {
         "items": len(items),
         "accuracy": correct / len(rows),
@@ -154,12 +159,7 @@ def evaluate_labelled(checker: RegisterChecker, show_errors: bool) -> dict[str, 
     for language in ("ja", "en"):
         sub = [(e, g) for (e, g), s in zip(rows, sentences, strict=True) if s["language"] == language]
         print(f"    {language:<28} {percent(sum(e == g for e, g in sub), len(sub))}")
-    for line in confusion(rows):
-        print(line)
-    if show_errors and errors:
-        print("  misses:")
-        for line in errors:
-            print(line)
+    print_table(rows, errors, show_errors)
     out["sentences_accuracy"] = correct / len(rows) if rows else 0.0
 
     expected_for = {"keigo": "ok", "polite": "ok", "casual": "ok", "rude": "rude"}
@@ -182,12 +182,7 @@ def evaluate_labelled(checker: RegisterChecker, show_errors: bool) -> dict[str, 
     print(f"  messages                       {len(rows)}")
     print(f"  verdict accuracy               {percent(correct, len(rows))}")
     print(f"  right-register messages flagged {percent(sum(g != 'ok' for _, g in ok_rows), len(ok_rows))}")
-    for line in confusion(rows):
-        print(line)
-    if show_errors and errors:
-        print("  misses:")
-        for line in errors:
-            print(line)
+    print_table(rows, errors, show_errors)
     out["messages_accuracy"] = correct / len(rows) if rows else 0.0
     return out
 

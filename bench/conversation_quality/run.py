@@ -91,6 +91,25 @@ def says_unclear(text: str, language: str, markers: dict[str, list[str]]) -> boo
     return any(marker.lower() in lowered for marker in markers[language])
 
 
+def chat_like_request(
+    catalogue: Catalogue, item: dict[str, Any], text: str, history: tuple[Turn, ...] = ()
+) -> DialogueRequest:
+    """The request chat makes for a set's item (partner, situation, language, time of day), at
+    temperature 0 so the figures repeat."""
+    language = item["language"]
+    return DialogueRequest(
+        system_instruction="",
+        message=text,
+        history=history,
+        partner=item["partner"],
+        situation=item["situation"],
+        language=language,
+        temperature=0,
+        persona_name=catalogue.persona(item["partner"], language).name,
+        time_of_day=TIMES_OF_DAY.get(item.get("time_of_day") or ""),  # type: ignore[arg-type]
+    )
+
+
 class DialogueBench:
     def __init__(self, catalogue: Catalogue, unclear_markers: dict[str, list[str]]) -> None:
         self.catalogue = catalogue
@@ -101,18 +120,7 @@ class DialogueBench:
         self.index_seconds = time.perf_counter() - started
 
     def ask(self, item: dict[str, Any], text: str, history: tuple[Turn, ...] = ()) -> tuple[str, str, float, float]:
-        language = item["language"]
-        request = DialogueRequest(
-            system_instruction="",
-            message=text,
-            history=history,
-            partner=item["partner"],
-            situation=item["situation"],
-            language=language,
-            temperature=0,
-            persona_name=self.catalogue.persona(item["partner"], language).name,
-            time_of_day=TIMES_OF_DAY.get(item.get("time_of_day") or ""),  # type: ignore[arg-type]
-        )
+        request = chat_like_request(self.catalogue, item, text, history)
         started = time.perf_counter()
         chosen = self.engine.choose_reply(request)
         return chosen.intent, chosen.text, time.perf_counter() - started, chosen.confidence
