@@ -529,6 +529,17 @@ class OfflineDialogueEngine:
         self._catalogue = catalogue
         self._index: _Index | None = None
         self._index_lock = threading.Lock()
+        # Every greeting a partner returns before a line (longest first), to read the line behind it.
+        self._greetings = sorted(
+            {
+                g
+                for by_language in catalogue.personas.values()
+                for p in by_language.values()
+                for g in p.greetings.values()
+            },
+            key=len,
+            reverse=True,
+        )
 
     # The index is shared by every request; built once, on first use.
     def ensure_index(self) -> _Index:
@@ -550,7 +561,7 @@ class OfflineDialogueEngine:
     def _move_of(self, index: _Index, text: str) -> tuple[str, ReplyLine] | None:
         """The move and line a partner's turn was (None: not an authored reply)."""
         candidates = [text]
-        for greeting in self._returned_greetings:  # a line said after a returned greeting
+        for greeting in self._greetings:  # a line said after a returned greeting
             if text.startswith(greeting) and len(text) > len(greeting):
                 candidates.append(text[len(greeting) :].lstrip())
         for candidate in candidates:
@@ -561,19 +572,6 @@ class OfflineDialogueEngine:
                 if pattern.fullmatch(candidate):
                     return intent_id, line
         return None
-
-    @property
-    def _returned_greetings(self) -> list[str]:
-        return sorted(
-            {
-                g
-                for by_language in self._catalogue.personas.values()
-                for p in by_language.values()
-                for g in p.greetings.values()
-            },
-            key=len,
-            reverse=True,
-        )
 
     def state_of(self, request: DialogueRequest, language: Language) -> DialogueState:
         """The dialogue state the history implies (and the request's time of day)."""
@@ -660,22 +658,21 @@ class OfflineDialogueEngine:
         answering = False  # read as the answer to the partner's question
         # A short reply right after the partner's question is read as its answer even when it
         # looks like another move on its own (「はい、行きました」 to 「週末はどこか行ったの？」).
-        short_answer = state.last_was_question and len(_MEANINGFUL.findall(message)) <= SHORT_ANSWER_CHARS
+        short_reply = state.last_was_question and len(_MEANINGFUL.findall(message)) <= SHORT_ANSWER_CHARS
         # So is a reply that gives what the question asked for (a time to "what time?", a place
         # to "where?"), however long: 「七時ごろには出られそうです。このメールを送ったら」.
         answers_it = False
         if state.partner_lines and not _QUESTION_END.search(message):
             asked = _asked_kinds(state.partner_lines[-1], index.question_kinds)
             answers_it = bool(asked & _given_kinds((message,), index.question_kinds))
-            short_answer = short_answer or answers_it
+        short_answer = short_reply or answers_it
         if (probabilities.max() < CONFIDENT or short_answer) and state.partner_lines:
             # The message alone is doubtful: read it as an answer to what the partner just said.
             weight = SHORT_ANSWER_CONTEXT_WEIGHT if short_answer else CONTEXT_WEIGHT
             context = weight * self._context_scores(index, self._embedder.embed_query(state.partner_lines[-1]))
-            if state.last_was_question and state.last_move in ids and state.last_move != FALLBACK_INTENT:
+            if state.last_was_question and state.last_move in ids and state.last_move not in _DECIDED_MOVES:
                 # Giving exactly what was asked (a time to "when?") outweighs a keyword.
                 context[ids.index(state.last_move)] += ANSWERED_BONUS if answers_it else ANSWER_BONUS
-            context[fallback] = 0.0
             probabilities = _softmax(scores + context)
             answering = state.last_was_question and float(probabilities.max()) >= CONFIDENT
         order = np.argsort(probabilities)[::-1]
