@@ -8,7 +8,6 @@ The rules (phrases, humble and honorific verbs, rude words, heavy keigo) are in 
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,13 +104,11 @@ class Clause:
 
 class JapaneseRegister:
     def __init__(self, rules: dict[str, Any]) -> None:
-        import ipadic
-        import MeCab
+        from ..japanese_tagger import TAGGER_LOCK, shared_tagger
 
         self.rules = rules["ja"]
-        self._tagger = MeCab.Tagger(ipadic.MECAB_ARGS)
-        self._tagger.parse("")
-        self._lock = threading.Lock()  # MeCab taggers are not safe from two threads at once
+        self._tagger = shared_tagger()  # the emotion analyser's too: one tagger per process
+        self._lock = TAGGER_LOCK
         self._phrases = [(m, p) for p in self.rules["phrases"] for m in p["match"]]
         self._phrases.sort(key=lambda item: -len(item[0]))
         self._rude = [(re.compile(r["regex"]) if "regex" in r else None, r) for r in self.rules["rude"]]

@@ -154,17 +154,15 @@ class JapaneseEmotionAnalyser:
     engine = "offline:mlask+oseti"
 
     def __init__(self) -> None:
-        import ipadic
-        import MeCab
         from mlask import MLAsk
 
+        from ..japanese_tagger import TAGGER_LOCK, shared_tagger
         from .japanese_polarity import NegationAwareOseti
         from .sentences import SentenceSplitter
 
-        # One tagger for ML-Ask, oseti, the splitter and _tokens (each would open its own); the lock
-        # below already serialises every use of it.
-        self._tagger = MeCab.Tagger(ipadic.MECAB_ARGS)
-        self._tagger.parse("")  # mecab-python3 needs one parse() before parseToNode, as both libraries do
+        # The process's one tagger for ML-Ask, oseti, the splitter and _tokens (each would open its
+        # own) and the register checker; its lock serialises every use of it.
+        self._tagger = shared_tagger()
         self._mlask = MLAsk.__new__(MLAsk)  # MLAsk.__init__ only opens a tagger of its own, then this:
         self._mlask.mecab = self._tagger
         self._mlask._read_emodic()
@@ -177,7 +175,7 @@ class JapaneseEmotionAnalyser:
         self._emotive_words = frozenset(
             word for words in self._mlask.emodic["emotion"].values() for word in words
         ) | frozenset(self._oseti.word_dict)
-        self._lock = threading.Lock()
+        self._lock = TAGGER_LOCK
 
     def analyse(self, text: str) -> EmotionResult:
         _require_text(text)
