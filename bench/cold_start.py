@@ -70,7 +70,7 @@ t0 = time.perf_counter()
 from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine
 from chat_service import app
 t1 = time.perf_counter()
-engine = OfflineDialogueEngine(app.load_catalogue(app.CONTENT))
+engine = OfflineDialogueEngine(app.chat_catalogue())
 engine.ensure_index()
 t2 = time.perf_counter()
 engine.ensure_index()

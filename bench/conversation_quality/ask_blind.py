@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from chat_service.app import CONTENT
+from chat_service.app import chat_catalogue
 from run import chat_like_request  # this folder's bench: the same request as chat
-from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue
+from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine
 from workplace_kit.ai.types import Turn
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the replies here")
     args = parser.parse_args()
     folder = HERE / args.set
-    catalogue = load_catalogue(CONTENT)
+    catalogue = chat_catalogue()
     engine = OfflineDialogueEngine(catalogue)
     out: dict[str, Any] = {"messages": [], "conversations": []}
 

@@ -24,6 +24,8 @@ import yaml
 from chat_service.app import CONTENT
 from feedback_service.emotion.offline import OfflineEmotionAnalyser
 from feedback_service.emotion.tone_summary import tone_of
+from workplace_content import content
+from workplace_content.dialogue import free_chat_cast
 from workplace_kit.ai.offline_dialogue import FALLBACK_INTENT, Catalogue, OfflineDialogueEngine, load_catalogue
 from workplace_kit.ai.types import DialogueRequest, Turn
 from workplace_kit.emotions import EMOTIONS
@@ -359,7 +361,9 @@ def print_report(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write every figure and each reply to this file")
-    parser.add_argument("--content", type=Path, default=CONTENT, help="the dialogue content folder to measure")
+    parser.add_argument(
+        "--content", type=Path, default=CONTENT, help="the free-chat content folder to measure (characters: the shared catalogue)"
+    )
     parser.add_argument("--sets", type=Path, default=HERE, help="the folder holding the labelled sets")
     args = parser.parse_args(argv)
     global SET_DIR
@@ -369,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     conversations = load_set("conversations.yaml")["conversations"]
     sentences = load_set("sentences.yaml")["sentences"]
 
-    dialogue = DialogueBench(load_catalogue(args.content.resolve()), messages_set["unclear_markers"])
+    catalogue = load_catalogue(args.content.resolve(), free_chat_cast(content()))
+    dialogue = DialogueBench(catalogue, messages_set["unclear_markers"])
     singles = dialogue.run_messages(messages_set["messages"])
     by_conversation = {c["id"]: dialogue.run_conversation(c) for c in conversations}
     conversation_turns = [o for outcomes in by_conversation.values() for o in outcomes]

@@ -282,16 +282,15 @@ def _latency_exclusion(rule_name: str, label: str) -> re.Pattern[str]:
 
 
 def test_latency_objective_leaves_out_every_sse_route() -> None:
-    from chat_service.app import CONTENT
+    from chat_service.app import chat_catalogue
     from chat_service.domain import ChatService
     from chat_service.http_api import build_router
     from chat_service.settings import ChatSettings
     from sse_starlette.sse import EventSourceResponse
-    from workplace_kit.ai.offline_dialogue import load_catalogue
 
     excluded = _latency_exclusion("namespace_container:http_request_duration_seconds_non_ai:p95_5m", "handler")
     # Building the router reads the content and settings only; no repository, engine or relay.
-    service = ChatService(ChatSettings(), load_catalogue(CONTENT), None, None, None, None)  # type: ignore[arg-type]
+    service = ChatService(ChatSettings(), chat_catalogue(), None, None, None, None)  # type: ignore[arg-type]
 
     async def nobody() -> None:  # the token check plays no part in which routes exist
         return None

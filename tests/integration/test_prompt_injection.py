@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from chat_service.app import CONTENT
+from chat_service.app import chat_catalogue
 from chat_service.app import build as build_chat
 from chat_service.prompts import system_instruction
 from chat_service.settings import ChatSettings
@@ -22,7 +22,7 @@ from feedback_service.emotion.gemini import GeminiEmotionAnalyser
 from gemini_standin import GeminiStandIn, Reply
 from httpx_sse import aconnect_sse
 from support.services import running_service
-from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, load_catalogue, time_of_day_at
+from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, time_of_day_at
 from workplace_kit.ai.types import DialogueRequest
 
 INJECTIONS = [
@@ -71,7 +71,7 @@ def _expected_system(catalogue, partner: str, situation) -> str:  # type: ignore
 async def test_gemini_gets_each_partners_register_and_the_conversation_rules(gemini_chat, standin, identities):
     """The register rules the offline lines follow reach Gemini too: each partner's way of
     speaking (Japanese and English), the time of day, no second welcome, no register drift."""
-    catalogue = load_catalogue(CONTENT)
+    catalogue = chat_catalogue()
     headers = await identities.headers(f"register-{uuid.uuid4().hex[:6]}")
     situation = next(s for s in catalogue.situations if s.time_of_day == "morning")
     for partner in catalogue.partners:
@@ -89,7 +89,7 @@ async def test_gemini_gets_each_partners_register_and_the_conversation_rules(gem
 
 
 async def test_chat_sends_the_learners_words_only_as_a_user_part(gemini_chat, standin, identities):
-    catalogue = load_catalogue(CONTENT)
+    catalogue = chat_catalogue()
     headers = await identities.headers(f"injector-{uuid.uuid4().hex[:6]}")
     session_id = ""
     partner, situation = catalogue.partners[0], catalogue.situations[0]
@@ -142,7 +142,7 @@ async def test_feedback_sends_the_message_as_one_json_value(standin):
 
 
 async def test_the_offline_engine_answers_only_with_authored_lines():
-    catalogue = load_catalogue(CONTENT)
+    catalogue = chat_catalogue()
     engine = OfflineDialogueEngine(catalogue)
     for partner in catalogue.partners:
         for language in ("ja", "en"):

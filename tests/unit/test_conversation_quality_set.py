@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from chat_service.app import CONTENT
-from workplace_kit.ai.offline_dialogue import load_catalogue
+from chat_service.app import chat_catalogue
 from workplace_kit.emotions import EMOTIONS
 
 SET = Path(__file__).resolve().parents[2] / "bench" / "conversation_quality"
-CATALOGUE = load_catalogue(CONTENT)
+CATALOGUE = chat_catalogue()
 INTENTS = {intent.id for intent in CATALOGUE.intents}
 SITUATIONS = {situation.id for situation in CATALOGUE.situations}
 LANGUAGES = {"ja", "en"}

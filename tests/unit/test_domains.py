@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from chat_service.app import CONTENT
+from chat_service.app import chat_catalogue
 from chat_service.domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyNotSaved, ReplyStarted
 from chat_service.repository import Session, StoredMessage
 from chat_service.settings import ChatSettings
@@ -20,7 +20,6 @@ from feedback_service.emotion.types import EmotionResult
 from feedback_service.repository import TurnAnalysis
 from feedback_service.settings import FeedbackSettings
 from workplace.events.v1 import events_pb2
-from workplace_kit.ai.offline_dialogue import load_catalogue
 from workplace_kit.ai.types import AIUnavailableError, DialogueRequest, EngineInfo, ReplyChunk, Turn
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound, Unavailable
@@ -94,7 +93,7 @@ def chat_service(engine: ScriptedEngine, repository: FakeChatRepository | None =
     written: list[int] = []
     service = ChatService(
         ChatSettings(**settings),
-        load_catalogue(CONTENT),
+        chat_catalogue(),
         repository or FakeChatRepository(),  # type: ignore[arg-type]
         engine,
         FakeCache(),  # type: ignore[arg-type]

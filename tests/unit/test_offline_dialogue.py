@@ -6,7 +6,9 @@ import re
 
 import numpy as np
 import pytest
-from chat_service.app import CONTENT
+from chat_service.app import CONTENT, chat_catalogue
+from workplace_content import CONTENT_ROOT, content, load_content
+from workplace_content.dialogue import free_chat_cast
 from workplace_kit.ai import offline_dialogue as od
 from workplace_kit.ai.embeddings import Embedder, get_embedder
 from workplace_kit.ai.language import detect_language
@@ -14,7 +16,7 @@ from workplace_kit.ai.offline_dialogue import CatalogueError, OfflineDialogueEng
 from workplace_kit.ai.types import DialogueEngine, DialogueRequest, ReplyChunk, Turn
 
 # The content chat serves; the engine itself holds none.
-CATALOGUE = load_catalogue(CONTENT)
+CATALOGUE = chat_catalogue()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_embedding_cache_is_current_and_agrees_with_the_model() -> None:
     embedder = get_embedder()
     cached, classifier = od._read_cache(CATALOGUE.cache_path, embedder.model_version)
     missing = [t for t in CATALOGUE.all_texts() if t not in cached]
-    rebuild = "run `python -m workplace_kit.ai.offline_dialogue build-index services/chat/src/chat_service/content`"
+    rebuild = "run `python -m chat_service build-index`"
     assert not missing, f"{len(missing)} authored texts are not in {CATALOGUE.cache_path.name}; {rebuild}"
     # The move classifier was trained on exactly today's examples.
     assert str(classifier.get("classifier_digest")) == od._classifier_digest(CATALOGUE, embedder.model_version), (
@@ -312,46 +314,37 @@ def test_split_into_chunks() -> None:
 
 
 def test_content_errors_name_the_file_and_field(tmp_path) -> None:
-    """Characters are content: a character the lines name but characters.yaml lacks, or a
-    missing field, is refused with the file and the place."""
+    """A character the lines name but the cast lacks is refused with the file and the place
+    (the characters' own files are checked by workplace_content: test_content_catalogue)."""
     import shutil
 
     folder = tmp_path / "content"
     shutil.copytree(CONTENT, folder)
-    load_catalogue.cache_clear()
     lines = (folder / "intents.yaml").read_text()
     (folder / "intents.yaml").write_text(lines.replace("    boss:\n", "    bosss:\n", 1))
     with pytest.raises(CatalogueError, match=r"intents.yaml:\w+.replies: no such character \['bosss'\]"):
-        load_catalogue(folder)
-    (folder / "intents.yaml").write_text(lines)
-    characters = (folder / "characters.yaml").read_text()
-    (folder / "characters.yaml").write_text(characters.replace("    label: 先輩\n", "", 1))
-    with pytest.raises(CatalogueError, match=r"characters.yaml:senior.ja: missing 'label'"):
-        load_catalogue(folder)
-    load_catalogue.cache_clear()
+        load_catalogue(folder, free_chat_cast(content()))
 
 
 def test_a_new_character_is_content_only(tmp_path) -> None:
-    """A fourth character (a client, say) is a characters.yaml entry and its lines; the engine
+    """A fourth free-chat character (a client, say) is a character file and its lines; the engine
     answers as them with no code change."""
     import shutil
 
     import yaml
 
+    root = tmp_path / "catalogue"
+    shutil.copytree(CONTENT_ROOT, root)
+    (root / "free_chat.yaml").write_text("partners: [colleague, senior, boss, client]\n")
     folder = tmp_path / "content"
     shutil.copytree(CONTENT, folder)
-    characters = yaml.safe_load((folder / "characters.yaml").read_text())
-    characters["client"] = {
-        "ja": {"label": "取引先", "name": "鈴木", "role": "取引先", "register": "丁寧語"},
-        "en": {"label": "Client", "name": "Mr. Suzuki", "role": "client", "register": "polite"},
-    }
-    (folder / "characters.yaml").write_text(yaml.safe_dump(characters, allow_unicode=True, sort_keys=False))
     intents = yaml.safe_load((folder / "intents.yaml").read_text())
     for body in intents.values():
         body["replies"]["client"] = {"ja": ["いつもお世話になっております。"], "en": ["Thank you for your time."]}
     (folder / "intents.yaml").write_text(yaml.safe_dump(intents, allow_unicode=True, sort_keys=False))
-    catalogue = load_catalogue(folder)
-    assert catalogue.partners[-1] == "client" and catalogue.characters[-1].labels["ja"] == "取引先"
+    catalogue = load_catalogue(folder, free_chat_cast(load_content(root)))
+    assert "client" in catalogue.partners
+    assert dict(zip(catalogue.partners, catalogue.characters, strict=True))["client"].labels["ja"] == "取引先"
     engine = OfflineDialogueEngine(catalogue)
     reply = engine.choose_reply(ask("おはようございます", partner="client", language="ja"))
     assert reply.text == "いつもお世話になっております。"
@@ -393,4 +386,4 @@ def test_without_names_a_declared_slot(tmp_path) -> None:
     intents["thanks"]["replies"]["boss"]["ja"].append({"text": "どうも。", "without": ["day"]})
     (folder / "intents.yaml").write_text(yaml.safe_dump(intents, allow_unicode=True, sort_keys=False))
     with pytest.raises(CatalogueError, match=r"thanks.replies.boss.ja\[\d+\]: slot \{day\} is not declared"):
-        load_catalogue(folder)
+        load_catalogue(folder, free_chat_cast(content()))

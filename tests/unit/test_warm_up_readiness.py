@@ -187,7 +187,7 @@ async def test_the_offline_dialogue_engine_warm_up_loads_the_model_too() -> None
     from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine
 
     embedder = Embedder()  # not the process-wide one, which another test may have loaded
-    engine = OfflineDialogueEngine(chat_app.load_catalogue(chat_app.CONTENT), embedder=embedder)
+    engine = OfflineDialogueEngine(chat_app.chat_catalogue(), embedder=embedder)
     assert embedder._model is None
     await engine.warm_up()
     assert embedder._model is not None

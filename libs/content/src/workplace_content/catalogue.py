@@ -1,4 +1,5 @@
-"""Loads and checks the whole catalogue: categories.yaml, characters/*.yaml, scenarios/**/*.yaml.
+"""Loads and checks the whole catalogue: categories.yaml, characters/*.yaml, free_chat.yaml,
+scenarios/**/*.yaml.
 
 Each file is validated on its own (model.py), then the files against each other (a scenario's
 character and category exist, ids match file names, the harassment set asks for consent).
@@ -37,6 +38,7 @@ class ContentCatalogue:
     categories: tuple[Category, ...]
     characters: dict[str, Character]
     scenarios: tuple[Scenario, ...]
+    free_chat_partners: tuple[str, ...] = ()  # character ids, in picker order
 
     def scenario(self, scenario_id: str) -> Scenario:
         for scenario in self.scenarios:
@@ -55,7 +57,7 @@ class ContentCatalogue:
 
     @property
     def free_chat_characters(self) -> tuple[Character, ...]:
-        return tuple(c for c in self.characters.values() if c.free_chat)
+        return tuple(self.characters[c] for c in self.free_chat_partners)
 
 
 def _describe(error: ValidationError) -> Iterator[str]:
@@ -100,6 +102,19 @@ def _read_categories(root: Path, problems: list[str]) -> tuple[Category, ...]:
     return tuple(categories)
 
 
+def _read_free_chat(root: Path, problems: list[str]) -> tuple[str, ...]:
+    try:
+        raw = yaml.safe_load((root / "free_chat.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        problems.append(f"free_chat.yaml: cannot read ({exc})")
+        return ()
+    partners = raw.get("partners") if isinstance(raw, dict) else None
+    if not isinstance(partners, list) or not partners or not all(isinstance(p, str) for p in partners):
+        problems.append("free_chat.yaml: partners: expected a list of character ids")
+        return ()
+    return tuple(partners)
+
+
 def load_content(root: Path = CONTENT_ROOT) -> ContentCatalogue:
     """Parse and cross-check every content file under `root`; raise ContentError listing all problems."""
     problems: list[str] = []
@@ -108,6 +123,10 @@ def load_content(root: Path = CONTENT_ROOT) -> ContentCatalogue:
     for path in sorted((root / "characters").glob("*.yaml")):
         if (character := _read(path, root, Character, problems, id=path.stem)) is not None:
             characters[character.id] = character
+    partners = _read_free_chat(root, problems)
+    for partner in partners:
+        if partner not in characters:
+            problems.append(f"free_chat.yaml: partners: no characters/{partner}.yaml")
     known_categories = {c.id: c for c in categories}
     scenarios: list[Scenario] = []
     seen: dict[str, str] = {}
@@ -138,7 +157,7 @@ def load_content(root: Path = CONTENT_ROOT) -> ContentCatalogue:
     order = {c.id: n for n, c in enumerate(categories)}
     levels = {"beginner": 0, "intermediate": 1, "advanced": 2}
     scenarios.sort(key=lambda s: (order[s.category], levels[s.difficulty], s.id))
-    return ContentCatalogue(root, categories, characters, tuple(scenarios))
+    return ContentCatalogue(root, categories, characters, tuple(scenarios), partners)
 
 
 @lru_cache(maxsize=1)

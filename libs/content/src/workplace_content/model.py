@@ -82,8 +82,6 @@ class Persona(Strict):
 
 class Character(Strict):
     id: str = Field(pattern=_ID)  # the file name, without .yaml
-    # Offered as a partner in free chat (雑談練習); every character can appear in scenarios.
-    free_chat: bool = False
     voice: Voice
     ja: Persona
     en: Persona

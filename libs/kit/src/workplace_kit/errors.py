@@ -40,6 +40,15 @@ class NotFound(DomainError):
     error_code = "not_found"
 
 
+class Conflict(DomainError):
+    """The request is well formed but the thing it acts on is in the wrong state (a session
+    that has ended, a scenario whose consent was not given)."""
+
+    http_status = 409
+    grpc_code_name = "FAILED_PRECONDITION"
+    error_code = "conflict"
+
+
 class Unavailable(DomainError):
     """A dependency (AI provider, database) cannot serve now; retrying later may work."""
 

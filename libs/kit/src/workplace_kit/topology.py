@@ -64,9 +64,9 @@ class SubscriptionSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("conversation.turns", events_pb2.ConversationTurn, publishers=("chat",)),
+    TopicSpec("conversation.turns", events_pb2.ConversationTurn, publishers=("chat", "scenario")),
     TopicSpec("feedback.ready", events_pb2.FeedbackReady, publishers=("feedback",)),
-    TopicSpec("session.ended", events_pb2.SessionEnded),
+    TopicSpec("session.ended", events_pb2.SessionEnded, publishers=("scenario",)),
     TopicSpec("user.events", events_pb2.UserEvent),
     TopicSpec("tts.requests", events_pb2.TtsRequest),
     TopicSpec("tts.ready", events_pb2.TtsReady),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from functools import lru_cache
 from pathlib import Path
 
 from workplace.events.v1 import events_pb2
 from workplace_kit.ai.dialogue import build_dialogue_engine
-from workplace_kit.ai.offline_dialogue import load_catalogue
+from workplace_content import content
+from workplace_content.dialogue import free_chat_cast
+from workplace_kit.ai.offline_dialogue import Catalogue, load_catalogue
 from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.crypto import open_cipher
@@ -27,8 +30,14 @@ from .repository import ChatRepository
 from .settings import ChatSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The characters, situations and lines chat serves (content, not code).
+# The situations and lines chat serves (content, not code); the characters are the shared
+# catalogue's free-chat partners (workplace_content, characters/ with free_chat: true).
 CONTENT = Path(__file__).parent / "content"
+
+
+@lru_cache(maxsize=1)
+def chat_catalogue() -> Catalogue:
+    return load_catalogue(CONTENT, free_chat_cast(content()))
 
 
 async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
@@ -38,7 +47,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     assert res.redis is not None  # asked for above
     cipher = await open_cipher(res.pool, settings)
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
-    catalogue = load_catalogue(CONTENT)
+    catalogue = chat_catalogue()
     engine = build_dialogue_engine(settings, catalogue)
     service = ChatService(
         settings,

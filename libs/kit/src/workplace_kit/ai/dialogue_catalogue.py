@@ -1,8 +1,10 @@
 """The authored content the offline dialogue engine plays: characters, situations and moves.
 
 The engine holds no content. A service owns a content folder and hands its catalogue to the
-engine (free chat: services/chat/src/chat_service/content/):
-    characters.yaml   who the partners are (ids, names, role, register) per language
+engine (free chat: services/chat/src/chat_service/content/, with the characters of the shared
+catalogue in workplace_content; a scenario: workplace_content.dialogue.scenario_script):
+    characters.yaml   who the partners are (ids, names, role, register) per language, unless
+                      the service hands in a Cast
     situations.yaml   the situations, their time of day and each partner's opening line
     intents.yaml      what a learner may do (the moves: examples, keywords, slots) and each
                       partner's replies
@@ -111,13 +113,24 @@ class Character:
 
 
 @dataclass(frozen=True)
+class Cast:
+    """The characters a catalogue plays, with each one's persona per language."""
+
+    characters: tuple[Character, ...]
+    personas: Mapping[Partner, Mapping[Language, Persona]]
+
+
+@dataclass(frozen=True)
 class Catalogue:
-    folder: Path  # where the content files (and the embedding cache) are
+    folder: Path  # where the content files (and, by default, the embedding cache) are
     characters: tuple[Character, ...]
     situations: tuple[Situation, ...]
     openers: Mapping[str, Mapping[Partner, Mapping[Language, str]]]
     personas: Mapping[Partner, Mapping[Language, Persona]]
     intents: tuple[Intent, ...]
+    # The embedding cache; None: CACHE_FILE in the folder. Several catalogues may share one file
+    # (the scenario service's scripts): texts are looked up by their words.
+    cache_file: Path | None = None
 
     @property
     def partners(self) -> tuple[Partner, ...]:
@@ -125,7 +138,7 @@ class Catalogue:
 
     @property
     def cache_path(self) -> Path:
-        return self.folder / CACHE_FILE
+        return self.cache_file or self.folder / CACHE_FILE
 
     def situation(self, situation_id: str) -> Situation:
         for situation in self.situations:
@@ -264,12 +277,13 @@ def _parse_slots(raw: Any, where: str) -> dict[str, dict[Language, tuple[re.Patt
     return slots
 
 
-def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...]:
+def parse_intents(raw: Any, partners: tuple[Partner, ...], source: str = "intents.yaml") -> tuple[Intent, ...]:
+    """The moves in intents.yaml's format (`source` names where they come from in errors)."""
     if not isinstance(raw, dict) or not raw:
-        raise CatalogueError("intents.yaml: expected a mapping of intent id -> definition")
+        raise CatalogueError(f"{source}: expected a mapping of intent id -> definition")
     intents = []
     for intent_id, body in raw.items():
-        where = f"intents.yaml:{intent_id}"
+        where = f"{source}:{intent_id}"
         examples_raw = _require(body, "examples", where)
         replies_raw = _require(body, "replies", where)
         examples: dict[Language, tuple[str, ...]] = {}
@@ -286,7 +300,7 @@ def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...
         replies: dict[Partner, dict[Language, tuple[ReplyLine, ...]]] = {}
         unknown = set(replies_raw) - set(partners) if isinstance(replies_raw, dict) else set()
         if unknown:
-            raise CatalogueError(f"{where}.replies: no such character {sorted(unknown)} in characters.yaml")
+            raise CatalogueError(f"{where}.replies: no such character {sorted(unknown)}")
         for partner in partners:
             by_language = _require(replies_raw, partner, f"{where}.replies")
             replies[partner] = {}
@@ -304,27 +318,23 @@ def _parse_intents(raw: Any, partners: tuple[Partner, ...]) -> tuple[Intent, ...
                 replies[partner][language] = lines
         intents.append(Intent(str(intent_id), examples, replies, keywords, slots))
     if FALLBACK_INTENT not in {i.id for i in intents}:
-        raise CatalogueError(f"intents.yaml: the '{FALLBACK_INTENT}' intent is required")
+        raise CatalogueError(f"{source}: the '{FALLBACK_INTENT}' intent is required")
     return tuple(intents)
 
 
-@lru_cache(maxsize=8)
-def load_catalogue(folder: Path) -> Catalogue:
-    """Parse characters.yaml, situations.yaml and intents.yaml in `folder` (once per process).
-    Every error names the file and the field that is wrong."""
-    folder = Path(folder)
-    characters_raw = _read_yaml(folder, "characters.yaml")
-    if not isinstance(characters_raw, dict) or not characters_raw:
-        raise CatalogueError("characters.yaml: expected a mapping of character id -> languages")
+def parse_cast(raw: Any, source: str = "characters.yaml") -> Cast:
+    """Characters in characters.yaml's format: id -> {ja: {...}, en: {...}}."""
+    if not isinstance(raw, dict) or not raw:
+        raise CatalogueError(f"{source}: expected a mapping of character id -> languages")
     characters: list[Character] = []
     personas: dict[Partner, dict[Language, Persona]] = {}
-    for partner, by_language in characters_raw.items():
+    for partner, by_language in raw.items():
         partner = str(partner)
         personas[partner] = {}
         labels: dict[Language, str] = {}
         for language in LANGUAGES:
-            p = _require(by_language, language, f"characters.yaml:{partner}")
-            where = f"characters.yaml:{partner}.{language}"
+            p = _require(by_language, language, f"{source}:{partner}")
+            where = f"{source}:{partner}.{language}"
             personas[partner][language] = Persona(
                 partner=partner,
                 language=language,
@@ -337,6 +347,25 @@ def load_catalogue(folder: Path) -> Catalogue:
             )
             labels[language] = str(_require(p, "label", where))
         characters.append(Character(partner, labels))
+    return Cast(tuple(characters), personas)
+
+
+def load_catalogue(folder: Path, cast: Cast | None = None) -> Catalogue:
+    """Parse situations.yaml and intents.yaml in `folder`, with the characters of `cast` (or of
+    the folder's characters.yaml when None; then once per process). Every error names the file
+    and the field that is wrong."""
+    if cast is None:
+        return _load_folder(Path(folder))
+    return _load(Path(folder), cast)
+
+
+@lru_cache(maxsize=8)
+def _load_folder(folder: Path) -> Catalogue:
+    return _load(folder, parse_cast(_read_yaml(folder, "characters.yaml")))
+
+
+def _load(folder: Path, cast: Cast) -> Catalogue:
+    characters, personas = cast.characters, cast.personas
     partners = tuple(c.id for c in characters)
 
     situations_raw = _read_yaml(folder, "situations.yaml")
@@ -365,5 +394,5 @@ def load_catalogue(folder: Path) -> Catalogue:
         openers[situation.id] = {
             partner: {lang: str(text) for lang, text in raw_openers.get(partner, {}).items()} for partner in partners
         }
-    intents = _parse_intents(_read_yaml(folder, "intents.yaml"), partners)
+    intents = parse_intents(_read_yaml(folder, "intents.yaml"), partners)
     return Catalogue(folder, tuple(characters), tuple(situations), openers, personas, intents)

@@ -26,7 +26,7 @@ How a reply is chosen (deterministic at temperature 0):
 
 Embedding the examples and lines takes several seconds on two cores, so the vectors and the
 classifier are cached beside the content in embedding_cache.npz (rebuilt with
-``python -m workplace_kit.ai.offline_dialogue build-index FOLDER``); texts missing from the
+the serving content's ``build-index`` command, e.g. ``python -m chat_service build-index``); texts missing from the
 cache are embedded at first use, and a unit test fails while it is stale.
 """
 
@@ -40,7 +40,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -87,6 +87,7 @@ __all__ = [
     "split_into_chunks",
     "time_of_day_at",
     "write_embedding_cache",
+    "write_vector_cache",
 ]
 
 log = logging.getLogger(__name__)
@@ -342,6 +343,16 @@ def write_embedding_cache(catalogue: Catalogue, embedder: Embedder | None = None
     return len(texts)
 
 
+def write_vector_cache(path: Path, catalogues: Iterable[Catalogue], embedder: Embedder | None = None) -> int:
+    """One cache of vectors for several catalogues (their classifiers train when they load);
+    returns how many texts."""
+    embedder = embedder or get_embedder()
+    texts = list(dict.fromkeys(text for catalogue in catalogues for text in catalogue.all_texts()))
+    vectors = embedder.embed_passages(texts).astype(np.float16)
+    np.savez_compressed(path, model_version=np.array(embedder.model_version), texts=np.array(texts), vectors=vectors)
+    return len(texts)
+
+
 def _template_pattern(text: str) -> re.Pattern[str]:
     """A regex matching the line as rendered, whatever fills its placeholders."""
     pieces = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", text)
@@ -355,11 +366,9 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
     missing = [t for t in texts if t not in cached]
     if missing:
         log.warning(
-            "embedding %d dialogue texts missing from %s; run "
-            "`python -m workplace_kit.ai.offline_dialogue build-index %s` to refresh it",
+            "embedding %d dialogue texts missing from %s; rebuild it with the content's build-index command",
             len(missing),
             catalogue.cache_path,
-            catalogue.folder,
         )
         cached.update(zip(missing, embedder.embed_passages(missing), strict=True))
     text_vectors = {t: _normalised(cached[t]) for t in texts}
@@ -367,7 +376,10 @@ def _build_index(catalogue: Catalogue, embedder: Embedder) -> _Index:
     if str(classifier.get("classifier_digest", "")) == _classifier_digest(catalogue, embedder.model_version):
         weights, bias = classifier["classifier_weights"], classifier["classifier_bias"]
     else:
-        log.warning("the move classifier in %s is stale: training it now", catalogue.cache_path)
+        # A cache shared by several catalogues (the scenario scripts) holds vectors only: a small
+        # catalogue's classifier trains in tens of milliseconds.
+        if classifier:
+            log.warning("the move classifier in %s is stale: training it now", catalogue.cache_path)
         weights, bias = _train_classifier(example_vectors, owners, len(catalogue.intents))
     line_rows, line_owners = [], []
     line_owner: dict[str, tuple[str, ReplyLine]] = {}
@@ -842,18 +854,20 @@ class OfflineDialogueEngine:
         yield ReplyChunk(text=pieces[-1], final=True, finish_reason="STOP")
 
 
-def _main(argv: Iterable[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m workplace_kit.ai.offline_dialogue")
+def dialogue_cli(argv: Iterable[str] | None, catalogue_of: Callable[[Path | None], Catalogue], prog: str) -> None:
+    """`build-index` (embed every authored text and train the move classifier into the cache)
+    and `ask MESSAGE` (print the reply), for the catalogue `catalogue_of` returns."""
+    parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build-index", help=f"embed every authored text into FOLDER/{CACHE_FILE}")
-    build.add_argument("folder", type=Path, help="the content folder (characters.yaml, situations.yaml, intents.yaml)")
+    build = sub.add_parser("build-index", help="embed every authored text into the embedding cache")
+    build.add_argument("folder", type=Path, nargs="?", help="a content folder (characters.yaml, situations.yaml, intents.yaml)")
     ask = sub.add_parser("ask", help="print the reply to one message")
-    ask.add_argument("folder", type=Path)
     ask.add_argument("message")
+    ask.add_argument("--folder", type=Path)
     ask.add_argument("--partner", default="colleague")
     ask.add_argument("--situation", default="break")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    catalogue = load_catalogue(args.folder.resolve())
+    catalogue = catalogue_of(args.folder.resolve() if args.folder else None)
     if args.command == "build-index":
         started = time.perf_counter()
         count = write_embedding_cache(catalogue)
@@ -867,5 +881,11 @@ def _main(argv: Iterable[str] | None = None) -> None:
         print(f"[{chosen.intent} {chosen.similarity:.3f}] {chosen.text}")
 
 
+def _folder_catalogue(folder: Path | None) -> Catalogue:
+    if folder is None:
+        raise SystemExit("name the content folder (it holds characters.yaml, situations.yaml, intents.yaml)")
+    return load_catalogue(folder)
+
+
 if __name__ == "__main__":
-    _main()
+    dialogue_cli(None, _folder_catalogue, "python -m workplace_kit.ai.offline_dialogue")

@@ -23,7 +23,7 @@ USER_EVENT_KIND_MIGRATED: UserEventKind
 USER_EVENT_KIND_DELETED: UserEventKind
 
 class ConversationTurn(_message.Message):
-    __slots__ = ("event_id", "session_id", "user_id", "source_service", "user_turn_id", "reply_turn_id", "turn_index", "learner_text", "reply_text", "language", "partner", "situation", "occurred_at", "engine_id")
+    __slots__ = ("event_id", "session_id", "user_id", "source_service", "user_turn_id", "reply_turn_id", "turn_index", "learner_text", "reply_text", "language", "partner", "situation", "occurred_at", "engine_id", "move")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class ConversationTurn(_message.Message):
     SITUATION_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     session_id: str
     user_id: str
@@ -52,7 +53,8 @@ class ConversationTurn(_message.Message):
     situation: str
     occurred_at: _timestamp_pb2.Timestamp
     engine_id: str
-    def __init__(self, event_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., source_service: _Optional[str] = ..., user_turn_id: _Optional[str] = ..., reply_turn_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., learner_text: _Optional[str] = ..., reply_text: _Optional[str] = ..., language: _Optional[str] = ..., partner: _Optional[str] = ..., situation: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., engine_id: _Optional[str] = ...) -> None: ...
+    move: str
+    def __init__(self, event_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., source_service: _Optional[str] = ..., user_turn_id: _Optional[str] = ..., reply_turn_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., learner_text: _Optional[str] = ..., reply_text: _Optional[str] = ..., language: _Optional[str] = ..., partner: _Optional[str] = ..., situation: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., engine_id: _Optional[str] = ..., move: _Optional[str] = ...) -> None: ...
 
 class FeedbackReady(_message.Message):
     __slots__ = ("event_id", "session_id", "user_id", "turn_id", "analysis", "occurred_at")

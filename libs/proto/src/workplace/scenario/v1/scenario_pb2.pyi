@@ -35,7 +35,7 @@ class Category(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name_ja: _Optional[str] = ..., name_en: _Optional[str] = ..., scenario_count: _Optional[int] = ...) -> None: ...
 
 class Scenario(_message.Message):
-    __slots__ = ("id", "title_ja", "title_en", "description_ja", "description_en", "category_id", "difficulty", "ai_role", "ai_personality", "user_role", "situation", "learning_points", "feedback_points", "tags", "estimated_minutes", "opening_message")
+    __slots__ = ("id", "title_ja", "title_en", "description_ja", "description_en", "category_id", "difficulty", "ai_role", "ai_personality", "user_role", "situation", "learning_points", "feedback_points", "tags", "estimated_minutes", "opening_message", "reverse_role", "character_id", "goal", "criteria", "consent", "language")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_JA_FIELD_NUMBER: _ClassVar[int]
     TITLE_EN_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,12 @@ class Scenario(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_MINUTES_FIELD_NUMBER: _ClassVar[int]
     OPENING_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_ROLE_FIELD_NUMBER: _ClassVar[int]
+    CHARACTER_ID_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     title_ja: str
     title_en: str
@@ -68,19 +74,45 @@ class Scenario(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     estimated_minutes: int
     opening_message: str
-    def __init__(self, id: _Optional[str] = ..., title_ja: _Optional[str] = ..., title_en: _Optional[str] = ..., description_ja: _Optional[str] = ..., description_en: _Optional[str] = ..., category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., ai_role: _Optional[str] = ..., ai_personality: _Optional[str] = ..., user_role: _Optional[str] = ..., situation: _Optional[str] = ..., learning_points: _Optional[_Iterable[str]] = ..., feedback_points: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., estimated_minutes: _Optional[int] = ..., opening_message: _Optional[str] = ...) -> None: ...
+    reverse_role: bool
+    character_id: str
+    goal: str
+    criteria: _containers.RepeatedCompositeFieldContainer[Criterion]
+    consent: Consent
+    language: str
+    def __init__(self, id: _Optional[str] = ..., title_ja: _Optional[str] = ..., title_en: _Optional[str] = ..., description_ja: _Optional[str] = ..., description_en: _Optional[str] = ..., category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., ai_role: _Optional[str] = ..., ai_personality: _Optional[str] = ..., user_role: _Optional[str] = ..., situation: _Optional[str] = ..., learning_points: _Optional[_Iterable[str]] = ..., feedback_points: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., estimated_minutes: _Optional[int] = ..., opening_message: _Optional[str] = ..., reverse_role: _Optional[bool] = ..., character_id: _Optional[str] = ..., goal: _Optional[str] = ..., criteria: _Optional[_Iterable[_Union[Criterion, _Mapping]]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., language: _Optional[str] = ...) -> None: ...
+
+class Criterion(_message.Message):
+    __slots__ = ("id", "text")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Consent(_message.Message):
+    __slots__ = ("notice", "help")
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    HELP_FIELD_NUMBER: _ClassVar[int]
+    notice: str
+    help: str
+    def __init__(self, notice: _Optional[str] = ..., help: _Optional[str] = ...) -> None: ...
 
 class ListScenariosRequest(_message.Message):
-    __slots__ = ("category_id", "difficulty", "page_size", "page_token")
+    __slots__ = ("category_id", "difficulty", "page_size", "page_token", "tag", "language")
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     category_id: str
     difficulty: Difficulty
     page_size: int
     page_token: str
-    def __init__(self, category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    tag: str
+    language: str
+    def __init__(self, category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tag: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
 
 class ListScenariosResponse(_message.Message):
     __slots__ = ("scenarios", "next_page_token", "categories")
@@ -93,10 +125,12 @@ class ListScenariosResponse(_message.Message):
     def __init__(self, scenarios: _Optional[_Iterable[_Union[Scenario, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[Category, _Mapping]]] = ...) -> None: ...
 
 class GetScenarioRequest(_message.Message):
-    __slots__ = ("scenario_id",)
+    __slots__ = ("scenario_id", "language")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
-    def __init__(self, scenario_id: _Optional[str] = ...) -> None: ...
+    language: str
+    def __init__(self, scenario_id: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
 
 class GetScenarioResponse(_message.Message):
     __slots__ = ("scenario",)
@@ -105,18 +139,20 @@ class GetScenarioResponse(_message.Message):
     def __init__(self, scenario: _Optional[_Union[Scenario, _Mapping]] = ...) -> None: ...
 
 class SearchScenariosRequest(_message.Message):
-    __slots__ = ("query", "limit", "category_id", "difficulty", "user_id")
+    __slots__ = ("query", "limit", "category_id", "difficulty", "user_id", "language")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     query: str
     limit: int
     category_id: str
     difficulty: Difficulty
     user_id: str
-    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., user_id: _Optional[str] = ...) -> None: ...
+    language: str
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., category_id: _Optional[str] = ..., difficulty: _Optional[_Union[Difficulty, str]] = ..., user_id: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
 
 class ScenarioMatch(_message.Message):
     __slots__ = ("scenario", "score")
@@ -133,14 +169,16 @@ class SearchScenariosResponse(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[ScenarioMatch, _Mapping]]] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
-    __slots__ = ("scenario_id", "user_id", "language")
+    __slots__ = ("scenario_id", "user_id", "language", "consent_given")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_GIVEN_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
     user_id: str
     language: str
-    def __init__(self, scenario_id: _Optional[str] = ..., user_id: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
+    consent_given: bool
+    def __init__(self, scenario_id: _Optional[str] = ..., user_id: _Optional[str] = ..., language: _Optional[str] = ..., consent_given: _Optional[bool] = ...) -> None: ...
 
 class StartSessionResponse(_message.Message):
     __slots__ = ("session_id", "scenario", "opening_message", "opening_turn_id", "started_at")
@@ -197,7 +235,7 @@ class ReplyDelta(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class ReplyDone(_message.Message):
-    __slots__ = ("session_id", "user_turn_id", "reply_turn_id", "text", "finish_reason", "cached", "turn_index")
+    __slots__ = ("session_id", "user_turn_id", "reply_turn_id", "text", "finish_reason", "cached", "turn_index", "move", "session_ended", "end_reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_TURN_ID_FIELD_NUMBER: _ClassVar[int]
     REPLY_TURN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +243,9 @@ class ReplyDone(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MOVE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ENDED_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     user_turn_id: str
     reply_turn_id: str
@@ -212,7 +253,10 @@ class ReplyDone(_message.Message):
     finish_reason: str
     cached: bool
     turn_index: int
-    def __init__(self, session_id: _Optional[str] = ..., user_turn_id: _Optional[str] = ..., reply_turn_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., cached: _Optional[bool] = ..., turn_index: _Optional[int] = ...) -> None: ...
+    move: str
+    session_ended: bool
+    end_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., user_turn_id: _Optional[str] = ..., reply_turn_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., cached: _Optional[bool] = ..., turn_index: _Optional[int] = ..., move: _Optional[str] = ..., session_ended: _Optional[bool] = ..., end_reason: _Optional[str] = ...) -> None: ...
 
 class EndSessionRequest(_message.Message):
     __slots__ = ("session_id", "user_id", "reason")
@@ -235,3 +279,43 @@ class EndSessionResponse(_message.Message):
     ended_at: _timestamp_pb2.Timestamp
     already_ended: bool
     def __init__(self, session_id: _Optional[str] = ..., turn_count: _Optional[int] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., already_ended: _Optional[bool] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("session_id", "user_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    user_id: str
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class SessionTurn(_message.Message):
+    __slots__ = ("turn_id", "role", "text", "move", "created_at")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MOVE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    role: _common_pb2.Role
+    text: str
+    move: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., text: _Optional[str] = ..., move: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSessionResponse(_message.Message):
+    __slots__ = ("session_id", "scenario", "turns", "started_at", "ended_at", "end_reason", "language")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    scenario: Scenario
+    turns: _containers.RepeatedCompositeFieldContainer[SessionTurn]
+    started_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    end_reason: str
+    language: str
+    def __init__(self, session_id: _Optional[str] = ..., scenario: _Optional[_Union[Scenario, _Mapping]] = ..., turns: _Optional[_Iterable[_Union[SessionTurn, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,11 @@ class ScenarioServiceStub:
                 request_serializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionRequest.SerializeToString,
                 response_deserializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionResponse.FromString,
                 _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/workplace.scenario.v1.ScenarioService/GetSession',
+                request_serializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionResponse.FromString,
+                _registered_method=True)
 
 
 class ScenarioServiceServicer:
@@ -111,6 +116,13 @@ class ScenarioServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSession(self, request, context):
+        """A session with its turns so far (a reload or a shared link shows the conversation again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScenarioServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +155,11 @@ def add_ScenarioServiceServicer_to_server(servicer, server):
                     servicer.EndSession,
                     request_deserializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionRequest.FromString,
                     response_serializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionResponse.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionRequest.FromString,
+                    response_serializer=workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +324,33 @@ class ScenarioService:
             '/workplace.scenario.v1.ScenarioService/EndSession',
             workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionRequest.SerializeToString,
             workplace_dot_scenario_dot_v1_dot_scenario__pb2.EndSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.scenario.v1.ScenarioService/GetSession',
+            workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionRequest.SerializeToString,
+            workplace_dot_scenario_dot_v1_dot_scenario__pb2.GetSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,246 @@
+"""The scenario service on the real PostgreSQL (pgvector), Redis and Pub/Sub emulator, offline:
+the catalogue (list, filter, search by meaning) and roleplay sessions played from each
+scenario's own script, over HTTP and gRPC, with the events they publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+from scenario_service.app import build as build_scenario
+from scenario_service.settings import ScenarioSettings
+from support.services import running_service
+from workplace.events.v1 import events_pb2
+from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
+from workplace_content import content
+from workplace_kit.bus import EventBus
+from workplace_kit.topology import SUBSCRIPTIONS, SubscriptionSpec, Topology
+
+API = "/api/v2/scenario"
+OBSERVED = {"conversation.turns": events_pb2.ConversationTurn, "session.ended": events_pb2.SessionEnded}
+
+
+@pytest.fixture(scope="module")
+def suffix(run_id: str) -> str:
+    return f".s{run_id}"
+
+
+@pytest.fixture(scope="module")
+async def observed(suffix):
+    """Every turn and session-end event the service publishes during these tests."""
+    received: dict[str, list] = {name: [] for name in OBSERVED}
+    specs = tuple(SubscriptionSpec(f"test.observe-{name}", name, consumer="test") for name in OBSERVED)
+    bus = EventBus(
+        "workplace-local",
+        service_name="test-observer",
+        topology=Topology(subscriptions=SUBSCRIPTIONS + specs, suffix=suffix),
+    )
+    await bus.provision(topics=list(OBSERVED))
+    subs = []
+    for spec in specs:
+
+        async def keep(event, _envelope, topic=spec.topic):
+            received[topic].append(event)
+
+        subs.append(await bus.subscribe(spec.name, OBSERVED[spec.topic], keep))
+    yield received
+    for sub in subs:
+        await sub.close()
+    await bus.close()
+
+
+@pytest.fixture(scope="module")
+async def scenario(identities, suffix, observed):
+    settings = ScenarioSettings(ai_provider="offline", auth_jwks_url=identities.jwks_url, pubsub_name_suffix=suffix)
+    async with running_service(build_scenario, settings) as svc:
+        async with httpx.AsyncClient(base_url=svc.http_url, timeout=30) as client:
+            for _ in range(300):  # ready once the catalogue is synced into the database
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+        yield svc
+
+
+async def send(client: httpx.AsyncClient, session_id: str, message: str, headers) -> dict:
+    done: dict = {}
+    async with aconnect_sse(
+        client, "POST", f"{API}/sessions/{session_id}/messages", json={"message": message}, headers=headers
+    ) as source:
+        assert source.response.status_code == 200, await source.response.aread()
+        async for event in source.aiter_sse():
+            assert event.event != "error", event.data
+            if event.event == "done":
+                done = json.loads(event.data)
+    return done
+
+
+async def test_the_catalogue_lists_filters_and_pages(scenario) -> None:
+    catalogue = content()
+    async with httpx.AsyncClient(base_url=scenario.http_url) as client:
+        everything = (await client.get(f"{API}/scenarios", params={"page_size": 100})).json()
+        assert everything["total"] == len(catalogue.scenarios) and len(everything["scenarios"]) == everything["total"]
+        assert [s["id"] for s in everything["scenarios"]] == [s.id for s in catalogue.scenarios]
+        counts = {c["id"]: c["scenario_count"] for c in everything["categories"]}
+        assert sum(counts.values()) == everything["total"]
+
+        declining = (await client.get(f"{API}/scenarios", params={"category": "declining", "lang": "en"})).json()
+        assert declining["total"] == counts["declining"] >= 1
+        assert all(s["category"] == "declining" for s in declining["scenarios"])
+        assert declining["scenarios"][0]["title"] == catalogue.scenario(declining["scenarios"][0]["id"]).title.en
+
+        advanced = (await client.get(f"{API}/scenarios", params={"difficulty": "advanced", "page_size": 100})).json()
+        assert {s["difficulty"] for s in advanced["scenarios"]} == {"advanced"}
+        tagged = (await client.get(f"{API}/scenarios", params={"tag": "残業"})).json()
+        assert "decline-overtime" in {s["id"] for s in tagged["scenarios"]}
+
+        first = (await client.get(f"{API}/scenarios", params={"page_size": 2})).json()
+        second = (
+            await client.get(f"{API}/scenarios", params={"page_size": 2, "page_token": first["next_page_token"]})
+        ).json()
+        assert [s["id"] for s in first["scenarios"] + second["scenarios"]] == [s.id for s in catalogue.scenarios[:4]]
+
+        for params, field in (({"category": "karaoke"}, "category_id"), ({"page_token": "x"}, "page_token")):
+            bad = await client.get(f"{API}/scenarios", params=params)
+            assert bad.status_code == 400 and bad.json()["field"] == field, bad.text
+        assert (await client.get(f"{API}/scenarios/no-such-scenario")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "category"),
+    [
+        ("断り方を練習したい", "declining"),
+        ("how to say no to my boss asking for overtime", "declining"),
+        ("怒っているお客様への対応", "customer"),
+        ("reporting a mistake I made", "reporting"),
+    ],
+)
+async def test_search_by_meaning_finds_the_scenarios_in_either_language(scenario, query: str, category: str) -> None:
+    async with httpx.AsyncClient(base_url=scenario.http_url) as client:
+        matches = (await client.get(f"{API}/search", params={"q": query, "limit": 3})).json()
+    assert len(matches) == 3 and matches[0]["score"] >= matches[-1]["score"]
+    assert category in {m["scenario"]["category"] for m in matches}, [m["scenario"]["id"] for m in matches]
+
+
+async def test_search_over_grpc_and_its_errors(scenario) -> None:
+    async with grpc.aio.insecure_channel(scenario.grpc_address) as channel:
+        stub = scenario_pb2_grpc.ScenarioServiceStub(channel)
+        found = await stub.SearchScenarios(
+            scenario_pb2.SearchScenariosRequest(query="残業を断りたい", limit=3, language="en")
+        )
+        assert "decline-overtime" in [m.scenario.id for m in found.matches]
+        assert found.matches[0].scenario.language == "en"
+        one = await stub.GetScenario(scenario_pb2.GetScenarioRequest(scenario_id="decline-overtime"))
+        assert one.scenario.character_id == "section_manager" and len(one.scenario.criteria) >= 2
+        for call, request, code in (
+            (stub.SearchScenarios, scenario_pb2.SearchScenariosRequest(query="  "), grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.GetScenario, scenario_pb2.GetScenarioRequest(scenario_id="nope"), grpc.StatusCode.NOT_FOUND),
+            (stub.ListScenarios, scenario_pb2.ListScenariosRequest(page_token="x"), grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await call(request)
+            assert failure.value.code() == code
+
+
+async def test_a_roleplay_follows_the_learners_moves_to_its_natural_end(scenario, identities, observed) -> None:
+    headers = await identities.headers("scenario-learner")
+    async with httpx.AsyncClient(base_url=scenario.http_url, timeout=30) as client:
+        started = await client.post(f"{API}/sessions", json={"scenario_id": "decline-overtime"}, headers=headers)
+        assert started.status_code == 201, started.text
+        session = started.json()
+        sid = session["session_id"]
+        assert [t["role"] for t in session["turns"]] == ["model"]
+        assert session["turns"][0]["text"] == content().scenario("decline-overtime").opening.ja
+
+        first = await send(client, sid, "申し訳ありません、今夜は子どもの迎えがあって残れないんです", headers)
+        assert first["move"] == "decline_with_reason" and not first["session_ended"]
+        assert first["text"] in content().scenario("decline-overtime").moves["decline_with_reason"].replies.ja
+        second = await send(client, sid, "明日の朝8時に来て、会議の前に仕上げるのはどうでしょうか", headers)
+        assert second["move"] == "offer_alternative" and second["session_ended"] and second["end_reason"] == "completed"
+
+        late = await client.post(f"{API}/sessions/{sid}/messages", json={"message": "まだ話したい"}, headers=headers)
+        assert late.status_code == 409 and late.json()["error"] == "conflict"
+        stored = (await client.get(f"{API}/sessions/{sid}", headers=headers)).json()
+        assert [t["move"] for t in stored["turns"] if t["role"] == "user"] == [
+            "decline_with_reason",
+            "offer_alternative",
+        ]
+        assert stored["end_reason"] == "completed" and stored["ended_at"]
+        stranger = await client.get(f"{API}/sessions/{sid}", headers=await identities.headers("someone-else"))
+        assert stranger.status_code == 404
+        ended_again = (await client.post(f"{API}/sessions/{sid}/end", headers=headers)).json()
+        assert ended_again["already_ended"] and ended_again["turn_count"] == 2
+
+    for _ in range(100):
+        turns = [e for e in observed["conversation.turns"] if e.session_id == sid]
+        ends = [e for e in observed["session.ended"] if e.session_id == sid]
+        if len(turns) == 2 and ends:
+            break
+        await asyncio.sleep(0.1)
+    assert [t.move for t in sorted(turns, key=lambda t: t.turn_index)] == ["decline_with_reason", "offer_alternative"]
+    assert all(t.source_service == "scenario" and t.situation == "decline-overtime" for t in turns)
+    assert len(ends) == 1 and ends[0].reason == "completed" and ends[0].turn_count == 2
+
+
+async def test_consent_first_and_a_session_over_grpc(scenario, identities, observed) -> None:
+    guarded = (
+        next(s for s in content().scenarios if s.consent is not None)
+        if any(s.consent for s in content().scenarios)
+        else None
+    )
+    metadata = await identities.metadata("scenario-grpc-learner")
+    async with grpc.aio.insecure_channel(scenario.grpc_address) as channel:
+        stub = scenario_pb2_grpc.ScenarioServiceStub(channel)
+        if guarded is not None:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.StartSession(scenario_pb2.StartSessionRequest(scenario_id=guarded.id), metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            agreed = await stub.StartSession(
+                scenario_pb2.StartSessionRequest(scenario_id=guarded.id, consent_given=True), metadata=metadata
+            )
+            assert agreed.scenario.consent.help
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await stub.StartSession(scenario_pb2.StartSessionRequest(scenario_id="decline-overtime"))
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        started = await stub.StartSession(
+            scenario_pb2.StartSessionRequest(scenario_id="decline-overtime", language="en"), metadata=metadata
+        )
+        assert started.opening_message == content().scenario("decline-overtime").opening.en
+        events = [
+            e
+            async for e in stub.StreamReply(
+                scenario_pb2.StreamReplyRequest(session_id=started.session_id, message="No way, I'm going home."),
+                metadata=metadata,
+            )
+        ]
+        done = events[-1].done
+        assert events[0].HasField("started") and done.move == "refuse_flatly" and not done.session_ended
+        ended = await stub.EndSession(scenario_pb2.EndSessionRequest(session_id=started.session_id), metadata=metadata)
+        again = await stub.EndSession(scenario_pb2.EndSessionRequest(session_id=started.session_id), metadata=metadata)
+        assert ended.turn_count == 1 and not ended.already_ended and again.already_ended
+        read = await stub.GetSession(scenario_pb2.GetSessionRequest(session_id=started.session_id), metadata=metadata)
+        assert [t.text for t in read.turns][-1] == done.text and read.end_reason == "user"
+
+    for _ in range(100):
+        ends = [e for e in observed["session.ended"] if e.session_id == started.session_id]
+        if ends:
+            break
+        await asyncio.sleep(0.1)
+    assert len(ends) == 1 and ends[0].reason == "user" and ends[0].language == "en"
+
+
+async def test_the_turn_limit_closes_the_scenario(scenario, identities) -> None:
+    headers = await identities.headers("scenario-long-talker")
+    limit = content().scenario("decline-overtime").max_turns
+    async with httpx.AsyncClient(base_url=scenario.http_url, timeout=30) as client:
+        sid = (await client.post(f"{API}/sessions", json={"scenario_id": "decline-overtime"}, headers=headers)).json()[
+            "session_id"
+        ]
+        replies = [await send(client, sid, "何ページくらいありますか？", headers) for _ in range(limit)]
+    assert not any(r["session_ended"] for r in replies[:-1])
+    assert replies[-1]["session_ended"] and replies[-1]["end_reason"] == "timeout"
+    assert replies[-1]["text"].endswith(content().scenario("decline-overtime").closing.ja)
