@@ -62,8 +62,10 @@ class ContentCatalogue:
 
 def _describe(error: ValidationError) -> Iterator[str]:
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        yield f"{where}: {problem['msg']}"
+        # A check across fields (model.py's validators) names its own field in its message.
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in problem["loc"])
+        yield f"{where}: {message}" if where else message
 
 
 def _read(path: Path, root: Path, model: type[Model], problems: list[str], **extra: Any) -> Model | None:

@@ -82,6 +82,9 @@ class Persona(Strict):
 
 class Character(Strict):
     id: str = Field(pattern=_ID)  # the file name, without .yaml
+    # Where the character stands to the learner: the register the learner owes them (the
+    # feedback service checks politeness against it; a junior may be spoken to casually).
+    relation: Literal["superior", "senior", "peer", "junior", "outside"]
     voice: Voice
     ja: Persona
     en: Persona

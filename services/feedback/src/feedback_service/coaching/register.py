@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from workplace_content import content
 
 Verdict = Literal["ok", "too_casual", "rude", "too_formal", "too_direct"]
 Level = Literal["peer", "senior", "superior"]
@@ -72,9 +73,24 @@ def default_rules() -> dict[str, Any]:
     return load_rules(RULES_PATH)
 
 
+# A catalogue character's relation to the learner -> the register level due. One may speak to a
+# junior as to a peer; an outside party (customer, client, HR) is owed the superior's courtesy.
+_RELATION_LEVEL: dict[str, Level] = {
+    "superior": "superior",
+    "outside": "superior",
+    "senior": "senior",
+    "peer": "peer",
+    "junior": "peer",
+}
+
+
 def level_of(partner: str, rules: dict[str, Any]) -> Level:
-    """The partner's level: known ids and roles from the rules, anything else superior (an
-    outside party or a role we do not know: polite is the safe register)."""
+    """The partner's level: a character of the catalogue by its relation to the learner, else
+    the roles in the rules, anything else superior (an outside party or a role we do not know:
+    polite is the safe register)."""
+    characters = content().characters
+    if partner in characters:
+        return _RELATION_LEVEL[characters[partner].relation]
     key = (partner or "").strip().lower()
     level = rules["partners"].get(key) or rules["partners"].get((partner or "").strip())
     return level or rules.get("default_level", "superior")
