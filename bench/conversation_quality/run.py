@@ -362,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write every figure and each reply to this file")
     parser.add_argument(
-        "--content", type=Path, default=CONTENT, help="the free-chat content folder to measure (characters: the shared catalogue)"
+        "--content",
+        type=Path,
+        default=CONTENT,
+        help="the free-chat content folder to measure (characters: the shared catalogue)",
     )
     parser.add_argument("--sets", type=Path, default=HERE, help="the folder holding the labelled sets")
     args = parser.parse_args(argv)

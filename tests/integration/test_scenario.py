@@ -1,6 +1,7 @@
 """The scenario service on the real PostgreSQL (pgvector), Redis and Pub/Sub emulator, offline:
 the catalogue (list, filter, search by meaning) and roleplay sessions played from each
-scenario's own script, over HTTP and gRPC, with the events they publish."""
+scenario's own script, over HTTP and gRPC, with the events they publish; and the feedback
+service's coaching report written from those events."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import json
 import grpc
 import httpx
 import pytest
+from feedback_service.app import build as build_feedback
+from feedback_service.settings import FeedbackSettings
 from httpx_sse import aconnect_sse
 from scenario_service.app import build as build_scenario
 from scenario_service.settings import ScenarioSettings
 from support.services import running_service
 from workplace.events.v1 import events_pb2
+from workplace.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
 from workplace_content import content
 from workplace_kit.bus import EventBus
@@ -244,3 +248,67 @@ async def test_the_turn_limit_closes_the_scenario(scenario, identities) -> None:
     assert not any(r["session_ended"] for r in replies[:-1])
     assert replies[-1]["session_ended"] and replies[-1]["end_reason"] == "timeout"
     assert replies[-1]["text"].endswith(content().scenario("decline-overtime").closing.ja)
+
+
+@pytest.fixture(scope="module")
+async def feedback(identities, suffix):
+    settings = FeedbackSettings(ai_provider="offline", auth_jwks_url=identities.jwks_url, pubsub_name_suffix=suffix)
+    async with running_service(build_feedback, settings) as svc:
+        yield svc
+
+
+async def play(client: httpx.AsyncClient, headers, messages: list[str], scenario_id: str = "decline-overtime") -> str:
+    sid = (await client.post(f"{API}/sessions", json={"scenario_id": scenario_id}, headers=headers)).json()[
+        "session_id"
+    ]
+    for message in messages:
+        if (await send(client, sid, message, headers))["session_ended"]:
+            break
+    else:
+        await client.post(f"{API}/sessions/{sid}/end", headers=headers)
+    return sid
+
+
+async def report_of(feedback, sid: str, headers, timeout_s: float = 60) -> dict:
+    async with httpx.AsyncClient(base_url=feedback.http_url) as client:
+        for _ in range(int(timeout_s * 5)):
+            answer = await client.get(f"/api/v2/feedback/sessions/{sid}/report", headers=headers)
+            if answer.status_code == 200:
+                return answer.json()
+            assert answer.status_code == 404, answer.text
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no report for {sid} after {timeout_s} s")
+
+
+async def test_an_ended_roleplay_gets_a_coaching_report_with_evidence(scenario, feedback, identities) -> None:
+    """Scenario → conversation.turns + session.ended → feedback: the better conversation scores
+    higher, every score cites the learner's own words, the scenario's criteria are scored."""
+    headers = await identities.headers("scenario-coached")
+    good = [
+        "お忙しいところ申し訳ありません。今夜は家族の用事があるので、19時には出なければならないんです。",
+        "でしたら、明日の朝8時に来て、9時半までに仕上げるのはいかがでしょうか。",
+    ]
+    poor = ["無理です。", "は？自分でやればいいじゃないですか", "帰ります"]
+    async with httpx.AsyncClient(base_url=scenario.http_url, timeout=30) as client:
+        good_id = await play(client, headers, good)
+        poor_id = await play(client, headers, poor)
+    better, worse = await report_of(feedback, good_id, headers), await report_of(feedback, poor_id, headers)
+    assert better["overall"] > worse["overall"] + 1, (better["summary"], worse["summary"])
+    assert better["end_reason"] == "completed" and worse["end_reason"] == "user"
+    assert {c["id"]: c["status"] for c in better["criteria"]}["alternative"] == "met"
+    assert {c["id"]: c["status"] for c in worse["criteria"]}["alternative"] == "missed"
+    quoted = {e["quote"] for s in worse["skills"] + worse["criteria"] for e in s["evidence"]}
+    assert quoted and quoted <= set(poor)
+    politeness = {s["id"]: s for s in worse["skills"]}["politeness"]
+    assert politeness["score"] <= 2 and politeness["better_phrasing"]
+    assert better["summary"].startswith("急な残業の依頼を断る")
+
+    stranger = await identities.headers("someone-else")
+    async with httpx.AsyncClient(base_url=feedback.http_url) as client:
+        assert (await client.get(f"/api/v2/feedback/sessions/{good_id}/report", headers=stranger)).status_code == 404
+    async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        answer = await stub.GetReport(
+            feedback_pb2.GetReportRequest(session_id=good_id), metadata=await identities.metadata("scenario-coached")
+        )
+        assert answer.report.overall == pytest.approx(better["overall"]) and answer.report.skills[0].meaning

@@ -44,7 +44,9 @@ def test_the_scenario_vector_cache_holds_every_text() -> None:
     catalogue = content()
     cached, _ = od._read_cache(VECTOR_CACHE, get_embedder().model_version)
     missing = {t for s in catalogue.scenarios for t in scenario_script(s, catalogue).all_texts()} - set(cached)
-    assert not missing, f"{len(missing)} scenario texts are not in {VECTOR_CACHE.name}; run `python -m scenario_service build-index`"
+    assert not missing, (
+        f"{len(missing)} scenario texts are not in {VECTOR_CACHE.name}; run `python -m scenario_service build-index`"
+    )
 
 
 @pytest.fixture
@@ -84,9 +86,21 @@ def edit(root: Path, name: str, change) -> None:
             lambda d: [m.pop("ends", None) for m in d["moves"].values()],
             "at least one move must have `ends: true`",
         ),
-        (MODEL, lambda d: d.__setitem__("category", "harassment"), f"{MODEL}: consent: required in category 'harassment'"),
-        ("characters/boss.yaml", lambda d: d["voice"].__setitem__("gender", "robot"), "characters/boss.yaml: voice.gender"),
-        ("characters/boss.yaml", lambda d: d["ja"].pop("speaking_style"), "characters/boss.yaml: ja.speaking_style: Field required"),
+        (
+            MODEL,
+            lambda d: d.__setitem__("category", "harassment"),
+            f"{MODEL}: consent: required in category 'harassment'",
+        ),
+        (
+            "characters/boss.yaml",
+            lambda d: d["voice"].__setitem__("gender", "robot"),
+            "characters/boss.yaml: voice.gender",
+        ),
+        (
+            "characters/boss.yaml",
+            lambda d: d["ja"].pop("speaking_style"),
+            "characters/boss.yaml: ja.speaking_style: Field required",
+        ),
     ],
 )
 def test_a_broken_file_is_named_with_its_field(copy: Path, name: str, change, message: str) -> None:

@@ -78,6 +78,7 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec("feedback.conversation-turns", "conversation.turns", consumer="feedback"),
     SubscriptionSpec("web.feedback-ready", "feedback.ready", consumer="web"),
     SubscriptionSpec("chat.legacy-chat-histories", "legacy.chat-histories", consumer="chat"),
+    SubscriptionSpec("feedback.session-ended", "session.ended", consumer="feedback"),
 )
 
 

@@ -22,8 +22,9 @@ from .repository import FeedbackRepository
 from .settings import FeedbackSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The subscription it reads (declared in workplace_kit.topology).
+# The subscriptions it reads (declared in workplace_kit.topology).
 TURNS_SUBSCRIPTION = "feedback.conversation-turns"
+ENDED_SUBSCRIPTION = "feedback.session-ended"
 
 
 async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServiceParts:
@@ -32,7 +33,13 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
     analyser, fallback = build_emotion_analysers(settings)
     service = FeedbackService(
-        settings, FeedbackRepository(res.pool, cipher), analyser, relay.kick, fallback, consumer=TURNS_SUBSCRIPTION
+        settings,
+        FeedbackRepository(res.pool, cipher),
+        analyser,
+        relay.kick,
+        fallback,
+        consumer=TURNS_SUBSCRIPTION,
+        reports_consumer=ENDED_SUBSCRIPTION,
     )
 
     # Not ready until the analysers' dictionaries are loaded: the first turn then waits for nothing.
@@ -65,6 +72,19 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
             healthy=res.check_database,  # while the database is down, no event spends an attempt
         )
     )  # pulls only once the analysers are warm
+    # Coaching reports, from session.ended (the report reads the analyses the consumer above wrote).
+    reports = warm.after_warm_up(
+        pubsub_consumer(
+            res.bus,
+            ENDED_SUBSCRIPTION,
+            events_pb2.SessionEnded,
+            service.handle_session_ended,
+            healthy=res.check_database,
+        )
+    )
     return ServiceParts(
-        http_app=app, grpc_services=[grpc_service(service, verifier)], workers=[relay.run, consumer], warm_up=warm
+        http_app=app,
+        grpc_services=[grpc_service(service, verifier)],
+        workers=[relay.run, consumer, reports],
+        warm_up=warm,
     )

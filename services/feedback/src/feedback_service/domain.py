@@ -1,4 +1,5 @@
-"""Feedback: analyse the emotion of each learner turn as conversation-turn events arrive.
+"""Feedback: analyse the emotion of each learner turn as conversation-turn events arrive, and
+write a session's coaching report when its session.ended event arrives.
 
 Exactly once in effect: each event's id is recorded in the feedback database (the inbox) in
 the same transaction as the analysis and its feedback.ready event, and the analysis is keyed
@@ -16,17 +17,26 @@ from datetime import UTC, datetime
 
 from workplace.events.v1 import events_pb2
 from workplace.feedback.v1 import emotion_pb2
+from workplace_content import content
 from workplace_kit.ai.types import AIUnavailableError
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound
 
 from .coaching.card import FeedbackCard, build_card
 from .coaching.register import RegisterChecker
+from .coaching.report import LearnerTurn, build_report
 from .emotion.types import EmotionAnalyser, EmotionResult
-from .repository import FeedbackRepository, TurnAnalysis
+from .repository import FeedbackRepository, StoredReport, TurnAnalysis
 from .settings import FeedbackSettings
 
 log = logging.getLogger(__name__)
+# Deliveries of a session.ended event that wait for its turns' analyses (retried with backoff,
+# about two minutes in all) before the report is written from the turns that arrived.
+REPORT_PATIENCE = 8
+
+
+class TurnsStillArriving(Exception):  # noqa: N818 - reads as what it is
+    """A session ended before all its turns were analysed: retry the report later."""
 
 
 def card_to_proto(card: FeedbackCard) -> emotion_pb2.FeedbackCard:
@@ -65,9 +75,11 @@ class FeedbackService:
         *,
         consumer: str = "feedback.conversation-turns",
         register: RegisterChecker | None = None,
+        reports_consumer: str = "feedback.session-ended",
     ):
         self.settings = settings
         self.consumer = consumer  # the subscription it reads: the inbox records event ids under it
+        self.reports_consumer = reports_consumer  # the session.ended subscription
         self.repository = repository
         self.analyser = analyser
         self.fallback = fallback
@@ -123,6 +135,8 @@ class FeedbackService:
                 learner_text=event.learner_text,
                 result=result,
                 analysed_at=now,
+                move=event.move,
+                situation=event.situation,
             ),
             consumer=self.consumer,
             event_id=event_id,
@@ -152,6 +166,76 @@ class FeedbackService:
             return result
         check = await asyncio.to_thread(self.register.check, event.learner_text, result.language, event.partner)
         return dataclasses.replace(result, card=build_card(result, check))
+
+    async def handle_session_ended(self, event: events_pb2.SessionEnded, envelope: Envelope | None = None) -> Handled:
+        """Write the session's coaching report, once per event id and once per session. The
+        turns' own events may still be on their way (another topic): until every learner turn
+        the event counts is analysed, the event is retried later; after REPORT_PATIENCE
+        deliveries the report is written from the turns that arrived, and says how many."""
+        event_id = envelope.event_id if envelope is not None else event.event_id
+        if not event_id:
+            raise PermanentFailure("the session.ended event has no event_id")
+        try:
+            session_id = uuid.UUID(event.session_id)
+        except ValueError:
+            raise PermanentFailure("the session.ended event's session_id is not a UUID") from None
+        if await self.repository.already_handled(self.reports_consumer, event_id):
+            return Handled.DUPLICATE
+        analyses = [a for a in await self.repository.list_for_session(session_id) if a.user_id == event.user_id]
+        attempt = envelope.delivery_attempt if envelope is not None else 1
+        if len(analyses) < event.turn_count and attempt < REPORT_PATIENCE:
+            raise TurnsStillArriving(f"{len(analyses)} of {event.turn_count} turns analysed so far")
+        scenario = None
+        if event.scenario_id:
+            try:
+                scenario = content().scenario(event.scenario_id)
+            except KeyError:
+                log.warning("report of an unknown scenario %r: skills only", event.scenario_id)
+        language = event.language or (analyses[0].result.language if analyses else "ja")
+        turns = [
+            LearnerTurn(
+                a.turn_index,
+                a.learner_text,
+                a.move,
+                a.result.card.verdict if a.result.card else "",
+                a.result.card.better_phrasing if a.result.card else "",
+            )
+            for a in analyses
+        ]
+        report = await asyncio.to_thread(build_report, turns, language, scenario)
+        ended_at = event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else datetime.now(UTC)
+        started_at = event.started_at.ToDatetime(tzinfo=UTC) if event.HasField("started_at") else None
+        stored = await self.repository.store_report(
+            StoredReport(
+                session_id=session_id,
+                user_id=event.user_id,
+                source_service=event.source_service,
+                scenario_id=event.scenario_id,
+                language=report.language,
+                overall=report.overall,
+                scores={
+                    "skills": {s.id: s.score for s in report.skills},
+                    "criteria": {c.id: c.score for c in report.criteria},
+                },
+                report=dataclasses.asdict(report),
+                turn_count=report.turn_count,
+                end_reason=event.reason,
+                started_at=started_at,
+                ended_at=ended_at,
+                generated_at=datetime.now(UTC),
+            ),
+            consumer=self.reports_consumer,
+            event_id=event_id,
+        )
+        return Handled.OK if stored else Handled.DUPLICATE
+
+    async def report(self, raw_session_id: str, user_id: str) -> StoredReport:
+        """The coaching report of one of the learner's sessions; NotFound until it is written
+        (the page shows progress meanwhile) and for another learner's session."""
+        stored = await self.repository.get_report(_parse_id(raw_session_id, "session_id"))
+        if stored is None or stored.user_id != user_id:
+            raise NotFound("no coaching report for this session (yet)")
+        return stored
 
     async def turn_analysis(self, raw_turn_id: str, user_id: str) -> TurnAnalysis:
         """The analysis of one of the learner's turns; another learner's is not found, exactly as

@@ -51,10 +51,30 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         self, request: feedback_pb2.GetReportRequest, context: grpc.aio.ServicerContext
     ) -> feedback_pb2.GetReportResponse:
         principal = await principal_from_metadata(self.verifier, context)
-        # Another learner's session is NOT_FOUND even before reports exist.
-        await self.service.session_analyses(request.session_id, principal.user_id)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "session reports arrive in a later release")
-        raise AssertionError("unreachable: abort() raises")  # said for mypy: grpcio ships no types
+        stored = await self.service.report(request.session_id, principal.user_id)
+        r = stored.report
+
+        def evidence(items: list[dict]) -> list[feedback_pb2.Evidence]:
+            return [feedback_pb2.Evidence(**e) for e in items]
+
+        report = feedback_pb2.SessionReport(
+            session_id=str(stored.session_id),
+            user_id=stored.user_id,
+            source_service=stored.source_service,
+            language=stored.language,
+            summary=r["summary"],
+            strengths=r["strengths"],
+            improvements=r["try_next"],
+            turn_count=stored.turn_count,
+            engine=r["engine"],
+            overall=stored.overall,
+            skills=[feedback_pb2.SkillScore(**{**s, "evidence": evidence(s["evidence"])}) for s in r["skills"]],
+            criteria=[feedback_pb2.CriterionScore(**{**c, "evidence": evidence(c["evidence"])}) for c in r["criteria"]],
+            scenario_id=stored.scenario_id,
+            end_reason=stored.end_reason,
+        )
+        report.generated_at.FromDatetime(stored.generated_at)
+        return feedback_pb2.GetReportResponse(report=report)
 
     async def GetStrengths(  # noqa: N802
         self, request: feedback_pb2.GetStrengthsRequest, context: grpc.aio.ServicerContext

@@ -14,7 +14,75 @@ from workplace_kit.service import UUID_PATTERN, error_responses
 
 from .domain import FeedbackService
 from .emotion.types import EMOTION_LABELS_JA
-from .repository import TurnAnalysis
+from .repository import StoredReport, TurnAnalysis
+
+
+class EvidenceOut(BaseModel):
+    turn_index: int
+    quote: str  # the learner's own words
+    cue: str  # what in them raised (positive) or lowered the score
+    positive: bool
+
+
+class SkillScoreOut(BaseModel):
+    id: str  # clarity, empathy, politeness, listening, assertiveness, structure
+    label: str
+    score: int  # 1..5
+    meaning: str  # what this score means (the rubric)
+    evidence: list[EvidenceOut]
+    advice: str
+    better_phrasing: str
+
+
+class CriterionScoreOut(BaseModel):
+    id: str
+    text: str
+    status: str  # met, partly, missed, not_shown
+    status_label: str
+    score: int
+    evidence: list[EvidenceOut]
+    better_phrasing: str
+
+
+class ReportOut(BaseModel):
+    session_id: str
+    source_service: str
+    scenario_id: str
+    language: str
+    overall: float  # 1..5
+    summary: str
+    strengths: list[str]
+    try_next: list[str]
+    skills: list[SkillScoreOut]
+    criteria: list[CriterionScoreOut]
+    turn_count: int
+    end_reason: str
+    engine: str
+    started_at: str | None
+    ended_at: str
+    generated_at: str
+
+
+def report_out(stored: StoredReport) -> ReportOut:
+    r = stored.report
+    return ReportOut(
+        session_id=str(stored.session_id),
+        source_service=stored.source_service,
+        scenario_id=stored.scenario_id,
+        language=stored.language,
+        overall=stored.overall,
+        summary=r["summary"],
+        strengths=r["strengths"],
+        try_next=r["try_next"],
+        skills=r["skills"],
+        criteria=r["criteria"],
+        turn_count=stored.turn_count,
+        end_reason=stored.end_reason,
+        engine=r["engine"],
+        started_at=stored.started_at.isoformat() if stored.started_at else None,
+        ended_at=stored.ended_at.isoformat(),
+        generated_at=stored.generated_at.isoformat(),
+    )
 
 
 class FeedbackCardOut(BaseModel):
@@ -80,5 +148,14 @@ def build_router(service: FeedbackService, current_principal: Callable[..., Awai
         """The analyses of one of the signed-in learner's sessions, in turn order: empty while
         none is stored for this session id, a 404 when they are another learner's."""
         return [to_out(a) for a in await service.session_analyses(session_id, principal.user_id)]
+
+    @router.get(
+        "/sessions/{session_id}/report", response_model=ReportOut, responses=error_responses(401, 404, 422, 503)
+    )
+    async def report(principal: Signed, session_id: str = Path(pattern=UUID_PATTERN)) -> ReportOut:
+        """The coaching report of one of the learner's ended sessions: a score per skill and per
+        scenario criterion, each with the learner's own turns as evidence. 404 until it is
+        written (a few seconds after the session ends) and for another learner's session."""
+        return report_out(await service.report(session_id, principal.user_id))
 
     return router

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
@@ -23,7 +24,9 @@ LEARNER_TEXT = SealedColumn(
 SUMMARY = SealedColumn(table="turn_analyses", column="summary", key="turn_id", sealed="summary_sealed", plain="summary")
 # The feedback card as JSON (it quotes the learner's words in its better phrasing).
 CARD = SealedColumn(table="turn_analyses", column="card", key="turn_id", sealed="card_sealed")
-SEALED_COLUMNS = (LEARNER_TEXT, SUMMARY, CARD)
+# The coaching report as JSON (it quotes the learner's turns as evidence).
+REPORT = SealedColumn(table="session_reports", column="report", key="session_id", sealed="report_sealed")
+SEALED_COLUMNS = (LEARNER_TEXT, SUMMARY, CARD, REPORT)
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,30 @@ class TurnAnalysis:
     learner_text: str
     result: EmotionResult
     analysed_at: datetime
+    move: str = ""  # the scenario move the turn made ("" outside scenarios)
+    situation: str = ""  # the chat situation or the scenario id
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    session_id: uuid.UUID
+    user_id: str
+    source_service: str
+    scenario_id: str
+    language: str
+    overall: float
+    scores: dict[str, dict[str, int]]
+    report: dict[str, Any]
+    turn_count: int
+    end_reason: str
+    started_at: datetime | None
+    ended_at: datetime
+    generated_at: datetime
 
 
 _COLUMNS = (
     "turn_id, session_id, user_id, source_service, turn_index, learner_text_sealed, language, "
-    "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at, card_sealed"
+    "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at, card_sealed, move, situation"
 )
 # What is read: the plaintext columns too, for rows not re-encrypted yet.
 _READ_COLUMNS = _COLUMNS + ", learner_text, summary"
@@ -83,6 +105,8 @@ class FeedbackRepository:
                         card=card,
                     ),
                     analysed_at=row["analysed_at"],
+                    move=row["move"],
+                    situation=row["situation"],
                 )
             )
         return analyses
@@ -108,7 +132,7 @@ class FeedbackRepository:
                 return None
             analysed_at = await conn.fetchval(
                 f"INSERT INTO turn_analyses ({_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now(), $13) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, now(), $13, $14, $15) "
                 "ON CONFLICT (turn_id) DO NOTHING RETURNING analysed_at",
                 analysis.turn_id,
                 analysis.session_id,
@@ -125,6 +149,8 @@ class FeedbackRepository:
                 None
                 if r.card is None
                 else self.cipher.seal(json.dumps(r.card.to_dict(), ensure_ascii=False), CARD.field(analysis.turn_id)),
+                analysis.move,
+                analysis.situation,
             )
             if analysed_at is None:
                 return None
@@ -141,3 +167,51 @@ class FeedbackRepository:
             session_id,
         )
         return await self._from_rows(rows)
+
+    async def store_report(self, report: StoredReport, *, consumer: str, event_id: str) -> bool:
+        """Record the session.ended event as handled and store its report, in one transaction;
+        False if either was stored before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.record(conn, consumer, event_id):
+                return False
+            stored = await conn.fetchval(
+                "INSERT INTO session_reports (session_id, user_id, source_service, scenario_id, language, overall, "
+                "scores, report_sealed, turn_count, end_reason, started_at, ended_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12) "
+                "ON CONFLICT (session_id) DO NOTHING RETURNING true",
+                report.session_id,
+                report.user_id,
+                report.source_service,
+                report.scenario_id,
+                report.language,
+                report.overall,
+                json.dumps(report.scores),
+                self.cipher.seal(json.dumps(report.report, ensure_ascii=False), REPORT.field(report.session_id)),
+                report.turn_count,
+                report.end_reason,
+                report.started_at,
+                report.ended_at,
+            )
+            return bool(stored)
+
+    async def get_report(self, session_id: uuid.UUID) -> StoredReport | None:
+        row = await self.pool.fetchrow("SELECT * FROM session_reports WHERE session_id = $1", session_id)
+        if row is None:
+            return None
+        (opened,) = await self.cipher.open_texts([(row["report_sealed"], None, REPORT.field(session_id))])
+        scores = row["scores"]
+        return StoredReport(
+            session_id=row["session_id"],
+            user_id=row["user_id"],
+            source_service=row["source_service"],
+            scenario_id=row["scenario_id"],
+            language=row["language"],
+            overall=float(row["overall"]),
+            scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
+            report=json.loads(opened or "{}"),
+            turn_count=row["turn_count"],
+            end_reason=row["end_reason"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            generated_at=row["generated_at"],
+        )

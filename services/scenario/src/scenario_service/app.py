@@ -6,7 +6,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from workplace_content import content
+from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.embeddings import get_embedder
+from workplace_kit.ai.types import DialogueEngine
 from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.crypto import open_cipher
 from workplace_kit.outbox import OutboxRelay
@@ -25,12 +27,10 @@ from .settings import ScenarioSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def generative_engine(settings: ScenarioSettings):  # type: ignore[no-untyped-def]
+def generative_engine(settings: ScenarioSettings) -> DialogueEngine | None:
     """Gemini (or the opt-in local model) when configured; None: the scenario scripts answer."""
     if settings.ai_provider == "local" or settings.gemini_enabled:
-        from workplace_kit.ai.dialogue import build_dialogue_engine
-
-        return build_dialogue_engine(settings, None)  # type: ignore[arg-type] - no offline fallback asked for
+        return build_dialogue_engine(settings, None)
     return None
 
 

@@ -105,7 +105,8 @@ class CatalogueStore:
 
     @staticmethod
     def _where(filters: Filters, first: int) -> tuple[str, list[object]]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         for column, value in (("category", filters.category), ("difficulty", filters.difficulty)):
             if value:
                 args.append(value)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
-
 from workplace.events.v1 import events_pb2
 from workplace_content import ContentCatalogue, Scenario
 from workplace_content.dialogue import scenario_script
@@ -179,9 +178,7 @@ class ScenarioService:
         next_offset = offset + limit if offset + limit < total else None
         return Page(scenarios, next_offset, total, counts)
 
-    async def search(
-        self, query: str, *, limit: int = 0, category: str = "", difficulty: str = ""
-    ) -> list[Match]:
+    async def search(self, query: str, *, limit: int = 0, category: str = "", difficulty: str = "") -> list[Match]:
         query = query.strip()
         if not query:
             raise InvalidInput("query must not be empty", field="query")
@@ -250,7 +247,8 @@ class ScenarioService:
     ) -> AsyncIterator[ReplyEvent]:
         language = session.language
         character = self.content.character(scenario.character)
-        history = tuple(Turn(t.role, t.text) for t in turns)[-2 * self.settings.scenario_history_turns :]
+        history = tuple(Turn("user" if t.role == "user" else "model", t.text) for t in turns)
+        history = history[-2 * self.settings.scenario_history_turns :]
         learner_turns = sum(1 for t in turns if t.role == "user")
         request = DialogueRequest(
             system_instruction=prompts.system_instruction(scenario, character, language),
@@ -359,7 +357,9 @@ class ScenarioService:
         except Exception as exc:
             if not is_dependency_outage(exc):
                 raise
-            log.warning("roleplay turn could not be stored", extra={"session_id": str(session.session_id)}, exc_info=True)
+            log.warning(
+                "roleplay turn could not be stored", extra={"session_id": str(session.session_id)}, exc_info=True
+            )
             raise Unavailable(
                 "the reply could not be saved (the database is unavailable); this turn does not count: send it again"
             ) from exc

@@ -122,7 +122,9 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             difficulty=_DIFFICULTY_NAME.get(request.difficulty, ""),
         )
         return scenario_pb2.SearchScenariosResponse(
-            matches=[scenario_pb2.ScenarioMatch(scenario=self._message(m.scenario, language), score=m.score) for m in matches]
+            matches=[
+                scenario_pb2.ScenarioMatch(scenario=self._message(m.scenario, language), score=m.score) for m in matches
+            ]
         )
 
     async def StartSession(  # noqa: N802

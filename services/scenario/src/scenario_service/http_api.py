@@ -137,7 +137,11 @@ def scenario_out(scenario: Scenario, content: ContentCatalogue, language: str) -
         difficulty=scenario.difficulty,
         reverse_role=scenario.reverse_role,
         character=CharacterOut(
-            id=scenario.character, label=persona.label, name=persona.name, full_name=persona.full_name, role=persona.role
+            id=scenario.character,
+            label=persona.label,
+            name=persona.name,
+            full_name=persona.full_name,
+            role=persona.role,
         ),
         situation=scenario.situation.get(language),
         learner_role=scenario.learner_role.get(language),
@@ -154,7 +158,9 @@ def scenario_out(scenario: Scenario, content: ContentCatalogue, language: str) -
     )
 
 
-def _session_out(service: ScenarioService, session: SessionRow, scenario: Scenario, turns: list[StoredTurn]) -> SessionOut:
+def _session_out(
+    service: ScenarioService, session: SessionRow, scenario: Scenario, turns: list[StoredTurn]
+) -> SessionOut:
     return SessionOut(
         session_id=str(session.session_id),
         language=session.language,
@@ -250,7 +256,9 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
         matches = await service.search(q, limit=limit, category=category, difficulty=difficulty)
         return [MatchOut(scenario=scenario_out(m.scenario, content, lang), score=round(m.score, 4)) for m in matches]
 
-    @router.post("/sessions", response_model=SessionOut, status_code=201, responses=error_responses(400, 401, 404, 409, 422, 503))
+    @router.post(
+        "/sessions", response_model=SessionOut, status_code=201, responses=error_responses(400, 401, 404, 409, 422, 503)
+    )
     async def start(body: StartIn, principal: Signed) -> SessionOut:
         """Start a roleplay; the character's opening line (if any) is the first turn. A scenario
         with a consent notice starts only with consent_given."""
@@ -299,7 +307,9 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
 
         return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})
 
-    @router.post("/sessions/{session_id}/end", response_model=EndOut, responses=error_responses(400, 401, 404, 422, 503))
+    @router.post(
+        "/sessions/{session_id}/end", response_model=EndOut, responses=error_responses(400, 401, 404, 422, 503)
+    )
     async def end(
         principal: Signed, session_id: Annotated[str, Path(pattern=UUID_PATTERN)], body: EndIn | None = None
     ) -> EndOut:

@@ -61,7 +61,8 @@ class SessionRepository:
             )
             if opening and opening_turn_id is not None:
                 await conn.execute(
-                    "INSERT INTO turns (turn_id, session_id, turn_index, role, text_sealed) VALUES ($1, $2, 0, 'model', $3)",
+                    "INSERT INTO turns (turn_id, session_id, turn_index, role, text_sealed) "
+                    "VALUES ($1, $2, 0, 'model', $3)",
                     opening_turn_id,
                     session.session_id,
                     self.cipher.seal(opening, TURN_TEXT.field(opening_turn_id)),
@@ -121,7 +122,15 @@ class SessionRepository:
                 "INSERT INTO turns (turn_id, session_id, turn_index, role, text_sealed, move, engine_id) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 [
-                    (user_turn_id, session.session_id, count, "user", seal(user_text, TURN_TEXT.field(user_turn_id)), move, ""),
+                    (
+                        user_turn_id,
+                        session.session_id,
+                        count,
+                        "user",
+                        seal(user_text, TURN_TEXT.field(user_turn_id)),
+                        move,
+                        "",
+                    ),
                     (
                         reply_turn_id,
                         session.session_id,
@@ -134,8 +143,8 @@ class SessionRepository:
                 ],
             )
             await conn.execute(
-                "UPDATE sessions SET updated_at = now(), ended_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, "
-                "end_reason = $2 WHERE session_id = $1",
+                "UPDATE sessions SET updated_at = now(), "
+                "ended_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, end_reason = $2 WHERE session_id = $1",
                 session.session_id,
                 end_reason,
             )

@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from .offline_dialogue import Catalogue
 
 
-def build_dialogue_engine(settings: ServiceSettings, catalogue: Catalogue) -> DialogueEngine:
+def build_dialogue_engine(settings: ServiceSettings, catalogue: Catalogue | None) -> DialogueEngine:
     """`catalogue`: the serving service's characters, situations and lines (the offline engine
-    answers from them; the generative engines get them through the system instruction)."""
+    answers from them; the generative engines get them through the system instruction). A
+    service whose offline answers come from elsewhere (the scenario scripts) passes None and
+    asks only when a generative engine is configured."""
     provider = settings.ai_provider
     if provider == "local":
         if not settings.local_llm_base_url:
@@ -33,4 +35,6 @@ def build_dialogue_engine(settings: ServiceSettings, catalogue: Catalogue) -> Di
         return GeminiDialogueEngine(settings)
     from .offline_dialogue import OfflineDialogueEngine
 
+    if catalogue is None:
+        raise ValueError("no generative engine is configured and no offline catalogue was given")
     return OfflineDialogueEngine(catalogue)

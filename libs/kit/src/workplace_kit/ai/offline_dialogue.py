@@ -860,7 +860,9 @@ def dialogue_cli(argv: Iterable[str] | None, catalogue_of: Callable[[Path | None
     parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build-index", help="embed every authored text into the embedding cache")
-    build.add_argument("folder", type=Path, nargs="?", help="a content folder (characters.yaml, situations.yaml, intents.yaml)")
+    build.add_argument(
+        "folder", type=Path, nargs="?", help="a content folder (characters.yaml, situations.yaml, intents.yaml)"
+    )
     ask = sub.add_parser("ask", help="print the reply to one message")
     ask.add_argument("message")
     ask.add_argument("--folder", type=Path)

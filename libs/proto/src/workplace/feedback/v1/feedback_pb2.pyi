@@ -73,7 +73,7 @@ class EmotionTrend(_message.Message):
     def __init__(self, emotion: _Optional[str] = ..., points: _Optional[_Iterable[_Union[EmotionTrendPoint, _Mapping]]] = ..., average: _Optional[float] = ...) -> None: ...
 
 class SessionReport(_message.Message):
-    __slots__ = ("session_id", "user_id", "source_service", "language", "summary", "strengths", "improvements", "emotion_trends", "turn_count", "average_polarity", "engine", "generated_at")
+    __slots__ = ("session_id", "user_id", "source_service", "language", "summary", "strengths", "improvements", "emotion_trends", "turn_count", "average_polarity", "engine", "generated_at", "overall", "skills", "criteria", "scenario_id", "end_reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_SERVICE_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,11 @@ class SessionReport(_message.Message):
     AVERAGE_POLARITY_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    SKILLS_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     user_id: str
     source_service: str
@@ -98,7 +103,60 @@ class SessionReport(_message.Message):
     average_polarity: float
     engine: str
     generated_at: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., source_service: _Optional[str] = ..., language: _Optional[str] = ..., summary: _Optional[str] = ..., strengths: _Optional[_Iterable[str]] = ..., improvements: _Optional[_Iterable[str]] = ..., emotion_trends: _Optional[_Iterable[_Union[EmotionTrend, _Mapping]]] = ..., turn_count: _Optional[int] = ..., average_polarity: _Optional[float] = ..., engine: _Optional[str] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    overall: float
+    skills: _containers.RepeatedCompositeFieldContainer[SkillScore]
+    criteria: _containers.RepeatedCompositeFieldContainer[CriterionScore]
+    scenario_id: str
+    end_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., source_service: _Optional[str] = ..., language: _Optional[str] = ..., summary: _Optional[str] = ..., strengths: _Optional[_Iterable[str]] = ..., improvements: _Optional[_Iterable[str]] = ..., emotion_trends: _Optional[_Iterable[_Union[EmotionTrend, _Mapping]]] = ..., turn_count: _Optional[int] = ..., average_polarity: _Optional[float] = ..., engine: _Optional[str] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overall: _Optional[float] = ..., skills: _Optional[_Iterable[_Union[SkillScore, _Mapping]]] = ..., criteria: _Optional[_Iterable[_Union[CriterionScore, _Mapping]]] = ..., scenario_id: _Optional[str] = ..., end_reason: _Optional[str] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("turn_index", "quote", "cue", "positive")
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_FIELD_NUMBER: _ClassVar[int]
+    CUE_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    turn_index: int
+    quote: str
+    cue: str
+    positive: bool
+    def __init__(self, turn_index: _Optional[int] = ..., quote: _Optional[str] = ..., cue: _Optional[str] = ..., positive: _Optional[bool] = ...) -> None: ...
+
+class SkillScore(_message.Message):
+    __slots__ = ("id", "label", "score", "meaning", "evidence", "advice", "better_phrasing")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MEANING_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    BETTER_PHRASING_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    label: str
+    score: int
+    meaning: str
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    advice: str
+    better_phrasing: str
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., score: _Optional[int] = ..., meaning: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., advice: _Optional[str] = ..., better_phrasing: _Optional[str] = ...) -> None: ...
+
+class CriterionScore(_message.Message):
+    __slots__ = ("id", "text", "status", "status_label", "score", "evidence", "better_phrasing")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BETTER_PHRASING_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    status: str
+    status_label: str
+    score: int
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    better_phrasing: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., status: _Optional[str] = ..., status_label: _Optional[str] = ..., score: _Optional[int] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., better_phrasing: _Optional[str] = ...) -> None: ...
 
 class GetReportRequest(_message.Message):
     __slots__ = ("session_id",)
