@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 from fastapi import APIRouter, Request
@@ -30,6 +32,15 @@ from .ui_text import COOKIE, LANGUAGES, TEXT, pick_language
 from .views import chat_options_view, feedback_view
 
 log = logging.getLogger(__name__)
+# A scenario id as the catalogue spells them (the scenario service checks the same pattern).
+SCENARIO_ID = re.compile(r"[a-z][a-z0-9_-]{1,62}")
+
+
+def language_switch_href(request: Request, other: str) -> str:
+    """The page itself in the other language: its path and query, `lang` replaced (a chat
+    page's ?session=… stays; the page's script keeps the link up to date as the URL changes)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] + [("lang", other)]
+    return f"{request.url.path}?{urlencode(query)}"
 
 
 def build_router(
@@ -67,6 +78,7 @@ def build_router(
                 # Where csrf.js finds the token to send back with state-changing requests.
                 "csrf_cookie": CSRF_COOKIE_NAME,
                 "csrf_header": CSRF_HEADER_NAME,
+                "lang_switch_href": language_switch_href(request, text["switch_lang"]),
                 **context,
             },
         )
@@ -109,6 +121,34 @@ def build_router(
             "email_max": EMAIL_MAX_CHARS,
         }
         return render_page(request, "account.html", pick_language(request), context)
+
+    @router.get("/scenarios", response_class=HTMLResponse, include_in_schema=False)
+    async def scenarios(request: Request) -> HTMLResponse:
+        """The scenario catalogue: category chips, a difficulty filter and a search by meaning.
+        The page's script reads the catalogue from the scenario service through the gateway
+        (signed in as the free-chat page is), so the filters never reload the page."""
+        context = {"scenario_api_url": settings.web_scenario_api_url}
+        return render_page(request, "scenarios.html", pick_language(request), context)
+
+    @router.get("/scenarios/{scenario_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def scenario_briefing(scenario_id: str, request: Request) -> HTMLResponse:
+        """One scenario's briefing and the start button (with the consent box where it asks
+        for one); an unknown id is said on the page, a malformed one is a 404 here."""
+        if not SCENARIO_ID.fullmatch(scenario_id):
+            raise NotFound("no such scenario")
+        context = {"scenario_api_url": settings.web_scenario_api_url, "scenario_id": scenario_id}
+        return render_page(request, "scenario.html", pick_language(request), context)
+
+    @router.get("/roleplay/{session_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def roleplay(session_id: str, request: Request) -> HTMLResponse:
+        """A roleplay session: its conversation so far (read by the page's script, so a reload
+        or a shared link shows it again), the message box and the live feedback panel."""
+        try:
+            session_id = str(uuid.UUID(session_id))
+        except ValueError:
+            raise NotFound("no such roleplay") from None
+        context = {"scenario_api_url": settings.web_scenario_api_url, "session_id": session_id}
+        return render_page(request, "roleplay.html", pick_language(request), context)
 
     @router.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:

@@ -18,6 +18,8 @@ class WebSettings(ServiceSettings):
     web_feedback_poll_s: float = Field(3.0, gt=0, le=60)
     # Where the browser sends chat requests: same origin (through the gateway) by default.
     web_chat_api_url: str = "/api/v2/chat"
+    # Where the browser finds the scenario catalogue and roleplay sessions (same origin too).
+    web_scenario_api_url: str = "/api/v2/scenario"
     web_grpc_timeout_s: float = Field(5.0, gt=0)
     # Whether the account page offers "Sign in with Google": true where auth's OIDC sign-in is
     # set up (the chart sets both from auth.oidc). A setting, not a call to auth on each page.

@@ -1,7 +1,11 @@
 // Free-chat page: sends the learner's message, streams the reply (SSE over POST via sse.js),
-// and connects the feedback panel (htmx SSE extension) once the session exists.
+// and connects the feedback panel (htmx SSE extension) once the session exists. The session's
+// id goes into the address (?session=…) once its first turn is stored, so a reload or a shared
+// link shows the conversation again (read back from the chat API).
 import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
+import { ApiError, api, ensureSignedIn, forgetSignIn, setQuery, ui } from "/static/page.js";
+import { connectFeedback, disconnectFeedback, watchFeedback } from "/static/feedback_panel.js";
 
 const log = document.getElementById("log");
 const composer = document.getElementById("composer");
@@ -13,32 +17,9 @@ const situation = document.getElementById("situation");
 const situationHint = document.getElementById("situation-hint");
 const feedbackHint = document.getElementById("feedback-hint");
 const chatApi = composer.dataset.chatApi;
-// The page's wording (ui_text.py), in its language.
-const ui = JSON.parse(document.getElementById("ui-text").textContent);
-const lang = document.documentElement.lang || "ja";
 
 let sessionId = "";
 let busy = false;
-
-// Who the learner is comes from the auth service's access token, kept by the browser in an
-// HttpOnly cookie that this script never sees: it only knows when the token runs out.
-let tokenExpiresAt = 0;
-
-async function signIn() {
-  // The browser's sign-in goes on (its refresh cookie: a returning learner keeps their
-  // sessions), or a guest one starts; the tokens come back as HttpOnly cookies.
-  const response = await fetch("/api/v2/auth/session", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...csrfHeaders("POST") },
-    body: JSON.stringify({ language: lang }),
-  });
-  if (!response.ok) throw new Error(`sign-in failed: ${response.status}`);
-  tokenExpiresAt = Date.now() + ((await response.json()).expires_in - 60) * 1000;
-}
-
-async function ensureSignedIn() {
-  if (Date.now() >= tokenExpiresAt) await signIn();
-}
 
 function bubble(role, content) {
   const li = document.createElement("li");
@@ -57,21 +38,21 @@ function showSituationHint() {
   situationHint.textContent = opt ? opt.title : "";
 }
 
-function connectFeedback(id) {
-  const old = document.getElementById("feedback-stream");
-  const fresh = old.cloneNode(false);
-  fresh.setAttribute("sse-connect", `/events/sessions/${encodeURIComponent(id)}/feedback?lang=${lang}`);
-  old.replaceWith(fresh);
-  htmx.process(fresh);
+// The conversation is `id` from now on: its feedback panel, the pickers fixed, the address.
+function useSession(id) {
+  sessionId = id;
+  connectFeedback(id);
+  partner.disabled = true;
+  situation.disabled = true;
+  feedbackHint.hidden = true;
+  setQuery({ session: id });
 }
 
 function resetConversation() {
   sessionId = "";
   log.replaceChildren();
-  const old = document.getElementById("feedback-stream");
-  const fresh = old.cloneNode(false);
-  fresh.removeAttribute("sse-connect");
-  old.replaceWith(fresh);
+  disconnectFeedback();
+  setQuery({ session: "" });
   feedbackHint.hidden = false;
   partner.disabled = false;
   situation.disabled = false;
@@ -82,8 +63,16 @@ function resetConversation() {
 // The engine's own label is Japanese; name it in the page's language.
 function engineLabel(engine) {
   if (engine.id === "offline-retrieval") return ui.engine_offline;
-  if (engine.id === "local-llm") return `${ui.engine_local} (${engine.model})`;
+  if (engine.id === "local-llm") return engine.model ? `${ui.engine_local} (${engine.model})` : ui.engine_local;
   return engine.label;
+}
+
+function engineBadge(li, label) {
+  const badge = document.createElement("span");
+  badge.className = "engine-badge";
+  badge.textContent = label;
+  badge.title = ui.engine_title;
+  li.appendChild(badge);
 }
 
 // The APIs answer errors as {"error": code, "message": English text}: say the ones a learner
@@ -126,7 +115,7 @@ async function send(message) {
   try {
     await ensureSignedIn();
   } catch (_) {
-    tokenExpiresAt = 0;
+    forgetSignIn();
     reply.classList.remove("pending");
     reply.classList.add("failed");
     reply.querySelector(".body").textContent = ui.network_failed;
@@ -163,24 +152,15 @@ async function send(message) {
   // The session exists once a turn in it is stored: only then is it adopted (a first turn that
   // failed leaves no session behind to send to).
   const adopt = (id) => {
-    if (sessionId) return;
-    sessionId = id;
-    connectFeedback(sessionId);
-    partner.disabled = true;
-    situation.disabled = true;
-    feedbackHint.hidden = true;
+    if (!sessionId) useSession(id);
   };
 
   source.addEventListener("start", (e) => {
     const data = JSON.parse(e.data);
     turn = { sessionId: data.session_id, userTurnId: data.user_turn_id };
     mine.dataset.turnId = data.user_turn_id;
-    const badge = document.createElement("span");
-    badge.className = "engine-badge";
     const label = engineLabel(data.engine);
-    badge.textContent = data.cached ? `${label}${ui.cached}` : label;
-    badge.title = ui.engine_title;
-    reply.appendChild(badge);
+    engineBadge(reply, data.cached ? `${label}${ui.cached}` : label);
     statusLine.textContent = ui.replying;
   });
   source.addEventListener("delta", (e) => {
@@ -229,7 +209,7 @@ async function send(message) {
   source.addEventListener("error", (e) => {
     if (!busy) return;
     if (e.data) {
-      if (e.data.includes('"unauthenticated"')) tokenExpiresAt = 0; // sign in again on the next send
+      if (e.data.includes('"unauthenticated"')) forgetSignIn(); // sign in again on the next send
       fail(errorMessage(e.data, ui.reply_failed));
     } else if (turn) {
       settleBrokenTurn();
@@ -267,28 +247,39 @@ document.getElementById("new-chat").addEventListener("click", resetConversation)
 situation.addEventListener("change", showSituationHint);
 showSituationHint();
 
-// The feedback stream is for the signed-in learner only (the HttpOnly cookie goes with it, same
-// origin): once the access token has run out it is refused, so sign in again and htmx's next
-// attempt to reconnect carries a fresh token.
-document.body.addEventListener("htmx:sseError", () => {
-  ensureSignedIn().catch(() => { tokenExpiresAt = 0; });
-});
+watchFeedback(log);
 
-// Feedback cards arrive as HTML fragments: fill in what CSP forbids inline (bar widths) and
-// the learner's own words for live cards.
-document.body.addEventListener("htmx:afterSwap", () => {
-  // After a reconnect the server sends the stored cards again: keep one card per turn.
-  const seen = new Set();
-  for (const card of document.querySelectorAll("#feedback-stream article.card")) {
-    if (seen.has(card.dataset.turnId)) card.remove();
-    else seen.add(card.dataset.turnId);
+// A conversation named in the address (?session=…, a reload or a shared link): show it again,
+// with its partner and situation, and carry on in it. Sending waits until it is shown.
+async function restore(id) {
+  busy = true;
+  sendButton.disabled = true;
+  statusLine.textContent = ui.conversation_loading;
+  try {
+    const history = await api(`${chatApi}/sessions/${encodeURIComponent(id)}`);
+    for (const m of history.messages) {
+      const li = bubble(m.role === "user" ? "user" : "model", m.text);
+      li.dataset.turnId = m.turn_id;
+      if (m.role !== "user" && m.engine_id) engineBadge(li, engineLabel({ id: m.engine_id, label: m.engine_id }));
+    }
+    if ([...partner.options].some((o) => o.value === history.partner)) partner.value = history.partner;
+    if ([...situation.options].some((o) => o.value === history.situation)) situation.value = history.situation;
+    showSituationHint();
+    useSession(history.session_id);
+    statusLine.textContent = "";
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
+      // Not this learner's (or no such) conversation: start a new one instead.
+      setQuery({ session: "" });
+      statusLine.textContent = ui.conversation_not_found;
+    } else {
+      statusLine.textContent = ui.conversation_load_failed; // the address stays: a reload tries again
+    }
+  } finally {
+    busy = false;
+    sendButton.disabled = false;
   }
-  for (const fill of document.querySelectorAll(".card .fill[data-width]")) {
-    fill.style.width = `${fill.dataset.width}%`;
-    fill.removeAttribute("data-width");
-  }
-  for (const quote of document.querySelectorAll(".card .quote:empty")) {
-    const source = log.querySelector(`[data-turn-id="${quote.dataset.forTurn}"] .body`);
-    if (source) quote.textContent = source.textContent;
-  }
-});
+}
+
+const requested = new URLSearchParams(window.location.search).get("session");
+if (requested) restore(requested);
