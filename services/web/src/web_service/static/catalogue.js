@@ -137,6 +137,12 @@ async function load() {
     statusLine.textContent = message;
   } catch (error) {
     if (mine !== generation) return;
+    if (error instanceof ApiError && error.status === 400 && state.category) {
+      // A category the catalogue does not have (an old or mistyped link): show them all.
+      state.category = "";
+      load();
+      return;
+    }
     if (error instanceof ApiError && [429, 502, 503, 504].includes(error.status)) {
       statusLine.textContent = errorText(error);
     } else {
