@@ -864,7 +864,10 @@ def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
     assert set(scaled) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker"]}
     worker = _triggers(scaled, "feedback-worker")
     assert set(worker) == {"gcp-pubsub"}
-    assert worker["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/feedback.conversation-turns"
+    # The worker scales on the backlog of each subscription it reads: turns and ended sessions.
+    assert {t["metadata"]["subscriptionName"] for t in scaled[f"{RELEASE}-feedback-worker"]["spec"]["triggers"]} == {
+        f"projects/{project}/subscriptions/{name}" for name in ("feedback.conversation-turns", "feedback.session-ended")
+    }
     web = _triggers(scaled, "web")
     assert set(web) == {"gcp-pubsub", "prometheus"}
     assert web["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/web.feedback-ready"

@@ -33,6 +33,7 @@ EXPECTED_SERVICES: dict[str, dict[str, bool]] = {
         "GetHistory": False,
         "ListSituations": False,
         "GetOptions": False,
+        "EndSession": False,
     },
     "workplace.feedback.v1.FeedbackService": {
         "GetTurnAnalysis": False,
@@ -47,6 +48,7 @@ EXPECTED_SERVICES: dict[str, dict[str, bool]] = {
         "StartSession": False,
         "StreamReply": True,
         "EndSession": False,
+        "GetSession": False,
     },
     "workplace.watch.v1.WatchService": {
         "StartWatch": False,

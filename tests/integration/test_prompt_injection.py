@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from chat_service.app import chat_catalogue
 from chat_service.app import build as build_chat
+from chat_service.app import chat_catalogue
 from chat_service.prompts import system_instruction
 from chat_service.settings import ChatSettings
 from feedback_service.emotion.gemini import GeminiEmotionAnalyser

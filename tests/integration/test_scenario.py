@@ -11,6 +11,8 @@ import json
 import grpc
 import httpx
 import pytest
+from chat_service.app import build as build_chat
+from chat_service.settings import ChatSettings
 from feedback_service.app import build as build_feedback
 from feedback_service.settings import FeedbackSettings
 from httpx_sse import aconnect_sse
@@ -106,6 +108,19 @@ async def test_the_catalogue_lists_filters_and_pages(scenario) -> None:
             await client.get(f"{API}/scenarios", params={"page_size": 2, "page_token": first["next_page_token"]})
         ).json()
         assert [s["id"] for s in first["scenarios"] + second["scenarios"]] == [s.id for s in catalogue.scenarios[:4]]
+
+        # A scenario in the table that this process cannot play (a newer release's, mid-rollout)
+        # is neither listed nor counted.
+        pool = scenario.app.state.service.store.pool
+        await pool.execute(
+            "INSERT INTO scenarios (scenario_id, position, category, difficulty, document, digest, model_version) "
+            "VALUES ('from-the-future', 999, 'declining', 'beginner', '{}', 'x', 'x')"
+        )
+        try:
+            later = (await client.get(f"{API}/scenarios", params={"page_size": 100})).json()
+            assert later["total"] == everything["total"] and later["categories"] == everything["categories"]
+        finally:
+            await pool.execute("DELETE FROM scenarios WHERE scenario_id = 'from-the-future'")
 
         for params, field in (({"category": "karaoke"}, "category_id"), ({"page_token": "x"}, "page_token")):
             bad = await client.get(f"{API}/scenarios", params=params)
@@ -312,3 +327,91 @@ async def test_an_ended_roleplay_gets_a_coaching_report_with_evidence(scenario, 
             feedback_pb2.GetReportRequest(session_id=good_id), metadata=await identities.metadata("scenario-coached")
         )
         assert answer.report.overall == pytest.approx(better["overall"]) and answer.report.skills[0].meaning
+
+
+async def test_a_retry_is_compared_and_the_journal_and_strengths_follow(scenario, feedback, identities) -> None:
+    headers = await identities.headers("scenario-progress")
+    async with httpx.AsyncClient(base_url=scenario.http_url, timeout=30) as client:
+        first = await play(client, headers, ["無理です。", "帰ります"])
+        second = await play(
+            client,
+            headers,
+            [
+                "申し訳ありません、今夜は家族の用事があるので残れないんです。",
+                "明日の朝8時に来て、9時半までに仕上げるのはいかがでしょうか。",
+            ],
+        )
+    await report_of(feedback, first, headers)
+    await report_of(feedback, second, headers)
+    async with httpx.AsyncClient(base_url=feedback.http_url) as client:
+        attempts = (
+            await client.get("/api/v2/feedback/journal", params={"scenario_id": "decline-overtime"}, headers=headers)
+        ).json()
+        assert [e["session_id"] for e in attempts["entries"]] == [second, first]  # newest first
+        assert attempts["entries"][0]["title"] == "急な残業の依頼を断る" and attempts["entries"][0]["duration_s"] >= 0
+
+        compared = (
+            await client.get("/api/v2/feedback/compare", params={"before": first, "after": second}, headers=headers)
+        ).json()
+        assert compared["after"]["overall"] > compared["before"]["overall"]
+        criteria = {c["id"]: (c["before"], c["after"]) for c in compared["criteria"]}
+        assert criteria["alternative"] == (1, 5) and criteria["reason"] == (1, 5)
+        assert any(s["delta"] > 0 for s in compared["skills"]) and all(s["delta"] >= 0 for s in compared["skills"])
+
+        exported = await client.get("/api/v2/feedback/journal.csv", params={"lang": "en"}, headers=headers)
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = exported.text.lstrip("\ufeff").splitlines()
+        assert rows[0].startswith("ended at,practice,kind") and len(rows) == 3
+        assert "Declining a sudden request for overtime" in rows[1]
+
+        found = (await client.get("/api/v2/feedback/strengths", headers=headers)).json()
+        assert found["session_count"] == 2 and all(len(s["points"]) == 2 for s in found["skills"])
+        assert found["weakest"] and found["advice"] and found["practice_query"]
+        assert (
+            await client.get("/api/v2/feedback/compare", params={"before": first, "after": second})
+        ).status_code == 401
+        stranger = await identities.headers("someone-else")
+        assert (await client.get("/api/v2/feedback/journal", headers=stranger)).json()["total"] == 0
+    async with httpx.AsyncClient(base_url=scenario.http_url) as client:
+        suggested = (await client.get(f"{API}/search", params={"q": found["practice_query"], "limit": 3})).json()
+    assert len(suggested) == 3  # what to practise next, by meaning
+
+
+@pytest.fixture(scope="module")
+async def chat(identities, suffix):
+    settings = ChatSettings(ai_provider="offline", auth_jwks_url=identities.jwks_url, pubsub_name_suffix=suffix)
+    async with running_service(build_chat, settings) as svc:
+        yield svc
+
+
+async def test_an_ended_free_chat_gets_a_report_and_takes_no_more_messages(chat, feedback, identities) -> None:
+    headers = await identities.headers("free-chat-ender")
+    async with httpx.AsyncClient(base_url=chat.http_url, timeout=30) as client:
+        session_id = ""
+        for message in (
+            "おはようございます！週末は何をしていたんですか？",
+            "なるほど、いいですね。ありがとうございます",
+        ):
+            async with aconnect_sse(
+                client,
+                "POST",
+                "/api/v2/chat",
+                json={"message": message, "session_id": session_id, "partner": "senior"},
+                headers=headers,
+            ) as source:
+                async for event in source.aiter_sse():
+                    if event.event == "done":
+                        session_id = json.loads(event.data)["session_id"]
+        ended = (await client.post(f"/api/v2/chat/sessions/{session_id}/end", headers=headers)).json()
+        assert ended["turn_count"] == 2 and not ended["already_ended"]
+        again = (await client.post(f"/api/v2/chat/sessions/{session_id}/end", headers=headers)).json()
+        assert again["already_ended"] and again["ended_at"] == ended["ended_at"]
+        late = await client.post(
+            "/api/v2/chat", json={"message": "まだ話したい", "session_id": session_id}, headers=headers
+        )
+        assert late.status_code == 409
+        history = (await client.get(f"/api/v2/chat/sessions/{session_id}", headers=headers)).json()
+        assert history["ended_at"] == ended["ended_at"]
+    report = await report_of(feedback, session_id, headers)
+    assert report["source_service"] == "chat" and report["criteria"] == [] and report["turn_count"] == 2
+    assert report["summary"].startswith("雑談練習")

@@ -66,7 +66,7 @@ class SubscriptionSpec:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("conversation.turns", events_pb2.ConversationTurn, publishers=("chat", "scenario")),
     TopicSpec("feedback.ready", events_pb2.FeedbackReady, publishers=("feedback",)),
-    TopicSpec("session.ended", events_pb2.SessionEnded, publishers=("scenario",)),
+    TopicSpec("session.ended", events_pb2.SessionEnded, publishers=("chat", "scenario")),
     TopicSpec("user.events", events_pb2.UserEvent),
     TopicSpec("tts.requests", events_pb2.TtsRequest),
     TopicSpec("tts.ready", events_pb2.TtsReady),

@@ -6,8 +6,8 @@
 import asyncio
 import sys
 
-from workplace_kit.config import load_settings
 from workplace_kit.ai.offline_dialogue import dialogue_cli
+from workplace_kit.config import load_settings
 from workplace_kit.crypto import run_reencrypt
 from workplace_kit.service import run_main
 

@@ -7,9 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from workplace.events.v1 import events_pb2
-from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_content import content
 from workplace_content.dialogue import free_chat_cast
+from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.offline_dialogue import Catalogue, load_catalogue
 from workplace_kit.auth import TokenVerifier, principal_dependency
 from workplace_kit.cache import AIResponseCache

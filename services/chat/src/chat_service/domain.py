@@ -28,12 +28,12 @@ from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
 from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation, time_of_day_at
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
 from workplace_kit.cache import AIResponseCache
-from workplace_kit.errors import InvalidInput, NotFound, Unavailable, is_dependency_outage
+from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
 
 from . import prompts
-from .repository import ChatRepository, ConcurrentTurnError, Session, StoredMessage
+from .repository import ChatRepository, ConcurrentTurnError, Session, SessionEndedError, StoredMessage
 from .settings import ChatSettings
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ class ChatService:
 
         if cmd.session_id:
             session = await self._load_session(cmd.session_id, user_id)
+            if session.ended_at is not None:
+                raise Conflict("this conversation has ended; start a new one", field="session_id")
             is_new = False
             count, history = await self.repository.recent_turns(session.session_id, self.settings.chat_history_turns)
         else:
@@ -312,6 +314,8 @@ class ChatService:
             raise InvalidInput(
                 "another message in this session was answered at the same time; reload the conversation"
             ) from None
+        except SessionEndedError:
+            raise Conflict("this conversation was ended meanwhile; start a new one", field="session_id") from None
         except Exception as exc:
             if not is_dependency_outage(exc):
                 raise
@@ -330,3 +334,28 @@ class ChatService:
     async def history(self, raw_session_id: str, user_id: str | None) -> tuple[Session, list[StoredMessage]]:
         session = await self._load_session(raw_session_id, user_id)
         return session, await self.repository.history(session.session_id)
+
+    async def end_session(self, raw_session_id: str, user_id: str) -> tuple[Session, int, datetime, bool]:
+        """End one of the learner's chats: it takes no more messages, and session.ended (in the
+        same transaction) brings its coaching report. Ending it again changes nothing."""
+        session = await self._load_session(raw_session_id, user_id)
+
+        def event_of(turn_count: int, ended_at: datetime) -> events_pb2.SessionEnded:
+            event = events_pb2.SessionEnded(
+                event_id=str(uuid.uuid4()),
+                session_id=str(session.session_id),
+                user_id=session.user_id,
+                source_service="chat",
+                turn_count=turn_count,
+                reason="user",
+                language=session.language or "",
+            )
+            if session.created_at is not None:
+                event.started_at.FromDatetime(session.created_at)
+            event.occurred_at.FromDatetime(ended_at)
+            return event
+
+        turns, ended_at, changed = await self.repository.end(session, event_of)
+        if changed:
+            self.events_written()
+        return session, turns, ended_at, not changed

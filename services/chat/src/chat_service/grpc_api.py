@@ -123,6 +123,17 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             max_message_chars=self.service.max_message_chars,
         )
 
+    async def EndSession(  # noqa: N802
+        self, request: chat_pb2.EndSessionRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.EndSessionResponse:
+        principal = await principal_from_metadata(self.verifier, context)
+        session, turns, ended_at, already = await self.service.end_session(request.session_id, principal.user_id)
+        response = chat_pb2.EndSessionResponse(
+            session_id=str(session.session_id), turn_count=turns, already_ended=already
+        )
+        response.ended_at.FromDatetime(ended_at)
+        return response
+
 
 def grpc_service(service: ChatService, verifier: TokenVerifier) -> GrpcService:
     return GrpcService(

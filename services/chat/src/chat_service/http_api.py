@@ -50,11 +50,20 @@ class MessageOut(BaseModel):
     created_at: str
 
 
+class EndOut(BaseModel):
+    session_id: str
+    turn_count: int
+    ended_at: str
+    already_ended: bool
+
+
 class HistoryOut(BaseModel):
     session_id: str
     partner: str
     situation: str
     messages: list[MessageOut]
+    # Set once the learner ended the conversation (it then takes no more messages).
+    ended_at: str | None = None
 
 
 def _sse(event: ReplyEvent) -> ServerSentEvent:
@@ -189,6 +198,7 @@ def build_router(service: ChatService, current_principal: Callable[..., Awaitabl
             session_id=str(session.session_id),
             partner=session.partner,
             situation=session.situation,
+            ended_at=session.ended_at.isoformat() if session.ended_at else None,
             messages=[
                 MessageOut(
                     turn_id=str(m.turn_id),
@@ -199,6 +209,14 @@ def build_router(service: ChatService, current_principal: Callable[..., Awaitabl
                 )
                 for m in messages
             ],
+        )
+
+    @router.post("/sessions/{session_id}/end", response_model=EndOut, responses=error_responses(401, 404, 422, 503))
+    async def end(principal: Signed, session_id: str = Path(pattern=UUID_PATTERN)) -> EndOut:
+        """End the conversation: it takes no more messages and gets a coaching report."""
+        session, turns, ended_at, already = await service.end_session(session_id, principal.user_id)
+        return EndOut(
+            session_id=str(session.session_id), turn_count=turns, ended_at=ended_at.isoformat(), already_ended=already
         )
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +25,8 @@ class Session:
     partner: str
     situation: str
     language: str | None
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class ConcurrentTurnError(Exception):
     """Another reply in the same session was stored first."""
 
 
+class SessionEndedError(Exception):
+    """The session was ended before this reply could be stored."""
+
+
 class ChatRepository:
     """Message texts are sealed here, on the way in and out (the events in the outbox too)."""
 
@@ -62,7 +69,8 @@ class ChatRepository:
 
     async def get_session(self, session_id: uuid.UUID) -> Session | None:
         row = await self.pool.fetchrow(
-            "SELECT session_id, user_id, partner, situation, language FROM sessions WHERE session_id = $1",
+            "SELECT session_id, user_id, partner, situation, language, created_at, ended_at "
+            "FROM sessions WHERE session_id = $1",
             session_id,
         )
         return Session(**dict(row)) if row else None
@@ -135,7 +143,12 @@ class ChatRepository:
                     count = 0  # a session made just now has no messages and no earlier try
             if count is None:
                 # A later turn, or a retry of a first one whose commit did happen.
-                await conn.execute("UPDATE sessions SET updated_at = now() WHERE session_id = $1", session.session_id)
+                ended = await conn.fetchval(
+                    "UPDATE sessions SET updated_at = now() WHERE session_id = $1 RETURNING ended_at IS NOT NULL",
+                    session.session_id,
+                )
+                if ended:
+                    raise SessionEndedError(str(session.session_id))
                 count, stored = await conn.fetchrow(
                     "SELECT count(*), coalesce(bool_or(turn_id = $2), false) FROM messages WHERE session_id = $1",
                     session.session_id,
@@ -214,3 +227,23 @@ class ChatRepository:
                 ],
             )
             return True
+
+    async def end(self, session: Session, event_of: Callable[[int, datetime], Message]) -> tuple[int, datetime, bool]:
+        """End the session with its event (built from the learner-turn count and the end time),
+        in one transaction: (learner turns, ended at, False) if it had ended already."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            ended_at = await conn.fetchval(
+                "UPDATE sessions SET ended_at = now(), updated_at = now() "
+                "WHERE session_id = $1 AND ended_at IS NULL RETURNING ended_at",
+                session.session_id,
+            )
+            turns = await conn.fetchval(
+                "SELECT count(*) FROM messages WHERE session_id = $1 AND role = 'user'", session.session_id
+            )
+            if ended_at is None:
+                before = await conn.fetchval("SELECT ended_at FROM sessions WHERE session_id = $1", session.session_id)
+                return int(turns), before, False
+            await outbox.enqueue(
+                conn, event_of(int(turns), ended_at), ordering_key=str(session.session_id), cipher=self.cipher
+            )
+            return int(turns), ended_at, True

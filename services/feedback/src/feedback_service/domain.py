@@ -22,6 +22,7 @@ from workplace_kit.ai.types import AIUnavailableError
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
 from workplace_kit.errors import InvalidInput, NotFound
 
+from . import progress
 from .coaching.card import FeedbackCard, build_card
 from .coaching.register import RegisterChecker
 from .coaching.report import LearnerTurn, build_report
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 # Deliveries of a session.ended event that wait for its turns' analyses (retried with backoff,
 # about two minutes in all) before the report is written from the turns that arrived.
 REPORT_PATIENCE = 8
+# The strengths page looks at this many of the learner's latest reports.
+STRENGTHS_REPORTS = 200
 
 
 class TurnsStillArriving(Exception):  # noqa: N818 - reads as what it is
@@ -236,6 +239,28 @@ class FeedbackService:
         if stored is None or stored.user_id != user_id:
             raise NotFound("no coaching report for this session (yet)")
         return stored
+
+    async def journal(
+        self, user_id: str, language: str, *, limit: int = 50, offset: int = 0, scenario_id: str = ""
+    ) -> tuple[list[progress.JournalEntry], int]:
+        """The learner's ended sessions with their scores, newest first (and how many in all)."""
+        if not 1 <= limit <= 500 or offset < 0:
+            raise InvalidInput("limit must be 1-500 and offset at least 0", field="limit")
+        reports, total = await self.repository.list_reports(
+            user_id, limit=limit, offset=offset, scenario_id=scenario_id
+        )
+        return [progress.journal_entry(r, language) for r in reports], total
+
+    async def strengths(self, user_id: str, language: str) -> progress.Strengths:
+        reports, _ = await self.repository.list_reports(user_id, limit=STRENGTHS_REPORTS)
+        return progress.strengths(reports, language)
+
+    async def compare(
+        self, user_id: str, raw_before: str, raw_after: str, language: str
+    ) -> tuple[StoredReport, StoredReport, list[progress.Change], list[progress.Change]]:
+        before, after = await self.report(raw_before, user_id), await self.report(raw_after, user_id)
+        skills, criteria = progress.compare(before, after, language)
+        return before, after, skills, criteria
 
     async def turn_analysis(self, raw_turn_id: str, user_id: str) -> TurnAnalysis:
         """The analysis of one of the learner's turns; another learner's is not found, exactly as

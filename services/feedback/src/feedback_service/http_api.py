@@ -5,13 +5,15 @@
 # real annotations (the Principal alias is built inside build_router).
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
 from workplace_kit.auth import Principal
 from workplace_kit.service import UUID_PATTERN, error_responses
 
+from . import progress
 from .domain import FeedbackService
 from .emotion.types import EMOTION_LABELS_JA
 from .repository import StoredReport, TurnAnalysis
@@ -61,6 +63,85 @@ class ReportOut(BaseModel):
     started_at: str | None
     ended_at: str
     generated_at: str
+
+
+class JournalEntryOut(BaseModel):
+    session_id: str
+    source_service: str  # chat or scenario
+    scenario_id: str
+    title: str
+    started_at: str | None
+    ended_at: str
+    duration_s: int | None
+    turn_count: int
+    overall: float
+    skills: dict[str, int]
+    end_reason: str
+
+
+class JournalOut(BaseModel):
+    entries: list[JournalEntryOut]
+    total: int
+    skill_labels: dict[str, str]
+
+
+class TrendPointOut(BaseModel):
+    ended_at: str
+    score: int
+    session_id: str
+
+
+class SkillTrendOut(BaseModel):
+    id: str
+    label: str
+    average: float
+    latest: int
+    points: list[TrendPointOut]
+
+
+class StrengthsOut(BaseModel):
+    session_count: int
+    skills: list[SkillTrendOut]  # strongest first
+    top: list[str]
+    weakest: str
+    advice: str
+    # Search the scenario catalogue (/api/v2/scenario/search?q=) for scenarios that practise it.
+    practice_query: str
+
+
+class ChangeOut(BaseModel):
+    id: str
+    label: str
+    before: int | None
+    after: int | None
+    delta: int | None
+
+
+class CompareOut(BaseModel):
+    before: ReportOut
+    after: ReportOut
+    skills: list[ChangeOut]
+    criteria: list[ChangeOut]
+
+
+def _journal_out(entry: progress.JournalEntry) -> JournalEntryOut:
+    return JournalEntryOut(
+        session_id=entry.session_id,
+        source_service=entry.source_service,
+        scenario_id=entry.scenario_id,
+        title=entry.title,
+        started_at=entry.started_at.isoformat() if entry.started_at else None,
+        ended_at=entry.ended_at.isoformat(),
+        duration_s=entry.duration_s,
+        turn_count=entry.turn_count,
+        overall=entry.overall,
+        skills=entry.skills,
+        end_reason=entry.end_reason,
+    )
+
+
+def _change_out(change: progress.Change) -> ChangeOut:
+    return ChangeOut(id=change.id, label=change.label, before=change.before, after=change.after, delta=change.delta)
 
 
 def report_out(stored: StoredReport) -> ReportOut:
@@ -157,5 +238,76 @@ def build_router(service: FeedbackService, current_principal: Callable[..., Awai
         scenario criterion, each with the learner's own turns as evidence. 404 until it is
         written (a few seconds after the session ends) and for another learner's session."""
         return report_out(await service.report(session_id, principal.user_id))
+
+    Lang = Annotated[Literal["ja", "en"], Query(description="Language of titles and labels")]  # noqa: N806
+
+    @router.get("/journal", response_model=JournalOut, responses=error_responses(400, 401, 422, 503))
+    async def journal(
+        principal: Signed,
+        lang: Lang = "ja",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        scenario_id: Annotated[str, Query(max_length=64)] = "",
+    ) -> JournalOut:
+        """Every ended session of the learner with its scores, newest first (scenario_id: one
+        scenario's attempts, for retries)."""
+        entries, total = await service.journal(
+            principal.user_id, lang, limit=limit, offset=offset, scenario_id=scenario_id
+        )
+        return JournalOut(
+            entries=[_journal_out(e) for e in entries], total=total, skill_labels=progress.skill_labels(lang)
+        )
+
+    @router.get(
+        "/journal.csv",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 422, 503)},
+    )
+    async def journal_csv(principal: Signed, lang: Lang = "ja") -> Response:
+        """The whole journal as a CSV file."""
+        entries, _ = await service.journal(principal.user_id, lang, limit=500)
+        return Response(
+            progress.journal_csv(entries, lang),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="workplace-roleplay-journal.csv"'},
+        )
+
+    @router.get("/strengths", response_model=StrengthsOut, responses=error_responses(401, 422, 503))
+    async def strengths(principal: Signed, lang: Lang = "ja") -> StrengthsOut:
+        """Each skill's scores over time, the strongest, and the weakest with what to practise."""
+        found = await service.strengths(principal.user_id, lang)
+        return StrengthsOut(
+            session_count=found.session_count,
+            skills=[
+                SkillTrendOut(
+                    id=t.id,
+                    label=t.label,
+                    average=t.average,
+                    latest=t.latest,
+                    points=[TrendPointOut(ended_at=p[0].isoformat(), score=p[1], session_id=p[2]) for p in t.points],
+                )
+                for t in found.skills
+            ],
+            top=found.top,
+            weakest=found.weakest,
+            advice=found.advice,
+            practice_query=found.practice_query,
+        )
+
+    @router.get("/compare", response_model=CompareOut, responses=error_responses(400, 401, 404, 422, 503))
+    async def compare(
+        principal: Signed,
+        before: Annotated[str, Query(pattern=UUID_PATTERN)],
+        after: Annotated[str, Query(pattern=UUID_PATTERN)],
+        lang: Lang = "ja",
+    ) -> CompareOut:
+        """Two of the learner's attempts side by side: each skill's and criterion's score in both."""
+        first, second, skills, criteria = await service.compare(principal.user_id, before, after, lang)
+        return CompareOut(
+            before=report_out(first),
+            after=report_out(second),
+            skills=[_change_out(c) for c in skills],
+            criteria=[_change_out(c) for c in criteria],
+        )
 
     return router

@@ -215,3 +215,39 @@ class FeedbackRepository:
             ended_at=row["ended_at"],
             generated_at=row["generated_at"],
         )
+
+    async def list_reports(
+        self, user_id: str, *, limit: int, offset: int = 0, scenario_id: str = ""
+    ) -> tuple[list[StoredReport], int]:
+        """The learner's reports newest first (their bodies left sealed: the journal needs the
+        scores), and how many there are in all."""
+        rows = await self.pool.fetch(
+            "SELECT session_id, user_id, source_service, scenario_id, language, overall, scores, turn_count, "
+            "end_reason, started_at, ended_at, generated_at, count(*) OVER () AS total FROM session_reports "
+            "WHERE user_id = $1 AND ($2 = '' OR scenario_id = $2) ORDER BY ended_at DESC, session_id "
+            "OFFSET $3 LIMIT $4",
+            user_id,
+            scenario_id,
+            offset,
+            limit,
+        )
+        reports = [
+            StoredReport(
+                session_id=r["session_id"],
+                user_id=r["user_id"],
+                source_service=r["source_service"],
+                scenario_id=r["scenario_id"],
+                language=r["language"],
+                overall=float(r["overall"]),
+                scores=json.loads(r["scores"]) if isinstance(r["scores"], str) else dict(r["scores"]),
+                report={},
+                turn_count=r["turn_count"],
+                end_reason=r["end_reason"],
+                started_at=r["started_at"],
+                ended_at=r["ended_at"],
+                generated_at=r["generated_at"],
+            )
+            for r in rows
+        ]
+        total = rows[0]["total"] if rows else 0
+        return reports, int(total)

@@ -41,7 +41,7 @@ async def build(stack: AsyncExitStack, settings: ScenarioSettings) -> ServicePar
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
     catalogue = content()
     embedder = get_embedder()
-    store = CatalogueStore(res.pool)
+    store = CatalogueStore(res.pool, [s.id for s in catalogue.scenarios])
     service = ScenarioService(
         settings,
         catalogue,

@@ -53,8 +53,12 @@ class SyncResult:
 
 
 class CatalogueStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """`served`: the scenario ids this process can play. During a rollout the table may already
+    hold a newer catalogue's scenarios; lists, counts and search keep to what is served here."""
+
+    def __init__(self, pool: asyncpg.Pool, served: Sequence[str]) -> None:
         self.pool = pool
+        self.served = list(served)
 
     async def sync(self, catalogue: ContentCatalogue, embedder: Embedder) -> SyncResult:
         """Make the tables hold exactly the content's scenarios; embed only the changed ones."""
@@ -103,10 +107,9 @@ class CatalogueStore:
             log.info("scenario catalogue synced: %d embedded, %d removed", len(changed), len(removed))
         return SyncResult(len(changed), len(removed), len(wanted))
 
-    @staticmethod
-    def _where(filters: Filters, first: int) -> tuple[str, list[object]]:
-        clauses: list[str] = []
-        args: list[object] = []
+    def _where(self, filters: Filters, first: int) -> tuple[str, list[object]]:
+        clauses: list[str] = [f"s.scenario_id = ANY(${first}::text[])"]
+        args: list[object] = [self.served]
         for column, value in (("category", filters.category), ("difficulty", filters.difficulty)):
             if value:
                 args.append(value)

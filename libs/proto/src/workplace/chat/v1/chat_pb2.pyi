@@ -167,3 +167,21 @@ class GetOptionsResponse(_message.Message):
     situations: _containers.RepeatedCompositeFieldContainer[Situation]
     max_message_chars: int
     def __init__(self, characters: _Optional[_Iterable[_Union[Character, _Mapping]]] = ..., situations: _Optional[_Iterable[_Union[Situation, _Mapping]]] = ..., max_message_chars: _Optional[int] = ...) -> None: ...
+
+class EndSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class EndSessionResponse(_message.Message):
+    __slots__ = ("session_id", "turn_count", "ended_at", "already_ended")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ENDED_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    turn_count: int
+    ended_at: _timestamp_pb2.Timestamp
+    already_ended: bool
+    def __init__(self, session_id: _Optional[str] = ..., turn_count: _Optional[int] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., already_ended: _Optional[bool] = ...) -> None: ...

@@ -54,6 +54,11 @@ class ChatServiceStub:
                 request_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.SerializeToString,
                 response_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.FromString,
                 _registered_method=True)
+        self.EndSession = channel.unary_unary(
+                '/workplace.chat.v1.ChatService/EndSession',
+                request_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionRequest.SerializeToString,
+                response_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -88,6 +93,13 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EndSession(self, request, context):
+        """Ends a free chat (it takes no more messages); publishes session.ended for its coaching report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +122,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.GetOptions,
                     request_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.FromString,
                     response_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.SerializeToString,
+            ),
+            'EndSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSession,
+                    request_deserializer=workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionRequest.FromString,
+                    response_serializer=workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +237,33 @@ class ChatService:
             '/workplace.chat.v1.ChatService/GetOptions',
             workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsRequest.SerializeToString,
             workplace_dot_chat_dot_v1_dot_chat__pb2.GetOptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.chat.v1.ChatService/EndSession',
+            workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionRequest.SerializeToString,
+            workplace_dot_chat_dot_v1_dot_chat__pb2.EndSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
