@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 # Deliveries of a session.ended event that wait for its turns' analyses (retried with backoff,
 # about two minutes in all) before the report is written from the turns that arrived.
 REPORT_PATIENCE = 8
+# How long one delivery waits for the last turns' analyses before it is retried.
+REPORT_WAIT_S = 3.0
 # The strengths page looks at this many of the learner's latest reports.
 STRENGTHS_REPORTS = 200
 
@@ -184,8 +187,15 @@ class FeedbackService:
             raise PermanentFailure("the session.ended event's session_id is not a UUID") from None
         if await self.repository.already_handled(self.reports_consumer, event_id):
             return Handled.DUPLICATE
-        analyses = [a for a in await self.repository.list_for_session(session_id) if a.user_id == event.user_id]
         attempt = envelope.delivery_attempt if envelope is not None else 1
+        # The last turn's event usually left with this one and is being analysed right now:
+        # wait for it a moment here rather than a redelivery's backoff (a second or more).
+        deadline = time.monotonic() + REPORT_WAIT_S
+        while True:
+            analyses = [a for a in await self.repository.list_for_session(session_id) if a.user_id == event.user_id]
+            if len(analyses) >= event.turn_count or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
         if len(analyses) < event.turn_count and attempt < REPORT_PATIENCE:
             raise TurnsStillArriving(f"{len(analyses)} of {event.turn_count} turns analysed so far")
         scenario = None
