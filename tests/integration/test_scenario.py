@@ -15,6 +15,7 @@ from chat_service.app import build as build_chat
 from chat_service.settings import ChatSettings
 from feedback_service.app import build as build_feedback
 from feedback_service.settings import FeedbackSettings
+from gemini_standin import GeminiStandIn, Reply
 from httpx_sse import aconnect_sse
 from scenario_service.app import build as build_scenario
 from scenario_service.settings import ScenarioSettings
@@ -415,3 +416,63 @@ async def test_an_ended_free_chat_gets_a_report_and_takes_no_more_messages(chat,
     report = await report_of(feedback, session_id, headers)
     assert report["source_service"] == "chat" and report["criteria"] == [] and report["turn_count"] == 2
     assert report["summary"].startswith("雑談練習")
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with GeminiStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def gemini_scenario(identities, suffix, standin):
+    settings = ScenarioSettings(
+        ai_provider="gemini",
+        gemini_api_keys=["test-key-1"],
+        gemini_base_url=standin.base_url,
+        gemini_retry_attempts=2,
+        gemini_retry_initial_delay_s=0.01,
+        gemini_retry_max_delay_s=0.02,
+        scenario_history_turns=1,
+        auth_jwks_url=identities.jwks_url,
+        pubsub_name_suffix=suffix,
+    )
+    async with running_service(build_scenario, settings) as svc:
+        async with httpx.AsyncClient(base_url=svc.http_url) as client:
+            for _ in range(300):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+        yield svc
+
+
+async def test_with_gemini_the_character_is_played_from_the_scenario_file(gemini_scenario, standin, identities) -> None:
+    """Gemini speaks as the scenario's character in its situation; the scenario's script still
+    reads the learner's move; older turns reach Gemini condensed in its instruction."""
+    standin.reset()
+    headers = await identities.headers("scenario-gemini")
+    async with httpx.AsyncClient(base_url=gemini_scenario.http_url, timeout=30) as client:
+        sid = (await client.post(f"{API}/sessions", json={"scenario_id": "decline-overtime"}, headers=headers)).json()[
+            "session_id"
+        ]
+        standin.script(Reply(["そうか、用事があるんだね。"]))
+        first = await send(client, sid, "申し訳ありません、今夜は子どもの迎えがあって残れないんです", headers)
+        assert first["text"] == "そうか、用事があるんだね。" and first["move"] == "decline_with_reason"
+        standin.script(Reply(["何ページかというと、5枚くらいかな。"]))
+        await send(client, sid, "何ページくらいありますか？", headers)
+        standin.script(Reply(["明日の朝か。それなら間に合うね、お願いするよ。"]))
+        last = await send(client, sid, "明日の朝8時に来て仕上げるのはいかがでしょうか", headers)
+    assert last["move"] == "offer_alternative" and last["session_ended"]
+
+    sent = [r for r in standin.requests if "streamGenerateContent" in r.path]
+    assert len(sent) == 3
+    instruction = sent[0].body["systemInstruction"]["parts"][0]["text"]
+    assert "鈴木 課長" in instruction and "明日の部長会議" not in instruction  # the character, not the answers
+    assert content().scenario("decline-overtime").situation.ja in instruction
+    # The third request: one exchange kept as it was, the older ones condensed into the instruction.
+    third = sent[2].body
+    assert len(third["contents"]) == 3  # the last exchange (2 turns) and the new message
+    assert (
+        "learner: 申し訳ありません、今夜は子どもの迎えがあって残れないんです"
+        in third["systemInstruction"]["parts"][0]["text"]
+    )

@@ -14,6 +14,7 @@ from workplace_kit.service import ServiceParts, create_http_app
 from workplace_kit.warmup import WarmUp
 from workplace_kit.workers import pubsub_consumer
 
+from .coaching.gemini_report import GeminiReportWriter
 from .domain import FeedbackService
 from .emotion import build_emotion_analysers
 from .grpc_api import grpc_service
@@ -40,6 +41,7 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
         fallback,
         consumer=TURNS_SUBSCRIPTION,
         reports_consumer=ENDED_SUBSCRIPTION,
+        report_writer=GeminiReportWriter(settings) if settings.gemini_enabled else None,
     )
 
     # Not ready until the analysers' dictionaries are loaded: the first turn then waits for nothing.

@@ -25,6 +25,7 @@ from workplace_kit.errors import InvalidInput, NotFound
 
 from . import progress
 from .coaching.card import FeedbackCard, build_card
+from .coaching.gemini_report import GeminiReportWriter
 from .coaching.register import RegisterChecker
 from .coaching.report import LearnerTurn, build_report
 from .emotion.types import EmotionAnalyser, EmotionResult
@@ -82,10 +83,13 @@ class FeedbackService:
         consumer: str = "feedback.conversation-turns",
         register: RegisterChecker | None = None,
         reports_consumer: str = "feedback.session-ended",
+        report_writer: GeminiReportWriter | None = None,
     ):
         self.settings = settings
         self.consumer = consumer  # the subscription it reads: the inbox records event ids under it
         self.reports_consumer = reports_consumer  # the session.ended subscription
+        # Gemini writes the reports when configured; the offline analysis stands by.
+        self.report_writer = report_writer
         self.repository = repository
         self.analyser = analyser
         self.fallback = fallback
@@ -215,7 +219,16 @@ class FeedbackService:
             )
             for a in analyses
         ]
-        report = await asyncio.to_thread(build_report, turns, language, scenario)
+        report = None
+        if self.report_writer is not None:
+            try:
+                report = await self.report_writer.write(turns, language, scenario)
+            except AIUnavailableError:
+                log.warning(
+                    "the coaching report fell back to the offline analysis", extra={"session_id": str(session_id)}
+                )
+        if report is None:
+            report = await asyncio.to_thread(build_report, turns, language, scenario)
         ended_at = event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else datetime.now(UTC)
         started_at = event.started_at.ToDatetime(tzinfo=UTC) if event.HasField("started_at") else None
         stored = await self.repository.store_report(

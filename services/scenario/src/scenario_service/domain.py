@@ -11,6 +11,7 @@ character from the same file. HTTP and gRPC both call this class.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +26,7 @@ from workplace_content.dialogue import scenario_script
 from workplace_kit.ai.embeddings import Embedder
 from workplace_kit.ai.metrics import AI_REPLIES
 from workplace_kit.ai.offline_dialogue import FALLBACK_INTENT, OfflineDialogueEngine, split_into_chunks
-from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo, Turn
+from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo, Turn, fit_history
 from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
@@ -248,12 +249,14 @@ class ScenarioService:
         language = session.language
         character = self.content.character(scenario.character)
         history = tuple(Turn("user" if t.role == "user" else "model", t.text) for t in turns)
-        history = history[-2 * self.settings.scenario_history_turns :]
+        # A generative engine gets the latest exchanges as they were and the older ones condensed
+        # into its instruction; the scenario's script reads the whole conversation.
+        recent, earlier = fit_history(history, self.settings.scenario_history_turns)
         learner_turns = sum(1 for t in turns if t.role == "user")
         request = DialogueRequest(
-            system_instruction=prompts.system_instruction(scenario, character, language),
+            system_instruction=prompts.system_instruction(scenario, character, language, earlier),
             message=message,
-            history=history,
+            history=recent,
             partner=character.id,
             situation=scenario.id,
             language=language,  # type: ignore[arg-type]
@@ -266,7 +269,7 @@ class ScenarioService:
         engine = self.generative.info if self.generative is not None else script.info
         yield ReplyStarted(str(session.session_id), str(user_turn_id), engine)
         # The script reads the move in either case (a worker thread: it embeds the message).
-        chosen = await asyncio.to_thread(script.choose_reply, request)
+        chosen = await asyncio.to_thread(script.choose_reply, dataclasses.replace(request, history=history))
         move = chosen.intent
         parts: list[str] = []
         if self.generative is None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from workplace_content import Character, Scenario
 
 
-def system_instruction(scenario: Scenario, character: Character, language: str) -> str:
+def system_instruction(scenario: Scenario, character: Character, language: str, earlier: str = "") -> str:
+    """`earlier`: the conversation's older turns condensed (fit_history), when there are any."""
     persona, english = character.ja, character.en
     reply_language = "英語" if language == "en" else "日本語"
+    so_far = f"これまでの流れ（古い順、要約。learner=学習者、you=あなた）:\n{earlier}\n" if earlier else ""
     return (
         f"あなたは職場のロールプレイで「{persona.full_name}」（{persona.role}）を演じます。\n"
         f"人柄: {persona.personality}\n"
@@ -17,6 +19,7 @@ def system_instruction(scenario: Scenario, character: Character, language: str) 
         f"場面: {scenario.title.ja}。{scenario.situation.ja}\n"
         f"学習者の役: {scenario.learner_role.ja}\n"
         f"学習者の目標（学習者には明かさない）: {scenario.goal.ja}\n"
+        f"{so_far}"
         "ルール:\n"
         f"- {reply_language}で、役になりきって答える。AIであることや練習であることには触れない。\n"
         "- 返答は1〜3文。学習者が今言ったことにまず反応し、場面を先に進める。\n"

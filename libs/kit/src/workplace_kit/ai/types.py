@@ -66,3 +66,19 @@ class DialogueEngine(Protocol):
     def stream_reply(self, request: DialogueRequest) -> AsyncIterator[ReplyChunk]:
         """Yield the reply in chunks; the last chunk has final=True."""
         ...
+
+
+def fit_history(turns: tuple[Turn, ...], keep_exchanges: int, line_chars: int = 60) -> tuple[tuple[Turn, ...], str]:
+    """(the last `keep_exchanges` exchanges as they were, the older turns condensed to one short
+    line each). A long roleplay stays coherent for a generative engine without sending it
+    every word: the condensed lines go into its instruction."""
+    keep = 2 * keep_exchanges
+    if len(turns) <= keep:
+        return turns, ""
+    older = turns[: len(turns) - keep]
+    lines = []
+    for turn in older:
+        text = " ".join(turn.text.split())
+        text = text if len(text) <= line_chars else text[: line_chars - 1] + "…"
+        lines.append(f"{'learner' if turn.role == 'user' else 'you'}: {text}")
+    return turns[len(turns) - keep :], "\n".join(lines)
