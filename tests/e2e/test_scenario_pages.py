@@ -181,6 +181,7 @@ def test_search_open_the_briefing_play_the_roleplay_to_its_end_and_reload_it(chr
     page.click("#start")
     page.wait_for_url(re.compile(r"/roleplay/[0-9a-f-]{36}$"), timeout=30_000)
     page.locator("#play").wait_for(state="visible", timeout=30_000)
+    session = page.url.rsplit("/", 1)[1]
     assert page.locator("#rp-title").inner_text() == "急な残業の依頼を断る"
     before = b.transcript()  # the character's opening line, if the scenario has one
 
@@ -199,7 +200,11 @@ def test_search_open_the_briefing_play_the_roleplay_to_its_end_and_reload_it(chr
     b.send(SECOND)
     page.locator("#closing").wait_for(state="visible", timeout=30_000)
     assert page.locator("#closing-reason").inner_text() == JA["ended_completed"]
-    assert JA["report_later"][:20] in page.locator("#closing").inner_text()
+    # Where to go next: first the coaching report of this roleplay.
+    assert JA["report_ready"][:20] in page.locator("#closing").inner_text()
+    report_link = page.locator("#see-report")
+    assert report_link.inner_text() == JA["see_report"] and report_link.get_attribute("href") == f"/report/{session}"
+    assert "primary" in report_link.get_attribute("class")
     assert page.locator("#play").is_hidden()
     assert page.locator("#try-again").get_attribute("href") == "/scenarios/decline-overtime"
     transcript = b.transcript()
@@ -222,6 +227,14 @@ def test_search_open_the_briefing_play_the_roleplay_to_its_end_and_reload_it(chr
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(600)  # the cards' arrival animation
     page.screenshot(path=str(SCREENSHOTS / "roleplay-phone.png"), full_page=True)
+
+    # The closing state's report link opens the roleplay's coaching report.
+    b.expected_statuses.add(404)  # the report page asks until feedback has written it
+    page.click("#see-report")
+    page.wait_for_url(f"**/report/{session}")
+    page.locator("#report").wait_for(state="visible", timeout=70_000)
+    assert page.locator("#r-title").inner_text() == "急な残業の依頼を断る"
+    assert page.locator("#r-transcript").get_attribute("href") == f"/roleplay/{session}"
     assert not b.problems, b.problems
 
 
@@ -275,6 +288,7 @@ def test_a_consent_scenario_starts_only_once_the_box_is_ticked(chromium, platfor
     page.locator("#closing").wait_for(state="visible", timeout=30_000)
     assert page.locator("#closing-reason").inner_text() == JA["ended_user"]
     assert page.locator("#closing-help").is_visible(), "where to get help is shown after the scenario too"
+    assert page.locator("#see-report").get_attribute("href") == "/report/" + page.url.rsplit("/", 1)[1]
     assert page.evaluate("document.activeElement.id") == "closing"
     page.reload()
     page.locator("#closing").wait_for(state="visible", timeout=30_000)

@@ -150,6 +150,53 @@ def build_router(
         context = {"scenario_api_url": settings.web_scenario_api_url, "session_id": session_id}
         return render_page(request, "roleplay.html", pick_language(request), context)
 
+    # The learner's progress: pages whose scripts read feedback's reports, journal and strengths
+    # through the gateway (signed in as the practice pages are).
+    progress_context = {
+        "feedback_api_url": settings.web_feedback_api_url,
+        "scenario_api_url": settings.web_scenario_api_url,
+        "chat_api_url": settings.web_chat_api_url,
+    }
+
+    @router.get("/report/{session_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def report(session_id: str, request: Request) -> HTMLResponse:
+        """The coaching report of an ended session (free chat or roleplay). It is written a few
+        seconds after the session ends: the page shows its progress until then."""
+        try:
+            session_id = str(uuid.UUID(session_id))
+        except ValueError:
+            raise NotFound("no such report") from None
+        context = {**progress_context, "session_id": session_id}
+        return render_page(request, "report.html", pick_language(request), context)
+
+    def session_param(request: Request, name: str) -> str:
+        """A session id from the query, normalised; "" when it is missing or not an id."""
+        try:
+            return str(uuid.UUID(request.query_params.get(name, "")))
+        except ValueError:
+            return ""
+
+    @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)
+    async def compare(request: Request) -> HTMLResponse:
+        """Two attempts side by side (?before=&after= session ids); without both, the page says
+        how to pick them."""
+        context = {
+            **progress_context,
+            "before": session_param(request, "before"),
+            "after": session_param(request, "after"),
+        }
+        return render_page(request, "compare.html", pick_language(request), context)
+
+    @router.get("/journal", response_class=HTMLResponse, include_in_schema=False)
+    async def journal(request: Request) -> HTMLResponse:
+        """Every ended session, newest first, each opening its report and its transcript."""
+        return render_page(request, "journal.html", pick_language(request), progress_context)
+
+    @router.get("/strengths", response_class=HTMLResponse, include_in_schema=False)
+    async def strengths(request: Request) -> HTMLResponse:
+        """The skills over time (a chart), the strongest, and what to practise next."""
+        return render_page(request, "strengths.html", pick_language(request), progress_context)
+
     @router.get("/events/sessions/{session_id}/feedback", include_in_schema=False)
     async def feedback_stream(session_id: str, request: Request) -> EventSourceResponse:
         """SSE: the analyses already stored for the learner's session, then each new one as it

@@ -20,6 +20,8 @@ class WebSettings(ServiceSettings):
     web_chat_api_url: str = "/api/v2/chat"
     # Where the browser finds the scenario catalogue and roleplay sessions (same origin too).
     web_scenario_api_url: str = "/api/v2/scenario"
+    # Where the browser reads coaching reports, the journal and strengths (same origin too).
+    web_feedback_api_url: str = "/api/v2/feedback"
     web_grpc_timeout_s: float = Field(5.0, gt=0)
     # Whether the account page offers "Sign in with Google": true where auth's OIDC sign-in is
     # set up (the chart sets both from auth.oidc). A setting, not a call to auth on each page.

@@ -1,10 +1,11 @@
 // Free-chat page: sends the learner's message, streams the reply (SSE over POST via sse.js),
 // and connects the feedback panel (htmx SSE extension) once the session exists. The session's
 // id goes into the address (?session=…) once its first turn is stored, so a reload or a shared
-// link shows the conversation again (read back from the chat API).
+// link shows the conversation again (read back from the chat API). "End the conversation" ends
+// it (no more messages) and opens its coaching report.
 import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
-import { ApiError, api, ensureSignedIn, forgetSignIn, setQuery, ui } from "/static/page.js";
+import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, setQuery, ui } from "/static/page.js";
 import { connectFeedback, disconnectFeedback, watchFeedback } from "/static/feedback_panel.js";
 
 const log = document.getElementById("log");
@@ -16,10 +17,13 @@ const partner = document.getElementById("partner");
 const situation = document.getElementById("situation");
 const situationHint = document.getElementById("situation-hint");
 const feedbackHint = document.getElementById("feedback-hint");
+const endButton = document.getElementById("end-chat");
+const endedNotice = document.getElementById("chat-ended");
 const chatApi = composer.dataset.chatApi;
 
 let sessionId = "";
 let busy = false;
+let ended = false;
 
 function bubble(role, content) {
   const li = document.createElement("li");
@@ -45,11 +49,50 @@ function useSession(id) {
   partner.disabled = true;
   situation.disabled = true;
   feedbackHint.hidden = true;
+  endButton.hidden = ended;
   setQuery({ session: id });
+}
+
+// The conversation has ended (here, elsewhere, or before a reload): no more messages; its
+// report is a link away, and "new conversation" starts afresh.
+function showEnded() {
+  ended = true;
+  endButton.hidden = true;
+  input.disabled = true;
+  sendButton.disabled = true;
+  document.getElementById("chat-ended-report").href = `/report/${encodeURIComponent(sessionId)}`;
+  endedNotice.hidden = false;
+}
+
+async function endConversation() {
+  if (!sessionId || busy || ended) return;
+  busy = true;
+  endButton.disabled = true;
+  sendButton.disabled = true;
+  endButton.textContent = ui.ending;
+  statusLine.textContent = "";
+  try {
+    await api(`${chatApi}/sessions/${encodeURIComponent(sessionId)}/end`, { method: "POST" });
+    window.location.assign(`/report/${encodeURIComponent(sessionId)}`);
+    return;
+  } catch (error) {
+    statusLine.textContent = error instanceof ApiError && error.status !== 500 && error.status !== 404
+      ? errorText(error)
+      : ui.end_chat_failed;
+  }
+  busy = false;
+  endButton.disabled = false;
+  sendButton.disabled = false;
+  endButton.textContent = endButton.dataset.label;
 }
 
 function resetConversation() {
   sessionId = "";
+  ended = false;
+  endButton.hidden = true;
+  endedNotice.hidden = true;
+  input.disabled = false;
+  sendButton.disabled = false;
   log.replaceChildren();
   disconnectFeedback();
   setQuery({ session: "" });
@@ -141,9 +184,9 @@ async function send(message) {
 
   const finish = () => {
     busy = false;
-    sendButton.disabled = false;
+    sendButton.disabled = ended;
     source.close();
-    input.focus();
+    if (!ended) input.focus();
   };
 
   // Set by `start`: the turn this reply belongs to, to ask about if the stream breaks.
@@ -210,6 +253,12 @@ async function send(message) {
     if (!busy) return;
     if (e.data) {
       if (e.data.includes('"unauthenticated"')) forgetSignIn(); // sign in again on the next send
+      if (sessionId && e.responseCode === 409) {
+        // The conversation was ended meanwhile (another tab): say so, and offer its report.
+        fail(ui.chat_ended);
+        showEnded();
+        return;
+      }
       fail(errorMessage(e.data, ui.reply_failed));
     } else if (turn) {
       settleBrokenTurn();
@@ -230,7 +279,7 @@ async function send(message) {
 composer.addEventListener("submit", (e) => {
   e.preventDefault();
   const message = input.value.trim();
-  if (!message || busy) return;
+  if (!message || busy || ended) return;
   input.value = "";
   send(message);
 });
@@ -244,6 +293,7 @@ input.addEventListener("keydown", (e) => {
 });
 
 document.getElementById("new-chat").addEventListener("click", resetConversation);
+endButton.addEventListener("click", endConversation);
 situation.addEventListener("change", showSituationHint);
 showSituationHint();
 
@@ -266,6 +316,7 @@ async function restore(id) {
     if ([...situation.options].some((o) => o.value === history.situation)) situation.value = history.situation;
     showSituationHint();
     useSession(history.session_id);
+    if (history.ended_at) showEnded();
     statusLine.textContent = "";
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
@@ -277,7 +328,7 @@ async function restore(id) {
     }
   } finally {
     busy = false;
-    sendButton.disabled = false;
+    sendButton.disabled = ended;
   }
 }
 
