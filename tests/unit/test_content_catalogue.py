@@ -36,7 +36,10 @@ def test_every_scenario_becomes_a_script_the_engine_can_play() -> None:
     catalogue = content()
     for scenario in catalogue.scenarios:
         script = scenario_script(scenario, catalogue)
-        assert {i.id for i in script.intents} == {*scenario.moves, "fallback"}
+        engine_moves = (
+            {"fallback"} if catalogue.category(scenario.category).chit_chat_fits else {"fallback", "off_topic"}
+        )
+        assert {i.id for i in script.intents} == {*scenario.moves, *engine_moves}
         assert script.partners == (scenario.character,)
 
 
@@ -90,6 +93,11 @@ def edit(root: Path, name: str, change) -> None:
             MODEL,
             lambda d: d.__setitem__("category", "harassment"),
             f"{MODEL}: consent: required in category 'harassment'",
+        ),
+        (
+            MODEL,
+            lambda d: d["moves"].__setitem__("off_topic", d["moves"]["give_in"]),
+            f"{MODEL}: moves.off_topic: the name is reserved",
         ),
         (
             "characters/boss.yaml",

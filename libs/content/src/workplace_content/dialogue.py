@@ -33,6 +33,38 @@ FALLBACK_EXAMPLES = {
 }
 
 
+# Chit-chat that leaves the scenario's topic (the weather in the middle of a deadline talk): a
+# move of its own, answered with the scenario's fallback lines, which steer back. Not in the
+# categories where chit-chat is the point (categories.yaml: chit_chat_fits).
+OFF_TOPIC_MOVE = "off_topic"
+OFF_TOPIC_EXAMPLES = {
+    "ja": (
+        "今日はいい天気ですね",
+        "昨日のサッカーの試合、見ました？",
+        "お腹すきましたね、お昼何にしようかな",
+        "最近どんなドラマ見てます？",
+        "好きな食べ物は何ですか？",
+        "新しいスマホ買ったんですよ",
+        "宝くじ当たらないかなあ",
+        "週末どこか出かけました？",
+        "駅前に新しいカフェができたらしいですよ",
+        "最近ジムに通い始めたんです",
+    ),
+    "en": (
+        "Nice weather today, isn't it?",
+        "Did you watch the football last night?",
+        "I'm starving, what should I get for lunch?",
+        "Seen any good shows lately?",
+        "What's your favourite food?",
+        "I just got a new phone",
+        "I wish I'd win the lottery",
+        "Did you go anywhere this weekend?",
+        "There's a new cafe near the station",
+        "I started going to the gym recently",
+    ),
+}
+
+
 def cast_of(characters: Iterable[model.Character]) -> Cast:
     kit_characters = []
     personas: dict[str, dict[str, Persona]] = {}
@@ -69,6 +101,11 @@ def scenario_script(scenario: model.Scenario, content: ContentCatalogue, cache_f
             "examples": move.examples.model_dump(mode="json"),
             "keywords": move.keywords.model_dump(mode="json") if move.keywords else {},
             "replies": {character.id: move.replies.model_dump(mode="json")},
+        }
+    if not content.category(scenario.category).chit_chat_fits:
+        raw[OFF_TOPIC_MOVE] = {
+            "examples": {lang: list(texts) for lang, texts in OFF_TOPIC_EXAMPLES.items()},
+            "replies": {character.id: scenario.fallback.model_dump(mode="json")},
         }
     raw[FALLBACK_INTENT] = {
         "examples": {lang: list(texts) for lang, texts in FALLBACK_EXAMPLES.items()},

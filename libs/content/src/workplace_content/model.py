@@ -17,6 +17,8 @@ TimeOfDay = Literal["morning", "daytime", "evening"]
 # A scenario may run at most this many learner turns; the character then closes the talk.
 MAX_TURNS_LIMIT = 20
 _ID = r"^[a-z][a-z0-9_-]{1,62}$"
+# Moves every scenario script has without authoring them (workplace_content.dialogue).
+RESERVED_MOVES = frozenset({"fallback", "off_topic"})
 
 
 class Strict(BaseModel):
@@ -102,6 +104,9 @@ class Category(Strict):
     description: Text
     # Its scenarios ask for the learner's explicit consent before they start (harassment set).
     needs_consent: bool = False
+    # Chit-chat (the weather, lunch, the weekend) is part of its scenarios rather than a change of
+    # subject the character steers back from (small talk).
+    chit_chat_fits: bool = False
 
 
 class Criterion(Strict):
@@ -177,6 +182,8 @@ class Scenario(Strict):
         if len(criteria) != len(self.criteria):
             raise ValueError("criteria: two criteria share an id")
         for move_id, move in self.moves.items():
+            if move_id in RESERVED_MOVES:
+                raise ValueError(f"moves.{move_id}: the name is reserved (the engine's own moves)")
             if not re.match(_ID, move_id):
                 raise ValueError(f"moves.{move_id}: a move id is lower case letters, digits, _ or -")
             for name in ("meets", "misses"):

@@ -290,7 +290,7 @@ class ScenarioService:
             raise Unavailable("the AI returned an empty reply; please try again")
         AI_REPLIES.labels(engine.id, "ok").inc()
         end_reason = ""
-        if move != FALLBACK_INTENT and scenario.moves[move].ends:
+        if move in scenario.moves and scenario.moves[move].ends:
             end_reason = "completed"
         elif learner_turns + 1 >= scenario.max_turns:
             end_reason = "timeout"
