@@ -409,6 +409,72 @@ def test_free_chat_can_be_ended_and_its_report_opens(chromium):
     assert not b.problems, b.problems
 
 
+# --------------------------------------------------------------------------- journal pages
+
+
+def test_the_journal_pages_through_a_long_history_and_keeps_its_page_in_the_address(chromium):
+    """45 ended sessions (the journal API answered by Playwright): 20 to a page, newest first."""
+    b = chromium(**PHONE)
+    page = b.page
+    total = 45
+    ids = [str(uuid.uuid4()) for _ in range(total)]
+    asked: list[tuple[int, int]] = []
+
+    def journal(route) -> None:
+        query = dict(re.findall(r"[?&]([a-z_]+)=([^&]*)", route.request.url))
+        limit, offset = int(query["limit"]), int(query["offset"])
+        asked.append((limit, offset))
+        entries = [
+            {
+                "session_id": ids[i],
+                "source_service": "chat" if i % 2 else "scenario",
+                "scenario_id": "" if i % 2 else "decline-overtime",
+                "title": JA["kind_chat"] if i % 2 else "急な残業の依頼を断る",
+                "started_at": f"2026-11-{30 - i // 2:02d}T09:00:00+00:00",
+                "ended_at": f"2026-11-{30 - i // 2:02d}T09:02:05+00:00",
+                "duration_s": 125,
+                "turn_count": 3,
+                "overall": 3.5,
+                "skills": {},
+                "end_reason": "user",
+            }
+            for i in range(offset, min(total, offset + limit))
+        ]
+        body = {"entries": entries, "total": total, "skill_labels": {}}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body, ensure_ascii=False))
+
+    page.route("**/api/v2/feedback/journal?*", journal)
+    page.goto(GATEWAY + "/journal")
+    page.locator("#journal").wait_for(state="visible", timeout=30_000)
+    rows = page.locator("#journal-list .je-row")
+    assert rows.count() == 20 and asked[-1] == (20, 0)
+    assert page.locator("#journal-status").inner_text() == "全45件中 1〜20件目（新しい順）"
+    assert rows.first.get_attribute("data-session-id") == ids[0]
+    assert rows.first.locator(".je-duration").inner_text().endswith("2分5秒")
+    assert page.locator("#newer").is_hidden() and page.locator("#older").is_visible()
+    # A scenario attempt links the comparison with the same scenario's attempt before it.
+    assert rows.first.locator(".je-compare").get_attribute("href") == f"/compare?before={ids[2]}&after={ids[0]}"
+    assert rows.nth(1).locator(".je-transcript").get_attribute("href") == f"/?session={ids[1]}"
+
+    page.click("#older")
+    page.wait_for_function("() => location.search.includes('page=2')")
+    page.wait_for_function("() => document.querySelector('#journal-status').textContent.includes('21〜40')")
+    assert rows.first.get_attribute("data-session-id") == ids[20]
+    assert page.evaluate("document.activeElement.closest('.je-row').dataset.sessionId") == ids[20]
+    page.click("#older")
+    page.wait_for_function("() => document.querySelector('#journal-status').textContent.includes('41〜45')")
+    assert rows.count() == 5 and page.locator("#older").is_hidden() and page.locator("#newer").is_visible()
+    assert "page=3" in page.locator(".lang-switch").get_attribute("href")
+
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#journal-status').textContent.includes('41〜45')")
+    assert asked[-1] == (20, 40)
+    page.click("#newer")
+    page.wait_for_function("() => document.querySelector('#journal-status').textContent.includes('21〜40')")
+    assert "page=2" in page.url
+    assert not b.problems, b.problems
+
+
 # --------------------------------------------------------------------------- a report that never comes
 
 

@@ -5,7 +5,7 @@
 // The whole journal downloads as CSV.
 import { ApiError, api, ensureSignedIn, errorText, format, lang, setQuery, ui } from "/static/page.js";
 import {
-  durationText, el, kindText, link, reportHref, scoreBadge, showFailure, timeElement, transcriptHref,
+  durationText, el, kindText, link, reportHref, scoreBadge, showFailure, timeElement, transcriptHref, turnsText,
 } from "/static/progress.js";
 
 const PAGE_SIZE = 20;
@@ -41,7 +41,7 @@ function entryRow(entry, previous) {
   practice.append(" ", kind);
   li.appendChild(practice);
   li.appendChild(labelled("je-duration", ui.col_duration, true, durationText(entry.duration_s)));
-  li.appendChild(labelled("je-turns", ui.col_turns, false, format(ui.turns_count, { n: entry.turn_count })));
+  li.appendChild(labelled("je-turns", ui.col_turns, false, turnsText(entry.turn_count)));
   li.appendChild(labelled("je-overall", ui.col_overall, true, scoreBadge(entry.overall, 1)));
   const links = el("span", "je-links");
   links.appendChild(link(reportHref(entry.session_id), ui.open_report, "je-report"));

@@ -67,6 +67,10 @@ export function durationText(seconds) {
   return format(ui.duration_minutes, { m: Math.floor(s / 60), s: s % 60 });
 }
 
+export function turnsText(n) {
+  return format(n === 1 ? ui.turns_count_one : ui.turns_count, { n });
+}
+
 export function kindText(sourceService) {
   return sourceService === "chat" ? ui.kind_chat : ui.kind_scenario;
 }

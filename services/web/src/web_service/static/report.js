@@ -6,7 +6,7 @@
 // the transcript, the scenario again, the previous attempt compared, the journal; and print.
 import { ApiError, api, format, lang, ui } from "/static/page.js";
 import {
-  briefingHref, dateText, dots, durationText, el, kindText, showFailure, timeElement, transcriptHref,
+  briefingHref, dateText, dots, durationText, el, kindText, showFailure, timeElement, transcriptHref, turnsText,
 } from "/static/progress.js";
 
 const byId = (id) => document.getElementById(id);
@@ -113,7 +113,7 @@ function show(report, attempts) {
   byId("r-kind").textContent = kindText(report.source_service);
   byId("r-title").textContent = isChat ? ui.kind_chat : attempts.title || report.scenario_id;
   byId("r-date").replaceChildren(timeElement(report.ended_at));
-  byId("r-turns").textContent = format(ui.turns_count, { n: report.turn_count });
+  byId("r-turns").textContent = turnsText(report.turn_count);
   if (report.started_at) {
     const seconds = (new Date(report.ended_at) - new Date(report.started_at)) / 1000;
     byId("r-duration").textContent = `${ui.col_duration} ${durationText(seconds)}`;
