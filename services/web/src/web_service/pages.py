@@ -155,7 +155,6 @@ def build_router(
     progress_context = {
         "feedback_api_url": settings.web_feedback_api_url,
         "scenario_api_url": settings.web_scenario_api_url,
-        "chat_api_url": settings.web_chat_api_url,
     }
 
     @router.get("/report/{session_id}", response_class=HTMLResponse, include_in_schema=False)
