@@ -23,7 +23,10 @@ import httpx
 from httpx_sse import aconnect_sse
 
 GATEWAY = "http://127.0.0.1:8080"
-GOOD = ["申し訳ありません、今夜は家族の用事があって残れないんです。", "明日の朝8時に来て、会議の前に仕上げるのはいかがでしょうか。"]
+GOOD = [
+    "申し訳ありません、今夜は家族の用事があって残れないんです。",
+    "明日の朝8時に来て、会議の前に仕上げるのはいかがでしょうか。",
+]
 POOR = ["無理です。", "帰ります。"]
 
 
@@ -65,7 +68,8 @@ async def scenario_round(client: httpx.AsyncClient, messages: list[str]) -> floa
 
 
 async def chat_round(client: httpx.AsyncClient) -> float:
-    done = await stream(client, "/api/v2/chat", {"message": "おはようございます！週末は何をしていましたか？", "partner": "senior"})
+    first = {"message": "おはようございます！週末は何をしていましたか？", "partner": "senior"}
+    done = await stream(client, "/api/v2/chat", first)
     session_id = done["session_id"]
     ended = time.perf_counter()
     (await client.post(f"/api/v2/chat/sessions/{session_id}/end")).raise_for_status()

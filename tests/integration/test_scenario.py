@@ -376,6 +376,13 @@ async def test_a_retry_is_compared_and_the_journal_and_strengths_follow(scenario
     async with httpx.AsyncClient(base_url=scenario.http_url) as client:
         suggested = (await client.get(f"{API}/search", params={"q": found["practice_query"], "limit": 3})).json()
     assert len(suggested) == 3  # what to practise next, by meaning
+    async with grpc.aio.insecure_channel(feedback.grpc_address) as channel:
+        strengths = await feedback_pb2_grpc.FeedbackServiceStub(channel).GetStrengths(
+            feedback_pb2.GetStrengthsRequest(), metadata=await identities.metadata("scenario-progress")
+        )
+    assert strengths.session_count == 2 and len(strengths.strengths) == 6
+    assert [s.name for s in strengths.strengths] == [s["id"] for s in found["skills"]]  # strongest first
+    assert all(0 <= s.score <= 100 and s.label for s in strengths.strengths)
 
 
 @pytest.fixture(scope="module")

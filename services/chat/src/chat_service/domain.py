@@ -26,7 +26,13 @@ from workplace.events.v1 import events_pb2
 from workplace_kit.ai.language import Language, detect_language
 from workplace_kit.ai.metrics import AI_FIRST_TOKEN_SECONDS, AI_REPLIES
 from workplace_kit.ai.offline_dialogue import Catalogue, Character, Situation, time_of_day_at
-from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo
+from workplace_kit.ai.types import (
+    AIUnavailableError,
+    DialogueEngine,
+    DialogueRequest,
+    ReplyDelta,
+    ReplyStarted,
+)
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
@@ -49,19 +55,6 @@ class ReplyCommand:
     session_id: str = ""
     language: str = ""
     temperature: float | None = None
-
-
-@dataclass(frozen=True)
-class ReplyStarted:
-    session_id: str
-    user_turn_id: str
-    engine: EngineInfo
-    cached: bool
-
-
-@dataclass(frozen=True)
-class ReplyDelta:
-    text: str
 
 
 @dataclass(frozen=True)

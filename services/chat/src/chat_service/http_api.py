@@ -5,7 +5,7 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeAlias
 
@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_kit.auth import Principal
-from workplace_kit.errors import DomainError
 from workplace_kit.service import UUID_PATTERN, error_responses
+from workplace_kit.sse import event_stream
 from workplace_kit.validation import storable
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted
@@ -161,18 +161,7 @@ def build_router(service: ChatService, current_principal: Callable[..., Awaitabl
             )
         )
 
-        async def stream() -> AsyncIterator[ServerSentEvent]:
-            try:
-                async for event in events:
-                    yield _sse(event)
-            except DomainError as exc:
-                yield ServerSentEvent(json.dumps(exc.to_json(), ensure_ascii=False), event="error")
-            except Exception:  # noqa: BLE001 - the stream has begun: report, don't leak a trace
-                log.exception("chat stream failed")
-                body = {"error": "internal", "message": "internal error; the problem has been logged"}
-                yield ServerSentEvent(json.dumps(body), event="error")
-
-        return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})
+        return event_stream(events, _sse, what="chat stream")
 
     @router.get("/situations", response_model=list[SituationOut])
     async def situations() -> list[SituationOut]:

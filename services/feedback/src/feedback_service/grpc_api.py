@@ -81,9 +81,24 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     ) -> feedback_pb2.GetStrengthsResponse:
         # The strengths are always those of the token's learner: request.user_id is ignored (it
         # could name anyone; the field stays in the proto for compatibility with its clients).
-        await principal_from_metadata(self.verifier, context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "strengths analysis arrives in a later release")
-        raise AssertionError("unreachable: abort() raises")  # said for mypy: grpcio ships no types
+        principal = await principal_from_metadata(self.verifier, context)
+        found = await self.service.strengths(principal.user_id, "ja")
+        response = feedback_pb2.GetStrengthsResponse(
+            user_id=principal.user_id,
+            session_count=found.session_count,
+            engine="offline:rules",
+            strengths=[
+                feedback_pb2.Strength(
+                    name=t.id,
+                    score=round((t.average - 1) * 25),  # 1..5 -> 0..100
+                    evidence=f"平均 {t.average:.1f} / 5（{len(t.points)} 回）、直近 {t.latest}",
+                    label=t.label,
+                )
+                for t in found.skills
+            ],
+        )
+        response.analysed_at.GetCurrentTime()
+        return response
 
 
 def grpc_service(service: FeedbackService, verifier: TokenVerifier) -> GrpcService:

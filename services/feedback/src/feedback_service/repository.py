@@ -60,6 +60,25 @@ class StoredReport:
     generated_at: datetime
 
 
+def _report_from_row(row: asyncpg.Record, report: dict[str, Any]) -> StoredReport:
+    scores = row["scores"]
+    return StoredReport(
+        session_id=row["session_id"],
+        user_id=row["user_id"],
+        source_service=row["source_service"],
+        scenario_id=row["scenario_id"],
+        language=row["language"],
+        overall=float(row["overall"]),
+        scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
+        report=report,
+        turn_count=row["turn_count"],
+        end_reason=row["end_reason"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        generated_at=row["generated_at"],
+    )
+
+
 _COLUMNS = (
     "turn_id, session_id, user_id, source_service, turn_index, learner_text_sealed, language, "
     "dominant_emotion, scores, polarity, engine, summary_sealed, analysed_at, card_sealed, move, situation"
@@ -199,22 +218,7 @@ class FeedbackRepository:
         if row is None:
             return None
         (opened,) = await self.cipher.open_texts([(row["report_sealed"], None, REPORT.field(session_id))])
-        scores = row["scores"]
-        return StoredReport(
-            session_id=row["session_id"],
-            user_id=row["user_id"],
-            source_service=row["source_service"],
-            scenario_id=row["scenario_id"],
-            language=row["language"],
-            overall=float(row["overall"]),
-            scores=json.loads(scores) if isinstance(scores, str) else dict(scores),
-            report=json.loads(opened or "{}"),
-            turn_count=row["turn_count"],
-            end_reason=row["end_reason"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            generated_at=row["generated_at"],
-        )
+        return _report_from_row(row, json.loads(opened or "{}"))
 
     async def list_reports(
         self, user_id: str, *, limit: int, offset: int = 0, scenario_id: str = ""
@@ -231,23 +235,6 @@ class FeedbackRepository:
             offset,
             limit,
         )
-        reports = [
-            StoredReport(
-                session_id=r["session_id"],
-                user_id=r["user_id"],
-                source_service=r["source_service"],
-                scenario_id=r["scenario_id"],
-                language=r["language"],
-                overall=float(r["overall"]),
-                scores=json.loads(r["scores"]) if isinstance(r["scores"], str) else dict(r["scores"]),
-                report={},
-                turn_count=r["turn_count"],
-                end_reason=r["end_reason"],
-                started_at=r["started_at"],
-                ended_at=r["ended_at"],
-                generated_at=r["generated_at"],
-            )
-            for r in rows
-        ]
+        reports = [_report_from_row(r, {}) for r in rows]
         total = rows[0]["total"] if rows else 0
         return reports, int(total)

@@ -25,8 +25,16 @@ from workplace_content import ContentCatalogue, Scenario
 from workplace_content.dialogue import scenario_script
 from workplace_kit.ai.embeddings import Embedder
 from workplace_kit.ai.metrics import AI_REPLIES
-from workplace_kit.ai.offline_dialogue import FALLBACK_INTENT, OfflineDialogueEngine, split_into_chunks
-from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo, Turn, fit_history
+from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, split_into_chunks
+from workplace_kit.ai.types import (
+    AIUnavailableError,
+    DialogueEngine,
+    DialogueRequest,
+    ReplyDelta,
+    ReplyStarted,
+    Turn,
+    fit_history,
+)
 from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
@@ -61,18 +69,6 @@ class StartedSession:
     scenario: Scenario
     opening: str
     opening_turn_id: str
-
-
-@dataclass(frozen=True)
-class ReplyStarted:
-    session_id: str
-    user_turn_id: str
-    engine: EngineInfo
-
-
-@dataclass(frozen=True)
-class ReplyDelta:
-    text: str
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -13,8 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_content import ContentCatalogue, Scenario
 from workplace_kit.auth import Principal
-from workplace_kit.errors import DomainError, InvalidInput
+from workplace_kit.errors import InvalidInput
 from workplace_kit.service import UUID_PATTERN, error_responses
+from workplace_kit.sse import event_stream
 from workplace_kit.validation import storable
 
 from .domain import ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted, ScenarioService
@@ -292,20 +293,7 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
         `delta`…, `done` (`done` says the recognised move and whether the scenario ended)."""
         events = await service.open_reply(user_id=principal.user_id, session_id=session_id, message=body.message)
 
-        async def stream() -> AsyncIterator[ServerSentEvent]:
-            try:
-                async for event in events:
-                    yield _sse(event)
-            except DomainError as exc:
-                yield ServerSentEvent(json.dumps(exc.to_json(), ensure_ascii=False), event="error")
-            except Exception:  # noqa: BLE001 - the stream has begun: report, don't leak a trace
-                log.exception("roleplay stream failed")
-                yield ServerSentEvent(
-                    json.dumps({"error": "internal", "message": "internal error; the problem has been logged"}),
-                    event="error",
-                )
-
-        return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})
+        return event_stream(events, _sse, what="roleplay stream")
 
     @router.post(
         "/sessions/{session_id}/end", response_model=EndOut, responses=error_responses(400, 401, 404, 422, 503)

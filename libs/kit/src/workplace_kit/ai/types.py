@@ -43,6 +43,23 @@ class EngineInfo:
     model: str = ""
 
 
+@dataclass(frozen=True)
+class ReplyStarted:
+    """First event of a streamed reply a service sends its client: the ids and the engine."""
+
+    session_id: str
+    user_turn_id: str
+    engine: EngineInfo
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    """A piece of the reply's text, in order."""
+
+    text: str
+
+
 @dataclass
 class ReplyChunk:
     text: str
