@@ -317,7 +317,7 @@ async def test_an_ended_roleplay_gets_a_coaching_report_with_evidence(scenario, 
     assert quoted and quoted <= set(poor)
     politeness = {s["id"]: s for s in worse["skills"]}["politeness"]
     assert politeness["score"] <= 2 and politeness["better_phrasing"]
-    assert better["summary"].startswith("急な残業の依頼を断る")
+    assert better["summary"].startswith("急な残業の依頼を断る") and better["title"] == "急な残業の依頼を断る"
 
     stranger = await identities.headers("someone-else")
     async with httpx.AsyncClient(base_url=feedback.http_url) as client:
@@ -368,6 +368,7 @@ async def test_a_retry_is_compared_and_the_journal_and_strengths_follow(scenario
         found = (await client.get("/api/v2/feedback/strengths", headers=headers)).json()
         assert found["session_count"] == 2 and all(len(s["points"]) == 2 for s in found["skills"])
         assert found["weakest"] and found["advice"] and found["practice_query"]
+        assert found["recent_scenario_ids"] == ["decline-overtime"]  # not suggested again
         assert (
             await client.get("/api/v2/feedback/compare", params={"before": first, "after": second})
         ).status_code == 401

@@ -48,6 +48,7 @@ class CriterionScoreOut(BaseModel):
 
 class ReportOut(BaseModel):
     session_id: str
+    title: str  # the scenario's title in the report's language, or 雑談練習 / Free chat
     source_service: str
     scenario_id: str
     language: str
@@ -107,6 +108,8 @@ class StrengthsOut(BaseModel):
     advice: str
     # Search the scenario catalogue (/api/v2/scenario/search?q=) for scenarios that practise it.
     practice_query: str
+    # The scenarios of the latest sessions (newest first), to leave out of the suggestions.
+    recent_scenario_ids: list[str]
 
 
 class ChangeOut(BaseModel):
@@ -148,6 +151,7 @@ def report_out(stored: StoredReport) -> ReportOut:
     r = stored.report
     return ReportOut(
         session_id=str(stored.session_id),
+        title=progress.title_of(stored, stored.language),
         source_service=stored.source_service,
         scenario_id=stored.scenario_id,
         language=stored.language,
@@ -292,6 +296,7 @@ def build_router(service: FeedbackService, current_principal: Callable[..., Awai
             weakest=found.weakest,
             advice=found.advice,
             practice_query=found.practice_query,
+            recent_scenario_ids=found.recent_scenario_ids,
         )
 
     @router.get("/compare", response_model=CompareOut, responses=error_responses(400, 401, 404, 422, 503))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from workplace_content import content
@@ -105,6 +105,7 @@ class Strengths:
     weakest: str  # skill id, "" without reports
     advice: str
     practice_query: str  # what to search the catalogue for (the weakest skill and missed criteria)
+    recent_scenario_ids: list[str] = field(default_factory=list)  # practised lately: not suggested again
 
 
 def strengths(reports: list[StoredReport], language: str) -> Strengths:
@@ -145,6 +146,7 @@ def strengths(reports: list[StoredReport], language: str) -> Strengths:
         weakest=weakest.id,
         advice=advice,
         practice_query=query[:480],
+        recent_scenario_ids=list(dict.fromkeys(r.scenario_id for r in reversed(ordered[-3:]) if r.scenario_id)),
     )
 
 

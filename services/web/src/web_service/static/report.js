@@ -111,7 +111,7 @@ function show(report, attempts) {
   reportLang = report.language === "en" ? "en" : "ja";
   const isChat = report.source_service === "chat";
   byId("r-kind").textContent = kindText(report.source_service);
-  byId("r-title").textContent = isChat ? ui.kind_chat : attempts.title || report.scenario_id;
+  byId("r-title").textContent = isChat ? ui.kind_chat : attempts.title || report.title || report.scenario_id;
   byId("r-date").replaceChildren(timeElement(report.ended_at));
   byId("r-turns").textContent = turnsText(report.turn_count);
   if (report.started_at) {

@@ -93,7 +93,7 @@ function suggestionCard(scenario) {
   return li;
 }
 
-async function suggest(query) {
+async function suggest(query, recent) {
   const status = byId("s-suggested-status");
   const list = byId("s-suggested");
   if (!query) {
@@ -102,8 +102,9 @@ async function suggest(query) {
   }
   status.textContent = ui.catalogue_loading;
   try {
-    const params = new URLSearchParams({ q: query, limit: "3", lang });
-    const matches = await api(`${scenarioApi}/search?${params}`);
+    // A few more than shown, so that the scenarios just practised can be left out.
+    const params = new URLSearchParams({ q: query, limit: String(3 + recent.length), lang });
+    const matches = (await api(`${scenarioApi}/search?${params}`)).filter((m) => !recent.includes(m.scenario.id));
     list.replaceChildren(...matches.slice(0, 3).map((m) => suggestionCard(m.scenario)));
     status.textContent = "";
   } catch (_) {
@@ -134,7 +135,7 @@ function show(found) {
   statusLine.hidden = true;
   byId("strengths").hidden = false;
   drawChart(found.skills, found.session_count);
-  suggest(found.practice_query);
+  suggest(found.practice_query, found.recent_scenario_ids || []);
 }
 
 async function load() {
