@@ -94,4 +94,5 @@ def test_free_chat_is_reported_on_the_skills_alone() -> None:
 
 def test_a_skill_with_no_sign_at_all_is_not_shown_yet_rather_than_bad() -> None:
     report = build_report(turns(("はい", "", "ok")), "ja")
-    assert {s.id: s.score for s in report.skills}["structure"] == 2
+    structure = {s.id: s for s in report.skills}["structure"]
+    assert structure.score == 2 and structure.meaning == "まだ見られなかった" and structure.evidence == ()

@@ -249,12 +249,16 @@ def build_report(turns: Sequence[LearnerTurn], language: str, scenario: Scenario
             score, evidence = _cue_skill(dim_id, body, turns, language)
         if score <= NEUTRAL and not better:
             better = model_line
+        # No sign at all is "not shown yet", not the rubric's 2 ("the point is blurred").
+        meaning = (
+            rules()["criteria_rubric"][language]["not_shown"] if not evidence else body["rubric"][language][score - 1]
+        )
         skills.append(
             SkillScore(
                 id=dim_id,
                 label=body["label"][language],
                 score=score,
-                meaning=body["rubric"][language][score - 1],
+                meaning=meaning,
                 evidence=tuple(evidence[:MAX_EVIDENCE]),
                 advice=body["advice"][language] if score <= NEUTRAL else "",
                 better_phrasing=better if score <= NEUTRAL else "",
