@@ -123,9 +123,10 @@ async def test_the_catalogue_lists_filters_and_pages(scenario) -> None:
         finally:
             await pool.execute("DELETE FROM scenarios WHERE scenario_id = 'from-the-future'")
 
-        for params, field in (({"category": "karaoke"}, "category_id"), ({"page_token": "x"}, "page_token")):
+        # The categories and the page token's form are in the published schema: refused by it.
+        for params in ({"page_token": "x"}, {"category": "karaoke"}):
             bad = await client.get(f"{API}/scenarios", params=params)
-            assert bad.status_code == 400 and bad.json()["field"] == field, bad.text
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/json"), bad.text
         assert (await client.get(f"{API}/scenarios/no-such-scenario")).status_code == 404
 
 

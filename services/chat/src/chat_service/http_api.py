@@ -10,12 +10,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeAlias
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_kit.auth import Principal
 from workplace_kit.service import UUID_PATTERN, error_responses
 from workplace_kit.sse import event_stream
-from workplace_kit.validation import storable
+from workplace_kit.validation import LearnerText, learner_message_field
 
 from .domain import ChatService, ReplyCommand, ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted
 
@@ -102,16 +102,7 @@ def request_model(service: ChatService) -> type[BaseModel]:
     class ChatRequest(BaseModel):
         model_config = ConfigDict(strict=True)  # "0.5" is not a temperature
 
-        message: Annotated[str, AfterValidator(storable)] = Field(
-            min_length=1,
-            max_length=service.max_message_chars,
-            pattern=r"\S",
-            description="The learner's message (not only spaces; no NUL characters)",
-            # Both rules in the published schema (not only spaces, no NUL), in a form property-based
-            # clients can generate from (no look-ahead, no surrogate escapes); `storable` also
-            # refuses an unpaired surrogate, which JSON can carry as "\ud800".
-            json_schema_extra={"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"},
-        )
+        message: LearnerText = learner_message_field(service.max_message_chars)
         session_id: str = Field("", pattern=f"^$|{UUID_PATTERN}", description="Empty to start a new session")
         # Literals of values known only at runtime: pydantic reads them, a type checker cannot.
         partner: Literal[tuple(partners)] = Field(  # type: ignore[valid-type]

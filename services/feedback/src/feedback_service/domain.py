@@ -267,8 +267,8 @@ class FeedbackService:
         self, user_id: str, language: str, *, limit: int = 50, offset: int = 0, scenario_id: str = ""
     ) -> tuple[list[progress.JournalEntry], int]:
         """The learner's ended sessions with their scores, newest first (and how many in all)."""
-        if not 1 <= limit <= 500 or offset < 0:
-            raise InvalidInput("limit must be 1-500 and offset at least 0", field="limit")
+        if not 1 <= limit <= 500 or not 0 <= offset <= 1_000_000:
+            raise InvalidInput("limit must be 1-500 and offset 0-1000000", field="limit")
         reports, total = await self.repository.list_reports(
             user_id, limit=limit, offset=offset, scenario_id=scenario_id
         )

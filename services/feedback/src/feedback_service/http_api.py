@@ -250,7 +250,7 @@ def build_router(service: FeedbackService, current_principal: Callable[..., Awai
         principal: Signed,
         lang: Lang = "ja",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         scenario_id: Annotated[str, Query(max_length=64)] = "",
     ) -> JournalOut:
         """Every ended session of the learner with its scores, newest first (scenario_id: one

@@ -6,17 +6,17 @@
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeAlias
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_content import ContentCatalogue, Scenario
 from workplace_kit.auth import Principal
 from workplace_kit.errors import InvalidInput
 from workplace_kit.service import UUID_PATTERN, error_responses
 from workplace_kit.sse import event_stream
-from workplace_kit.validation import storable
+from workplace_kit.validation import LearnerText, learner_message_field
 
 from .domain import ReplyDelta, ReplyDone, ReplyEvent, ReplyStarted, ScenarioService
 from .repository import SessionRow, StoredTurn
@@ -86,19 +86,28 @@ class MatchOut(BaseModel):
 
 
 class StartIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false
     scenario_id: str = Field(pattern=ID_PATTERN)
     language: Language = "ja"
     consent_given: bool = False
 
 
-class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    message: Annotated[str, AfterValidator(storable)] = Field(min_length=1, max_length=20_000, pattern=r"\S")
+class MessageFields(Protocol):
+    """What the endpoint reads from the message model (built in build_router, with the length limit)."""
+
+    message: str
+
+
+def message_model(max_chars: int) -> type[BaseModel]:
+    class MessageIn(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        message: LearnerText = learner_message_field(max_chars)
+
+    return MessageIn
 
 
 class EndIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false
     reason: Literal["user", "completed", "timeout"] = "user"
 
 
@@ -210,16 +219,28 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
     router = APIRouter(prefix="/api/v2/scenario", tags=["scenario"])
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
     content = service.content
+    if TYPE_CHECKING:
+        MessageIn: TypeAlias = MessageFields
+    else:
+        MessageIn = message_model(service.settings.scenario_max_message_chars)  # noqa: N806 - a class
     Lang = Annotated[Language, Query(description="Language of the texts")]  # noqa: N806
+    # The categories as the published schema's enum, from the content (nothing copies them).
+    category_ids = ("", *(c.id for c in content.categories))
+    CategoryId = Annotated[  # noqa: N806
+        Literal[category_ids],  # type: ignore[valid-type]
+        Query(description="A category id; empty: every category"),
+    ]
 
     @router.get("/scenarios", response_model=CatalogueOut, responses=error_responses(400, 422, 503))
     async def catalogue(
         lang: Lang = "ja",
-        category: Annotated[str, Query(max_length=64)] = "",
+        category: CategoryId = "",
         difficulty: Annotated[Literal["", "beginner", "intermediate", "advanced"], Query()] = "",
         tag: Annotated[str, Query(max_length=64)] = "",
         page_size: Annotated[int, Query(ge=0, le=100)] = 0,
-        page_token: Annotated[str, Query(max_length=16)] = "",
+        page_token: Annotated[
+            str, Query(pattern=r"^[0-9]{0,9}$", description="next_page_token of the page before")
+        ] = "",
     ) -> CatalogueOut:
         """The catalogue in its order, filtered; `categories` counts each category under the other filters."""
         page = await service.list_scenarios(
@@ -250,7 +271,7 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
         q: Annotated[str, Query(min_length=1, max_length=500, description="What the learner wants to practise")],
         lang: Lang = "ja",
         limit: Annotated[int, Query(ge=0, le=50)] = 0,
-        category: Annotated[str, Query(max_length=64)] = "",
+        category: CategoryId = "",
         difficulty: Annotated[Literal["", "beginner", "intermediate", "advanced"], Query()] = "",
     ) -> list[MatchOut]:
         """Scenarios by meaning, best first (Japanese or English queries find both)."""
