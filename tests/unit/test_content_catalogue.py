@@ -120,11 +120,11 @@ def test_a_broken_file_is_named_with_its_field(copy: Path, name: str, change, me
 
 def test_every_problem_is_reported_at_once_and_the_check_command_says_so(copy: Path, capsys) -> None:
     edit(copy, MODEL, lambda d: d["title"].pop("ja"))
-    edit(copy, "free_chat.yaml", lambda d: d.__setitem__("partners", ["colleague", "nobody"]))
+    edit(copy, "free_chat/partners.yaml", lambda d: d.__setitem__("partners", ["colleague", "nobody"]))
     (copy / "scenarios" / "declining" / "broken.yaml").write_text("title: [unclosed\n", encoding="utf-8")
     assert content_cli(["check", str(copy)]) == 1
     report = capsys.readouterr().err
     assert f"{MODEL}: title.ja: Field required" in report
-    assert "free_chat.yaml: partners: no characters/nobody.yaml" in report
+    assert "free_chat/partners.yaml: partners: no characters/nobody.yaml" in report
     assert "scenarios/declining/broken.yaml: cannot read" in report
     assert content_cli(["check"]) == 0

@@ -335,7 +335,7 @@ def test_a_new_character_is_content_only(tmp_path) -> None:
 
     root = tmp_path / "catalogue"
     shutil.copytree(CONTENT_ROOT, root)
-    (root / "free_chat.yaml").write_text("partners: [colleague, senior, boss, client]\n")
+    (root / "free_chat" / "partners.yaml").write_text("partners: [colleague, senior, boss, client]\n")
     folder = tmp_path / "content"
     shutil.copytree(CONTENT, folder)
     intents = yaml.safe_load((folder / "intents.yaml").read_text())

@@ -1,5 +1,6 @@
-"""Loads and checks the whole catalogue: categories.yaml, characters/*.yaml, free_chat.yaml,
-scenarios/**/*.yaml.
+"""Loads and checks the whole catalogue: categories.yaml, characters/*.yaml,
+free_chat/partners.yaml, scenarios/**/*.yaml (free chat's situations and lines are read by the
+dialogue catalogue: free_chat/).
 
 Each file is validated on its own (model.py), then the files against each other (a scenario's
 character and category exist, ids match file names, the harassment set asks for consent).
@@ -21,6 +22,10 @@ from pydantic import BaseModel, ValidationError
 from .model import Category, Character, Scenario
 
 CONTENT_ROOT = Path(__file__).parent
+# Free chat (雑談練習): its partners, situations and moves with their lines, and their embedding
+# cache (read by the chat service through the kit's dialogue catalogue).
+FREE_CHAT_DIR = CONTENT_ROOT / "free_chat"
+FREE_CHAT_PARTNERS = "free_chat/partners.yaml"
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -106,13 +111,13 @@ def _read_categories(root: Path, problems: list[str]) -> tuple[Category, ...]:
 
 def _read_free_chat(root: Path, problems: list[str]) -> tuple[str, ...]:
     try:
-        raw = yaml.safe_load((root / "free_chat.yaml").read_text(encoding="utf-8"))
+        raw = yaml.safe_load((root / FREE_CHAT_PARTNERS).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        problems.append(f"free_chat.yaml: cannot read ({exc})")
+        problems.append(f"{FREE_CHAT_PARTNERS}: cannot read ({exc})")
         return ()
     partners = raw.get("partners") if isinstance(raw, dict) else None
     if not isinstance(partners, list) or not partners or not all(isinstance(p, str) for p in partners):
-        problems.append("free_chat.yaml: partners: expected a list of character ids")
+        problems.append(f"{FREE_CHAT_PARTNERS}: partners: expected a list of character ids")
         return ()
     return tuple(partners)
 
@@ -128,7 +133,7 @@ def load_content(root: Path = CONTENT_ROOT) -> ContentCatalogue:
     partners = _read_free_chat(root, problems)
     for partner in partners:
         if partner not in characters:
-            problems.append(f"free_chat.yaml: partners: no characters/{partner}.yaml")
+            problems.append(f"{FREE_CHAT_PARTNERS}: partners: no characters/{partner}.yaml")
     known_categories = {c.id: c for c in categories}
     scenarios: list[Scenario] = []
     seen: dict[str, str] = {}

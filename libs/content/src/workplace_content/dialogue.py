@@ -87,7 +87,7 @@ def cast_of(characters: Iterable[model.Character]) -> Cast:
 
 
 def free_chat_cast(content: ContentCatalogue) -> Cast:
-    """The free-chat partners (free_chat.yaml), in picker order."""
+    """The free-chat partners (free_chat/partners.yaml), in picker order."""
     return cast_of(content.free_chat_characters)
 
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from workplace.events.v1 import events_pb2
-from workplace_content import content
+from workplace_content import FREE_CHAT_DIR, content
 from workplace_content.dialogue import free_chat_cast
 from workplace_kit.ai.dialogue import build_dialogue_engine
 from workplace_kit.ai.offline_dialogue import Catalogue, load_catalogue
@@ -30,9 +30,9 @@ from .repository import ChatRepository
 from .settings import ChatSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The situations and lines chat serves (content, not code); the characters are the shared
-# catalogue's free-chat partners (workplace_content, characters/ with free_chat: true).
-CONTENT = Path(__file__).parent / "content"
+# What chat serves is content in the shared catalogue: the free-chat partners, situations and
+# lines (workplace_content: free_chat/, characters/).
+CONTENT = FREE_CHAT_DIR
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,8 @@
 """The authored content the offline dialogue engine plays: characters, situations and moves.
 
 The engine holds no content. A service owns a content folder and hands its catalogue to the
-engine (free chat: services/chat/src/chat_service/content/, with the characters of the shared
-catalogue in workplace_content; a scenario: workplace_content.dialogue.scenario_script):
+engine (free chat: libs/content/src/workplace_content/free_chat/, with the characters of the
+shared catalogue; a scenario: workplace_content.dialogue.scenario_script):
     characters.yaml   who the partners are (ids, names, role, register) per language, unless
                       the service hands in a Cast
     situations.yaml   the situations, their time of day and each partner's opening line
