@@ -39,3 +39,23 @@ def platform():
     yield GATEWAY
     if started:
         subprocess.run([sys.executable, str(REPO / "scripts" / "localrt.py"), "services", "down"], timeout=120)
+
+
+@pytest.fixture
+def chromium(platform):
+    """Opens Chromium pages on the platform (`chromium(**context options)` -> PageDriver), each
+    closed after the test; screenshots go to .run/screenshots."""
+    from playwright.sync_api import sync_playwright
+    from support.browser import PageDriver
+
+    (REPO / ".run" / "screenshots").mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        opened: list[PageDriver] = []
+
+        def open_browser(**options) -> PageDriver:
+            opened.append(PageDriver(playwright, **options))
+            return opened[-1]
+
+        yield open_browser
+        for driver in opened:
+            driver.close()

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Error as PlaywrightError
-from support.browser import launch_options
+from support.browser import PHONE
 from web_service.ui_text import TEXT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,73 +24,6 @@ SCREENSHOTS = REPO / ".run" / "screenshots"
 JA, EN = TEXT["ja"], TEXT["en"]
 FIRST = "申し訳ありません、今夜は家族の用事があって残れないんです"
 SECOND = "明日の朝8時に来て、会議の前に仕上げるのはどうでしょうか"
-
-
-class Browser:
-    """One Chromium page (Japanese unless asked otherwise) and what went wrong in it: uncaught
-    script errors and console errors other than the refusals a test provokes on purpose."""
-
-    def __init__(self, playwright, **context_options):
-        self.browser = playwright.chromium.launch(**launch_options())
-        self.context = self.browser.new_context(**{"locale": "ja-JP", **context_options})
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.expected_statuses: set[int] = set()
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("console", self._console)
-
-    def _console(self, message) -> None:
-        if message.type != "error":
-            return
-        status = re.search(r"status of (\d{3})", message.text)
-        if status and int(status.group(1)) in self.expected_statuses:
-            return
-        self.problems.append(message.text)
-
-    def transcript(self) -> list[tuple[str, str]]:
-        """The conversation as shown: (user|model, text) per bubble."""
-        bubbles = self.page.locator("#log li.msg")
-        return [
-            (
-                "user" if "user" in (bubbles.nth(i).get_attribute("class") or "") else "model",
-                bubbles.nth(i).locator(".body").inner_text().strip(),
-            )
-            for i in range(bubbles.count())
-        ]
-
-    def send(self, message: str) -> None:
-        """Types the message, sends it with Enter and waits until the reply has settled."""
-        self.page.fill("#message", message)
-        self.page.press("#message", "Enter")
-        self.page.wait_for_function(
-            "() => { const b = document.querySelector('#send');"
-            " const last = [...document.querySelectorAll('#log li.msg.model')].pop();"
-            " return b && !b.disabled && last && !last.classList.contains('pending'); }",
-            timeout=30_000,
-        )
-
-    def close(self) -> None:
-        self.browser.close()
-
-
-@pytest.fixture
-def chromium(platform) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        opened: list[Browser] = []
-
-        def open_browser(**options) -> Browser:
-            opened.append(Browser(playwright, **options))
-            return opened[-1]
-
-        yield open_browser
-        for b in opened:
-            b.close()
-
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 def _wait_for_cards(page) -> None:
