@@ -5,7 +5,7 @@
 // it (no more messages) and opens its coaching report.
 import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
-import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, setQuery, ui } from "/static/page.js";
+import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, setQuery, ui, wireComposer } from "/static/page.js";
 import { connectFeedback, disconnectFeedback, watchFeedback } from "/static/feedback_panel.js";
 
 const log = document.getElementById("log");
@@ -276,21 +276,7 @@ async function send(message) {
   source.stream();
 }
 
-composer.addEventListener("submit", (e) => {
-  e.preventDefault();
-  const message = input.value.trim();
-  if (!message || busy || ended) return;
-  input.value = "";
-  send(message);
-});
-
-input.addEventListener("keydown", (e) => {
-  // Enter sends; Shift+Enter is a new line; Enter while the IME is composing is not a send.
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    composer.requestSubmit();
-  }
-});
+wireComposer(composer, input, () => !busy && !ended, send);
 
 document.getElementById("new-chat").addEventListener("click", resetConversation);
 endButton.addEventListener("click", endConversation);

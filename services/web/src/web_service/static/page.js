@@ -123,3 +123,21 @@ export function errorText(error) {
   return ui.err_unknown;
 }
 
+
+// The message box of a conversation page: Enter sends (Shift+Enter is a new line; Enter while
+// an IME is still composing is not a send); `canSend()` says whether a message may go now.
+export function wireComposer(composer, input, canSend, send) {
+  composer.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const message = input.value.trim();
+    if (!message || !canSend()) return;
+    input.value = "";
+    send(message);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+}

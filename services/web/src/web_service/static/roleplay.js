@@ -4,7 +4,7 @@
 // once the roleplay has ended (by its script, its turn limit or the learner).
 import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
-import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, format, retryAfterSeconds, ui, waitText } from "/static/page.js";
+import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, format, retryAfterSeconds, ui, waitText, wireComposer } from "/static/page.js";
 import { connectFeedback, watchFeedback } from "/static/feedback_panel.js";
 
 const byId = (id) => document.getElementById(id);
@@ -338,21 +338,7 @@ async function end() {
   }
 }
 
-composer.addEventListener("submit", (e) => {
-  e.preventDefault();
-  const message = input.value.trim();
-  if (!message || busy || ended) return;
-  input.value = "";
-  send(message);
-});
-
-input.addEventListener("keydown", (e) => {
-  // Enter sends; Shift+Enter is a new line; Enter while the IME is composing is not a send.
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    composer.requestSubmit();
-  }
-});
+wireComposer(composer, input, () => !busy && !ended, send);
 
 endButton.addEventListener("click", end);
 watchFeedback(log);
