@@ -207,22 +207,17 @@ async def test_a_roleplay_follows_the_learners_moves_to_its_natural_end(scenario
 
 
 async def test_consent_first_and_a_session_over_grpc(scenario, identities, observed) -> None:
-    guarded = (
-        next(s for s in content().scenarios if s.consent is not None)
-        if any(s.consent for s in content().scenarios)
-        else None
-    )
+    guarded = next(s for s in content().scenarios if s.consent is not None)  # the harassment set
     metadata = await identities.metadata("scenario-grpc-learner")
     async with grpc.aio.insecure_channel(scenario.grpc_address) as channel:
         stub = scenario_pb2_grpc.ScenarioServiceStub(channel)
-        if guarded is not None:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.StartSession(scenario_pb2.StartSessionRequest(scenario_id=guarded.id), metadata=metadata)
-            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            agreed = await stub.StartSession(
-                scenario_pb2.StartSessionRequest(scenario_id=guarded.id, consent_given=True), metadata=metadata
-            )
-            assert agreed.scenario.consent.help
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.StartSession(scenario_pb2.StartSessionRequest(scenario_id=guarded.id), metadata=metadata)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        agreed = await stub.StartSession(
+            scenario_pb2.StartSessionRequest(scenario_id=guarded.id, consent_given=True), metadata=metadata
+        )
+        assert agreed.scenario.consent.help
         with pytest.raises(grpc.aio.AioRpcError) as anonymous:
             await stub.StartSession(scenario_pb2.StartSessionRequest(scenario_id="decline-overtime"))
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -93,10 +93,18 @@ class Ended:
     already_ended: bool
 
 
-def _language(value: str, field: str = "language") -> str:
+def language_of(value: str) -> str:
+    """A request's language: "ja" (the default) or "en"."""
     if value and value not in LANGUAGES:
-        raise InvalidInput("language must be 'ja', 'en' or empty", field=field)
+        raise InvalidInput("language must be 'ja', 'en' or empty", field="language")
     return value or "ja"
+
+
+def offset_of(page_token: str) -> int:
+    """Where a page starts: the next_page_token of the page before (an offset), empty for the first."""
+    if page_token and not page_token.isdigit():
+        raise InvalidInput("page_token is not valid", field="page_token")
+    return int(page_token or 0)
 
 
 def _session_id(raw: str) -> uuid.UUID:
@@ -161,12 +169,11 @@ class ScenarioService:
         return Filters(category=category, difficulty=difficulty, tag=tag.strip())
 
     async def list_scenarios(
-        self, *, category: str = "", difficulty: str = "", tag: str = "", page_size: int = 0, offset: int = 0
+        self, *, category: str = "", difficulty: str = "", tag: str = "", page_size: int = 0, page_token: str = ""
     ) -> Page:
         if page_size < 0 or page_size > 100:
             raise InvalidInput("page_size must be between 0 and 100", field="page_size")
-        if offset < 0:
-            raise InvalidInput("page_token is not valid", field="page_token")
+        offset = offset_of(page_token)
         filters = self._filters(category, difficulty, tag)
         limit = page_size or self.settings.scenario_page_size
         ids, total = await self.store.list_ids(filters, offset, limit)
@@ -196,7 +203,7 @@ class ScenarioService:
         self, *, user_id: str, scenario_id: str, language: str = "", consent_given: bool = False
     ) -> StartedSession:
         scenario = self.scenario(scenario_id)
-        language = _language(language)
+        language = language_of(language)
         if scenario.consent is not None and not consent_given:
             raise Conflict(
                 "this scenario asks for your consent before it starts: read its notice and agree to it",

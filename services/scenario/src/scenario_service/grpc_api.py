@@ -9,10 +9,9 @@ from workplace.common.v1 import common_pb2
 from workplace.scenario.v1 import scenario_pb2, scenario_pb2_grpc
 from workplace_content import ContentCatalogue, Scenario
 from workplace_kit.auth import TokenVerifier, principal_from_metadata
-from workplace_kit.errors import InvalidInput
 from workplace_kit.grpc_server import GrpcService
 
-from .domain import ReplyDelta, ReplyDone, ReplyStarted, ScenarioService
+from .domain import ReplyDelta, ReplyDone, ReplyStarted, ScenarioService, language_of
 
 _DIFFICULTY = {
     "beginner": scenario_pb2.DIFFICULTY_BEGINNER,
@@ -56,20 +55,6 @@ def scenario_message(scenario: Scenario, content: ContentCatalogue, language: st
     return message
 
 
-def _offset(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidInput("page_token is not valid", field="page_token")
-    return int(token)
-
-
-def _language(value: str) -> str:
-    if value and value not in ("ja", "en"):
-        raise InvalidInput("language must be 'ja', 'en' or empty", field="language")
-    return value or "ja"
-
-
 class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     """The catalogue is public; sessions act for the learner of the access token in the call's
     `authorization` metadata (a request's user_id field is ignored: it could name anyone)."""
@@ -84,13 +69,13 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     async def ListScenarios(  # noqa: N802
         self, request: scenario_pb2.ListScenariosRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.ListScenariosResponse:
-        language = _language(request.language)
+        language = language_of(request.language)
         page = await self.service.list_scenarios(
             category=request.category_id,
             difficulty=_DIFFICULTY_NAME.get(request.difficulty, ""),
             tag=request.tag,
             page_size=request.page_size,
-            offset=_offset(request.page_token),
+            page_token=request.page_token,
         )
         return scenario_pb2.ListScenariosResponse(
             scenarios=[self._message(s, language) for s in page.scenarios],
@@ -106,7 +91,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     async def GetScenario(  # noqa: N802
         self, request: scenario_pb2.GetScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.GetScenarioResponse:
-        language = _language(request.language)
+        language = language_of(request.language)
         return scenario_pb2.GetScenarioResponse(
             scenario=self._message(self.service.scenario(request.scenario_id), language)
         )
@@ -114,7 +99,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     async def SearchScenarios(  # noqa: N802
         self, request: scenario_pb2.SearchScenariosRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.SearchScenariosResponse:
-        language = _language(request.language)
+        language = language_of(request.language)
         matches = await self.service.search(
             request.query,
             limit=request.limit,

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from workplace_content import ContentCatalogue, Scenario
 from workplace_kit.auth import Principal
-from workplace_kit.errors import InvalidInput
 from workplace_kit.service import UUID_PATTERN, error_responses
 from workplace_kit.sse import event_stream
 from workplace_kit.validation import LearnerText, learner_message_field
@@ -209,12 +208,6 @@ def _sse(event: ReplyEvent) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(data, ensure_ascii=False), event="done")
 
 
-def _offset(token: str) -> int:
-    if token and not token.isdigit():
-        raise InvalidInput("page_token is not valid", field="page_token")
-    return int(token or 0)
-
-
 def build_router(service: ScenarioService, current_principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
     router = APIRouter(prefix="/api/v2/scenario", tags=["scenario"])
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
@@ -244,7 +237,7 @@ def build_router(service: ScenarioService, current_principal: Callable[..., Awai
     ) -> CatalogueOut:
         """The catalogue in its order, filtered; `categories` counts each category under the other filters."""
         page = await service.list_scenarios(
-            category=category, difficulty=difficulty, tag=tag, page_size=page_size, offset=_offset(page_token)
+            category=category, difficulty=difficulty, tag=tag, page_size=page_size, page_token=page_token
         )
         return CatalogueOut(
             scenarios=[scenario_out(s, content, lang) for s in page.scenarios],
