@@ -875,7 +875,19 @@ def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
     chat = _triggers(scaled, "chat")
     assert set(chat) == {"gcp-pubsub", "prometheus"}
     assert chat["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/chat.legacy-chat-histories"
-    for service in ["feedback", "auth", "scenario", "watch", "tts"]:
+    # The watch workers scale on the turns waiting to be generated (and the audio-ready notices),
+    # tts on the synthesis requests sent ahead of time.
+    for service, subscriptions in {
+        "watch": {"watch.turn-requests", "watch.tts-ready"},
+        "tts": {"tts.requests"},
+    }.items():
+        assert set(_triggers(scaled, service)) == {"gcp-pubsub", "prometheus"}, service
+        assert {
+            t["metadata"]["subscriptionName"]
+            for t in scaled[f"{RELEASE}-{service}"]["spec"]["triggers"]
+            if t["type"] == "gcp-pubsub"
+        } == {f"projects/{project}/subscriptions/{name}" for name in subscriptions}
+    for service in ["feedback", "auth", "scenario"]:
         assert set(_triggers(scaled, service)) == {"prometheus"}, service
 
     single = _triggers(_scaled_objects(renders["keda-single-feedback"]), "feedback")

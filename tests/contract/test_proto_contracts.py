@@ -55,10 +55,14 @@ EXPECTED_SERVICES: dict[str, dict[str, bool]] = {
         "StreamWatch": True,
         "Intervene": False,
         "StopWatch": False,
+        "ControlWatch": False,
+        "GetWatchNotes": False,
     },
     "workplace.tts.v1.TtsService": {
         "Synthesize": False,
         "StreamSynthesize": True,
+        "ListVoices": False,
+        "Transcribe": False,
     },
 }
 

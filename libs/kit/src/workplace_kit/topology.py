@@ -68,9 +68,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("feedback.ready", events_pb2.FeedbackReady, publishers=("feedback",)),
     TopicSpec("session.ended", events_pb2.SessionEnded, publishers=("chat", "scenario")),
     TopicSpec("user.events", events_pb2.UserEvent),
-    TopicSpec("tts.requests", events_pb2.TtsRequest),
-    TopicSpec("tts.ready", events_pb2.TtsReady),
-    TopicSpec("watch.turn-requests", events_pb2.WatchTurnRequest),
+    TopicSpec("tts.requests", events_pb2.TtsRequest, publishers=("watch",)),
+    TopicSpec("tts.ready", events_pb2.TtsReady, publishers=("tts",)),
+    TopicSpec("watch.turn-requests", events_pb2.WatchTurnRequest, publishers=("watch",)),
     TopicSpec("legacy.chat-histories", events_pb2.LegacyChatHistory, publishers=("auth",)),
 )
 
@@ -79,6 +79,10 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec("web.feedback-ready", "feedback.ready", consumer="web"),
     SubscriptionSpec("chat.legacy-chat-histories", "legacy.chat-histories", consumer="chat"),
     SubscriptionSpec("feedback.session-ended", "session.ended", consumer="feedback"),
+    # One message per turn to generate: KEDA scales the watch workers on this backlog.
+    SubscriptionSpec("watch.turn-requests", "watch.turn-requests", consumer="watch", max_backoff_s=10.0),
+    SubscriptionSpec("tts.requests", "tts.requests", consumer="tts"),
+    SubscriptionSpec("watch.tts-ready", "tts.ready", consumer="watch"),
 )
 
 

@@ -142,7 +142,7 @@ class LegacyChatHistory(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., partner: _Optional[str] = ..., situation: _Optional[str] = ..., exchanges: _Optional[_Iterable[_Union[LegacyChatHistory.Exchange, _Mapping]]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TtsRequest(_message.Message):
-    __slots__ = ("event_id", "request_id", "text", "language", "voice", "speed", "mime_type", "session_id", "turn_id", "user_id", "occurred_at")
+    __slots__ = ("event_id", "request_id", "text", "language", "voice", "speed", "mime_type", "session_id", "turn_id", "user_id", "occurred_at", "character_id")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class TtsRequest(_message.Message):
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CHARACTER_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     request_id: str
     text: str
@@ -165,7 +166,8 @@ class TtsRequest(_message.Message):
     turn_id: str
     user_id: str
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., voice: _Optional[str] = ..., speed: _Optional[float] = ..., mime_type: _Optional[str] = ..., session_id: _Optional[str] = ..., turn_id: _Optional[str] = ..., user_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    character_id: str
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., voice: _Optional[str] = ..., speed: _Optional[float] = ..., mime_type: _Optional[str] = ..., session_id: _Optional[str] = ..., turn_id: _Optional[str] = ..., user_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., character_id: _Optional[str] = ...) -> None: ...
 
 class TtsReady(_message.Message):
     __slots__ = ("event_id", "request_id", "session_id", "turn_id", "user_id", "audio_key", "mime_type", "sample_rate_hz", "duration_ms", "voice", "engine", "error", "occurred_at")
@@ -198,7 +200,7 @@ class TtsReady(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., turn_id: _Optional[str] = ..., user_id: _Optional[str] = ..., audio_key: _Optional[str] = ..., mime_type: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., voice: _Optional[str] = ..., engine: _Optional[str] = ..., error: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchTurnRequest(_message.Message):
-    __slots__ = ("event_id", "watch_id", "user_id", "turn_index", "speaker_id", "language", "intervention_text", "occurred_at")
+    __slots__ = ("event_id", "watch_id", "user_id", "turn_index", "speaker_id", "language", "intervention_text", "occurred_at", "generation", "not_before")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     WATCH_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +209,8 @@ class WatchTurnRequest(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     INTERVENTION_TEXT_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     watch_id: str
     user_id: str
@@ -215,4 +219,6 @@ class WatchTurnRequest(_message.Message):
     language: str
     intervention_text: str
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., watch_id: _Optional[str] = ..., user_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speaker_id: _Optional[str] = ..., language: _Optional[str] = ..., intervention_text: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    generation: int
+    not_before: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., watch_id: _Optional[str] = ..., user_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speaker_id: _Optional[str] = ..., language: _Optional[str] = ..., intervention_text: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generation: _Optional[int] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aworkplace/tts/v1/tts.proto\x12\x10workplace.tts.v1\"d\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\r\n\x05speed\x18\x04 \x01(\x02\x12\x11\n\tmime_type\x18\x05 \x01(\t\"\x92\x01\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x05\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\"j\n\x17StreamSynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\r\n\x05speed\x18\x04 \x01(\x02\x12\x11\n\tmime_type\x18\x05 \x01(\t\"\xba\x01\n\x18StreamSynthesizeResponse\x12\x35\n\x07started\x18\x01 \x01(\x0b\x32\".workplace.tts.v1.SynthesisStartedH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.workplace.tts.v1.AudioChunkH\x00\x12/\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1f.workplace.tts.v1.SynthesisDoneH\x00\x42\x07\n\x05\x65vent\"l\n\x10SynthesisStarted\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\"-\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x05\"N\n\rSynthesisDone\x12\x13\n\x0b\x64uration_ms\x18\x01 \x01(\x05\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x05\x32\xd2\x01\n\nTtsService\x12W\n\nSynthesize\x12#.workplace.tts.v1.SynthesizeRequest\x1a$.workplace.tts.v1.SynthesizeResponse\x12k\n\x10StreamSynthesize\x12).workplace.tts.v1.StreamSynthesizeRequest\x1a*.workplace.tts.v1.StreamSynthesizeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aworkplace/tts/v1/tts.proto\x12\x10workplace.tts.v1\"z\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\r\n\x05speed\x18\x04 \x01(\x02\x12\x11\n\tmime_type\x18\x05 \x01(\t\x12\x14\n\x0c\x63haracter_id\x18\x06 \x01(\t\"\x92\x01\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x05\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\"\x80\x01\n\x17StreamSynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\r\n\x05speed\x18\x04 \x01(\x02\x12\x11\n\tmime_type\x18\x05 \x01(\t\x12\x14\n\x0c\x63haracter_id\x18\x06 \x01(\t\"\xba\x01\n\x18StreamSynthesizeResponse\x12\x35\n\x07started\x18\x01 \x01(\x0b\x32\".workplace.tts.v1.SynthesisStartedH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.workplace.tts.v1.AudioChunkH\x00\x12/\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1f.workplace.tts.v1.SynthesisDoneH\x00\x42\x07\n\x05\x65vent\"l\n\x10SynthesisStarted\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\"-\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x05\"N\n\rSynthesisDone\x12\x13\n\x0b\x64uration_ms\x18\x01 \x01(\x05\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x05\"%\n\x11ListVoicesRequest\x12\x10\n\x08language\x18\x01 \x01(\t\"Z\n\x05Voice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"G\n\x0e\x43haracterVoice\x12\x14\n\x0c\x63haracter_id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\"s\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.workplace.tts.v1.Voice\x12\x34\n\ncharacters\x18\x02 \x03(\x0b\x32 .workplace.tts.v1.CharacterVoice\"G\n\x11TranscribeRequest\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"2\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t2\x84\x03\n\nTtsService\x12W\n\nSynthesize\x12#.workplace.tts.v1.SynthesizeRequest\x1a$.workplace.tts.v1.SynthesizeResponse\x12k\n\x10StreamSynthesize\x12).workplace.tts.v1.StreamSynthesizeRequest\x1a*.workplace.tts.v1.StreamSynthesizeResponse0\x01\x12W\n\nListVoices\x12#.workplace.tts.v1.ListVoicesRequest\x1a$.workplace.tts.v1.ListVoicesResponse\x12W\n\nTranscribe\x12#.workplace.tts.v1.TranscribeRequest\x1a$.workplace.tts.v1.TranscribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workplace.tts.v1.tts_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYNTHESIZEREQUEST']._serialized_start=48
-  _globals['_SYNTHESIZEREQUEST']._serialized_end=148
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=151
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=297
-  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_start=299
-  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_end=405
-  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_start=408
-  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_end=594
-  _globals['_SYNTHESISSTARTED']._serialized_start=596
-  _globals['_SYNTHESISSTARTED']._serialized_end=704
-  _globals['_AUDIOCHUNK']._serialized_start=706
-  _globals['_AUDIOCHUNK']._serialized_end=751
-  _globals['_SYNTHESISDONE']._serialized_start=753
-  _globals['_SYNTHESISDONE']._serialized_end=831
-  _globals['_TTSSERVICE']._serialized_start=834
-  _globals['_TTSSERVICE']._serialized_end=1044
+  _globals['_SYNTHESIZEREQUEST']._serialized_end=170
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=173
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=319
+  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_start=322
+  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_end=450
+  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_start=453
+  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_end=639
+  _globals['_SYNTHESISSTARTED']._serialized_start=641
+  _globals['_SYNTHESISSTARTED']._serialized_end=749
+  _globals['_AUDIOCHUNK']._serialized_start=751
+  _globals['_AUDIOCHUNK']._serialized_end=796
+  _globals['_SYNTHESISDONE']._serialized_start=798
+  _globals['_SYNTHESISDONE']._serialized_end=876
+  _globals['_LISTVOICESREQUEST']._serialized_start=878
+  _globals['_LISTVOICESREQUEST']._serialized_end=915
+  _globals['_VOICE']._serialized_start=917
+  _globals['_VOICE']._serialized_end=1007
+  _globals['_CHARACTERVOICE']._serialized_start=1009
+  _globals['_CHARACTERVOICE']._serialized_end=1080
+  _globals['_LISTVOICESRESPONSE']._serialized_start=1082
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1197
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=1199
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=1270
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=1272
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=1322
+  _globals['_TTSSERVICE']._serialized_start=1325
+  _globals['_TTSSERVICE']._serialized_end=1713
 # @@protoc_insertion_point(module_scope)

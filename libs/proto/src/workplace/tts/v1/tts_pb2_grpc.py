@@ -44,6 +44,16 @@ class TtsServiceStub:
                 request_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeRequest.SerializeToString,
                 response_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeResponse.FromString,
                 _registered_method=True)
+        self.ListVoices = channel.unary_unary(
+                '/workplace.tts.v1.TtsService/ListVoices',
+                request_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
+                response_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
+                _registered_method=True)
+        self.Transcribe = channel.unary_unary(
+                '/workplace.tts.v1.TtsService/Transcribe',
+                request_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeRequest.SerializeToString,
+                response_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeResponse.FromString,
+                _registered_method=True)
 
 
 class TtsServiceServicer:
@@ -63,6 +73,21 @@ class TtsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVoices(self, request, context):
+        """The voices and engines available, and which character speaks with which voice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Transcribe(self, request, context):
+        """Speech to text for the learner's voice input (Gemini with a key; FAILED_PRECONDITION when
+        no recogniser is available).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TtsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +100,16 @@ def add_TtsServiceServicer_to_server(servicer, server):
                     servicer.StreamSynthesize,
                     request_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeRequest.FromString,
                     response_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeResponse.SerializeToString,
+            ),
+            'ListVoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVoices,
+                    request_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesRequest.FromString,
+                    response_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesResponse.SerializeToString,
+            ),
+            'Transcribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transcribe,
+                    request_deserializer=workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeRequest.FromString,
+                    response_serializer=workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +166,60 @@ class TtsService:
             '/workplace.tts.v1.TtsService/StreamSynthesize',
             workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeRequest.SerializeToString,
             workplace_dot_tts_dot_v1_dot_tts__pb2.StreamSynthesizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.tts.v1.TtsService/ListVoices',
+            workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
+            workplace_dot_tts_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transcribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.tts.v1.TtsService/Transcribe',
+            workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeRequest.SerializeToString,
+            workplace_dot_tts_dot_v1_dot_tts__pb2.TranscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

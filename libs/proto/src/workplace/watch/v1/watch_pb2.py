@@ -26,39 +26,51 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from workplace.common.v1 import common_pb2 as workplace_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eworkplace/watch/v1/watch.proto\x12\x12workplace.watch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workplace/common/v1/common.proto\"m\n\x07Speaker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12/\n\x06\x65ngine\x18\x04 \x01(\x0b\x32\x1f.workplace.common.v1.EngineInfo\"\x9a\x01\n\x11StartWatchRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tsituation\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x11\n\tmax_turns\x18\x05 \x01(\x05\x12-\n\x08speakers\x18\x06 \x03(\x0b\x32\x1b.workplace.watch.v1.Speaker\"\x98\x01\n\x12StartWatchResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12-\n\x08speakers\x18\x02 \x03(\x0b\x32\x1b.workplace.watch.v1.Speaker\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x12StreamWatchRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x1d\n\x10\x61\x66ter_turn_index\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x13\n\x11_after_turn_index\"\xfa\x01\n\x13StreamWatchResponse\x12\x37\n\x0cturn_started\x18\x01 \x01(\x0b\x32\x1f.workplace.watch.v1.TurnStartedH\x00\x12\x33\n\nturn_delta\x18\x02 \x01(\x0b\x32\x1d.workplace.watch.v1.TurnDeltaH\x00\x12;\n\x0eturn_completed\x18\x03 \x01(\x0b\x32!.workplace.watch.v1.TurnCompletedH\x00\x12/\n\x05\x65nded\x18\x04 \x01(\x0b\x32\x1e.workplace.watch.v1.WatchEndedH\x00\x42\x07\n\x05\x65vent\"F\n\x0bTurnStarted\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x12\n\nspeaker_id\x18\x03 \x01(\t\"*\n\tTurnDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x9c\x01\n\rTurnCompleted\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x12\n\nspeaker_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x14\n\x0cintervention\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\nWatchEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\nturn_count\x18\x02 \x01(\x05\"a\n\x10InterveneRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x19\n\x11target_speaker_id\x18\x04 \x01(\t\"8\n\x11InterveneResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\"5\n\x10StopWatchRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x82\x01\n\x11StopWatchResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x12\n\nturn_count\x18\x02 \x01(\x05\x12.\n\nstopped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61lready_stopped\x18\x04 \x01(\x08\x32\x81\x03\n\x0cWatchService\x12[\n\nStartWatch\x12%.workplace.watch.v1.StartWatchRequest\x1a&.workplace.watch.v1.StartWatchResponse\x12`\n\x0bStreamWatch\x12&.workplace.watch.v1.StreamWatchRequest\x1a\'.workplace.watch.v1.StreamWatchResponse0\x01\x12X\n\tIntervene\x12$.workplace.watch.v1.InterveneRequest\x1a%.workplace.watch.v1.InterveneResponse\x12X\n\tStopWatch\x12$.workplace.watch.v1.StopWatchRequest\x1a%.workplace.watch.v1.StopWatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eworkplace/watch/v1/watch.proto\x12\x12workplace.watch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workplace/common/v1/common.proto\"\x83\x01\n\x07Speaker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12/\n\x06\x65ngine\x18\x04 \x01(\x0b\x32\x1f.workplace.common.v1.EngineInfo\x12\x14\n\x0c\x63haracter_id\x18\x05 \x01(\t\"\xb0\x01\n\x11StartWatchRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tsituation\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x11\n\tmax_turns\x18\x05 \x01(\x05\x12-\n\x08speakers\x18\x06 \x03(\x0b\x32\x1b.workplace.watch.v1.Speaker\x12\x14\n\x0cpace_seconds\x18\x07 \x01(\x02\"\xd2\x01\n\x12StartWatchResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12-\n\x08speakers\x18\x02 \x03(\x0b\x32\x1b.workplace.watch.v1.Speaker\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bscenario_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x14\n\x0cpace_seconds\x18\x07 \x01(\x02\"Z\n\x12StreamWatchRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x1d\n\x10\x61\x66ter_turn_index\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x13\n\x11_after_turn_index\"\xab\x02\n\x13StreamWatchResponse\x12\x37\n\x0cturn_started\x18\x01 \x01(\x0b\x32\x1f.workplace.watch.v1.TurnStartedH\x00\x12\x33\n\nturn_delta\x18\x02 \x01(\x0b\x32\x1d.workplace.watch.v1.TurnDeltaH\x00\x12;\n\x0eturn_completed\x18\x03 \x01(\x0b\x32!.workplace.watch.v1.TurnCompletedH\x00\x12/\n\x05\x65nded\x18\x04 \x01(\x0b\x32\x1e.workplace.watch.v1.WatchEndedH\x00\x12/\n\x05state\x18\x05 \x01(\x0b\x32\x1e.workplace.watch.v1.WatchStateH\x00\x42\x07\n\x05\x65vent\"2\n\nWatchState\x12\x0e\n\x06paused\x18\x01 \x01(\x08\x12\x14\n\x0cpace_seconds\x18\x02 \x01(\x02\"F\n\x0bTurnStarted\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x12\n\nspeaker_id\x18\x03 \x01(\t\"*\n\tTurnDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x9c\x01\n\rTurnCompleted\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x12\n\nspeaker_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x14\n\x0cintervention\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\nWatchEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\nturn_count\x18\x02 \x01(\x05\"a\n\x10InterveneRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x19\n\x11target_speaker_id\x18\x04 \x01(\t\"8\n\x11InterveneResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\"5\n\x10StopWatchRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x82\x01\n\x11StopWatchResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x12\n\nturn_count\x18\x02 \x01(\x05\x12.\n\nstopped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61lready_stopped\x18\x04 \x01(\x08\"\x84\x01\n\x13\x43ontrolWatchRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x13\n\x06paused\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x19\n\x0cpace_seconds\x18\x04 \x01(\x02H\x01\x88\x01\x01\x42\t\n\x07_pausedB\x0f\n\r_pace_seconds\"]\n\x14\x43ontrolWatchResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x14\n\x0cpace_seconds\x18\x03 \x01(\x02\x12\r\n\x05\x65nded\x18\x04 \x01(\x08\"9\n\x14GetWatchNotesRequest\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"o\n\tWatchNote\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x12\n\nspeaker_id\x18\x03 \x01(\t\x12\x0e\n\x06phrase\x18\x04 \x01(\t\x12\x0b\n\x03why\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\"\x81\x01\n\x15GetWatchNotesResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\t\x12,\n\x05notes\x18\x02 \x03(\x0b\x32\x1d.workplace.watch.v1.WatchNote\x12\x17\n\x0flearning_points\x18\x03 \x03(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t2\xca\x04\n\x0cWatchService\x12[\n\nStartWatch\x12%.workplace.watch.v1.StartWatchRequest\x1a&.workplace.watch.v1.StartWatchResponse\x12`\n\x0bStreamWatch\x12&.workplace.watch.v1.StreamWatchRequest\x1a\'.workplace.watch.v1.StreamWatchResponse0\x01\x12X\n\tIntervene\x12$.workplace.watch.v1.InterveneRequest\x1a%.workplace.watch.v1.InterveneResponse\x12X\n\tStopWatch\x12$.workplace.watch.v1.StopWatchRequest\x1a%.workplace.watch.v1.StopWatchResponse\x12\x61\n\x0c\x43ontrolWatch\x12\'.workplace.watch.v1.ControlWatchRequest\x1a(.workplace.watch.v1.ControlWatchResponse\x12\x64\n\rGetWatchNotes\x12(.workplace.watch.v1.GetWatchNotesRequest\x1a).workplace.watch.v1.GetWatchNotesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workplace.watch.v1.watch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPEAKER']._serialized_start=121
-  _globals['_SPEAKER']._serialized_end=230
-  _globals['_STARTWATCHREQUEST']._serialized_start=233
-  _globals['_STARTWATCHREQUEST']._serialized_end=387
-  _globals['_STARTWATCHRESPONSE']._serialized_start=390
-  _globals['_STARTWATCHRESPONSE']._serialized_end=542
-  _globals['_STREAMWATCHREQUEST']._serialized_start=544
-  _globals['_STREAMWATCHREQUEST']._serialized_end=634
-  _globals['_STREAMWATCHRESPONSE']._serialized_start=637
-  _globals['_STREAMWATCHRESPONSE']._serialized_end=887
-  _globals['_TURNSTARTED']._serialized_start=889
-  _globals['_TURNSTARTED']._serialized_end=959
-  _globals['_TURNDELTA']._serialized_start=961
-  _globals['_TURNDELTA']._serialized_end=1003
-  _globals['_TURNCOMPLETED']._serialized_start=1006
-  _globals['_TURNCOMPLETED']._serialized_end=1162
-  _globals['_WATCHENDED']._serialized_start=1164
-  _globals['_WATCHENDED']._serialized_end=1212
-  _globals['_INTERVENEREQUEST']._serialized_start=1214
-  _globals['_INTERVENEREQUEST']._serialized_end=1311
-  _globals['_INTERVENERESPONSE']._serialized_start=1313
-  _globals['_INTERVENERESPONSE']._serialized_end=1369
-  _globals['_STOPWATCHREQUEST']._serialized_start=1371
-  _globals['_STOPWATCHREQUEST']._serialized_end=1424
-  _globals['_STOPWATCHRESPONSE']._serialized_start=1427
-  _globals['_STOPWATCHRESPONSE']._serialized_end=1557
-  _globals['_WATCHSERVICE']._serialized_start=1560
-  _globals['_WATCHSERVICE']._serialized_end=1945
+  _globals['_SPEAKER']._serialized_start=122
+  _globals['_SPEAKER']._serialized_end=253
+  _globals['_STARTWATCHREQUEST']._serialized_start=256
+  _globals['_STARTWATCHREQUEST']._serialized_end=432
+  _globals['_STARTWATCHRESPONSE']._serialized_start=435
+  _globals['_STARTWATCHRESPONSE']._serialized_end=645
+  _globals['_STREAMWATCHREQUEST']._serialized_start=647
+  _globals['_STREAMWATCHREQUEST']._serialized_end=737
+  _globals['_STREAMWATCHRESPONSE']._serialized_start=740
+  _globals['_STREAMWATCHRESPONSE']._serialized_end=1039
+  _globals['_WATCHSTATE']._serialized_start=1041
+  _globals['_WATCHSTATE']._serialized_end=1091
+  _globals['_TURNSTARTED']._serialized_start=1093
+  _globals['_TURNSTARTED']._serialized_end=1163
+  _globals['_TURNDELTA']._serialized_start=1165
+  _globals['_TURNDELTA']._serialized_end=1207
+  _globals['_TURNCOMPLETED']._serialized_start=1210
+  _globals['_TURNCOMPLETED']._serialized_end=1366
+  _globals['_WATCHENDED']._serialized_start=1368
+  _globals['_WATCHENDED']._serialized_end=1416
+  _globals['_INTERVENEREQUEST']._serialized_start=1418
+  _globals['_INTERVENEREQUEST']._serialized_end=1515
+  _globals['_INTERVENERESPONSE']._serialized_start=1517
+  _globals['_INTERVENERESPONSE']._serialized_end=1573
+  _globals['_STOPWATCHREQUEST']._serialized_start=1575
+  _globals['_STOPWATCHREQUEST']._serialized_end=1628
+  _globals['_STOPWATCHRESPONSE']._serialized_start=1631
+  _globals['_STOPWATCHRESPONSE']._serialized_end=1761
+  _globals['_CONTROLWATCHREQUEST']._serialized_start=1764
+  _globals['_CONTROLWATCHREQUEST']._serialized_end=1896
+  _globals['_CONTROLWATCHRESPONSE']._serialized_start=1898
+  _globals['_CONTROLWATCHRESPONSE']._serialized_end=1991
+  _globals['_GETWATCHNOTESREQUEST']._serialized_start=1993
+  _globals['_GETWATCHNOTESREQUEST']._serialized_end=2050
+  _globals['_WATCHNOTE']._serialized_start=2052
+  _globals['_WATCHNOTE']._serialized_end=2163
+  _globals['_GETWATCHNOTESRESPONSE']._serialized_start=2166
+  _globals['_GETWATCHNOTESRESPONSE']._serialized_end=2295
+  _globals['_WATCHSERVICE']._serialized_start=2298
+  _globals['_WATCHSERVICE']._serialized_end=2884
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,16 @@ class WatchServiceStub:
                 request_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchRequest.SerializeToString,
                 response_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchResponse.FromString,
                 _registered_method=True)
+        self.ControlWatch = channel.unary_unary(
+                '/workplace.watch.v1.WatchService/ControlWatch',
+                request_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchRequest.SerializeToString,
+                response_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchResponse.FromString,
+                _registered_method=True)
+        self.GetWatchNotes = channel.unary_unary(
+                '/workplace.watch.v1.WatchService/GetWatchNotes',
+                request_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesRequest.SerializeToString,
+                response_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesResponse.FromString,
+                _registered_method=True)
 
 
 class WatchServiceServicer:
@@ -87,6 +97,20 @@ class WatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ControlWatch(self, request, context):
+        """Pauses or resumes a dialogue, or changes its pace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWatchNotes(self, request, context):
+        """What to notice in a dialogue: the phrases worth copying and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +133,16 @@ def add_WatchServiceServicer_to_server(servicer, server):
                     servicer.StopWatch,
                     request_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchRequest.FromString,
                     response_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchResponse.SerializeToString,
+            ),
+            'ControlWatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ControlWatch,
+                    request_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchRequest.FromString,
+                    response_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchResponse.SerializeToString,
+            ),
+            'GetWatchNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWatchNotes,
+                    request_deserializer=workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesRequest.FromString,
+                    response_serializer=workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +253,60 @@ class WatchService:
             '/workplace.watch.v1.WatchService/StopWatch',
             workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchRequest.SerializeToString,
             workplace_dot_watch_dot_v1_dot_watch__pb2.StopWatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ControlWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.watch.v1.WatchService/ControlWatch',
+            workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchRequest.SerializeToString,
+            workplace_dot_watch_dot_v1_dot_watch__pb2.ControlWatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWatchNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workplace.watch.v1.WatchService/GetWatchNotes',
+            workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesRequest.SerializeToString,
+            workplace_dot_watch_dot_v1_dot_watch__pb2.GetWatchNotesResponse.FromString,
             options,
             channel_credentials,
             insecure,
