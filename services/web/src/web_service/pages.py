@@ -79,6 +79,8 @@ def build_router(
                 "csrf_cookie": CSRF_COOKIE_NAME,
                 "csrf_header": CSRF_HEADER_NAME,
                 "lang_switch_href": language_switch_href(request, text["switch_lang"]),
+                # Where speech.js and voice_input.js find the TTS service.
+                "tts_api_url": settings.web_tts_api_url,
                 **context,
             },
         )
@@ -149,6 +151,29 @@ def build_router(
             raise NotFound("no such roleplay") from None
         context = {"scenario_api_url": settings.web_scenario_api_url, "session_id": session_id}
         return render_page(request, "roleplay.html", pick_language(request), context)
+
+    @router.get("/watch", response_class=HTMLResponse, include_in_schema=False)
+    async def watch_start(request: Request) -> HTMLResponse:
+        """Pick what two AI characters act out (a scenario, ?scenario= preselects one, or a topic
+        in the learner's words) and the pace; the page's script starts the dialogue."""
+        wanted = request.query_params.get("scenario", "")
+        context = {
+            "watch_api_url": settings.web_watch_api_url,
+            "scenario_api_url": settings.web_scenario_api_url,
+            "scenario_id": wanted if SCENARIO_ID.fullmatch(wanted) else "",
+        }
+        return render_page(request, "watch.html", pick_language(request), context)
+
+    @router.get("/watch/{watch_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def watch_dialogue(watch_id: str, request: Request) -> HTMLResponse:
+        """A watched dialogue: its turns stream in (a reload shows them again), with pause,
+        pace, stop, the learner's own line, speech, and what to notice at the end."""
+        try:
+            watch_id = str(uuid.UUID(watch_id))
+        except ValueError:
+            raise NotFound("no such conversation") from None
+        context = {"watch_api_url": settings.web_watch_api_url, "watch_id": watch_id}
+        return render_page(request, "watch_dialogue.html", pick_language(request), context)
 
     # The learner's progress: pages whose scripts read feedback's reports, journal and strengths
     # through the gateway (signed in as the practice pages are).

@@ -22,6 +22,9 @@ class WebSettings(ServiceSettings):
     web_scenario_api_url: str = "/api/v2/scenario"
     # Where the browser reads coaching reports, the journal and strengths (same origin too).
     web_feedback_api_url: str = "/api/v2/feedback"
+    # Where the browser starts and streams watched dialogues, and fetches speech (same origin too).
+    web_watch_api_url: str = "/api/v2/watch"
+    web_tts_api_url: str = "/api/v2/tts"
     web_grpc_timeout_s: float = Field(5.0, gt=0)
     # Whether the account page offers "Sign in with Google": true where auth's OIDC sign-in is
     # set up (the chart sets both from auth.oidc). A setting, not a call to auth on each page.

@@ -7,6 +7,8 @@ import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
 import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, setQuery, ui, wireComposer } from "/static/page.js";
 import { connectFeedback, disconnectFeedback, watchFeedback } from "/static/feedback_panel.js";
+import { StreamingSpeech, addPlayButton, wireAutoPlay } from "/static/speech.js";
+import { wireVoiceInput } from "/static/voice_input.js";
 
 const log = document.getElementById("log");
 const composer = document.getElementById("composer");
@@ -155,6 +157,9 @@ async function send(message) {
   reply.querySelector(".body").textContent = ui.thinking;
   statusLine.textContent = ui.waiting;
   let received = "";
+  // The partner speaks with their own voice: sentence by sentence as the reply streams (auto-play).
+  const voice = partner.value;
+  const speech = new StreamingSpeech(reply, voice);
   try {
     await ensureSignedIn();
   } catch (_) {
@@ -210,12 +215,15 @@ async function send(message) {
     received += JSON.parse(e.data).text;
     reply.classList.remove("pending");
     reply.querySelector(".body").textContent = received;
+    speech.update(received);
     reply.scrollIntoView({ block: "end" });
   });
   source.addEventListener("done", (e) => {
     const data = JSON.parse(e.data);
     reply.querySelector(".body").textContent = data.text;
     reply.dataset.turnId = data.reply_turn_id;
+    speech.finish(data.text);
+    addPlayButton(reply, voice);
     statusLine.textContent = "";
     adopt(data.session_id);
     finish();
@@ -245,6 +253,7 @@ async function send(message) {
     reply.classList.remove("pending");
     reply.querySelector(".body").textContent = stored.text;
     reply.dataset.turnId = stored.turn_id;
+    addPlayButton(reply, voice);
     statusLine.textContent = ui.saved_despite_break;
     adopt(turn.sessionId);
     finish();
@@ -284,6 +293,12 @@ situation.addEventListener("change", showSituationHint);
 showSituationHint();
 
 watchFeedback(log);
+wireAutoPlay(document.getElementById("autoplay"), (text) => {
+  statusLine.textContent = text;
+});
+wireVoiceInput(document.getElementById("mic"), input, (text) => {
+  statusLine.textContent = text;
+});
 
 // A conversation named in the address (?session=…, a reload or a shared link): show it again,
 // with its partner and situation, and carry on in it. Sending waits until it is shown.
@@ -297,6 +312,7 @@ async function restore(id) {
       const li = bubble(m.role === "user" ? "user" : "model", m.text);
       li.dataset.turnId = m.turn_id;
       if (m.role !== "user" && m.engine_id) engineBadge(li, engineLabel({ id: m.engine_id, label: m.engine_id }));
+      if (m.role !== "user") addPlayButton(li, history.partner);
     }
     if ([...partner.options].some((o) => o.value === history.partner)) partner.value = history.partner;
     if ([...situation.options].some((o) => o.value === history.situation)) situation.value = history.situation;

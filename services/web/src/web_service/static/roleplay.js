@@ -6,6 +6,8 @@ import { SSE } from "/static/vendor/sse.js-2.8.0.js";
 import { csrfHeaders } from "/static/csrf.js";
 import { ApiError, api, ensureSignedIn, errorText, forgetSignIn, format, retryAfterSeconds, ui, waitText, wireComposer } from "/static/page.js";
 import { connectFeedback, watchFeedback } from "/static/feedback_panel.js";
+import { StreamingSpeech, addPlayButton, wireAutoPlay } from "/static/speech.js";
+import { wireVoiceInput } from "/static/voice_input.js";
 
 const byId = (id) => document.getElementById(id);
 const root = byId("roleplay");
@@ -44,6 +46,8 @@ function bubble(role, text) {
   body.className = "body";
   body.textContent = text;
   li.appendChild(body);
+  // The character's lines can be heard in the character's own voice.
+  if (role === "model" && scenario) addPlayButton(li, scenario.character.id, scenario.language);
   log.appendChild(li);
   li.scrollIntoView({ block: "end" });
   return li;
@@ -200,6 +204,7 @@ async function send(message, retried = false) {
   let turn = null; // set by `start`: the learner turn this reply belongs to
   let received = "";
   let retryAfter = 0;
+  const speech = new StreamingSpeech(reply, scenario.character.id, scenario.language);
 
   const finish = () => {
     settled = true;
@@ -247,6 +252,7 @@ async function send(message, retried = false) {
     received += parse(e.data).text || "";
     reply.classList.remove("pending");
     reply.querySelector(".body").textContent = received;
+    speech.update(received);
     reply.scrollIntoView({ block: "end" });
   });
   source.addEventListener("done", (e) => {
@@ -255,6 +261,7 @@ async function send(message, retried = false) {
     reply.classList.remove("pending");
     reply.querySelector(".body").textContent = data.text;
     reply.dataset.turnId = data.reply_turn_id;
+    speech.finish(data.text);
     statusLine.textContent = "";
     countTurn();
     finish();
@@ -339,6 +346,12 @@ async function end() {
 }
 
 wireComposer(composer, input, () => !busy && !ended, send);
+wireAutoPlay(byId("autoplay"), (text) => {
+  statusLine.textContent = text;
+});
+wireVoiceInput(byId("mic"), input, (text) => {
+  statusLine.textContent = text;
+});
 
 endButton.addEventListener("click", end);
 watchFeedback(log);
