@@ -7,13 +7,17 @@ It answers the real ``google-genai`` client pointed at it with
 * ``POST /{version}/models/{model}:streamGenerateContent?alt=sse`` (``data: <json>`` events)
 * ``POST /{version}/models/{model}:countTokens``
 
-under any version prefix (v1, v1beta, v1alpha). Every request is recorded (path, query,
-headers, JSON body, the API key) for assertions. Behaviour is scripted per test with a queue of
-rules (``script``); a request takes the first rule that matches it (by key, model, action).
-With no rule left, it answers deterministically from the last user message
-(「了解です。『…』についてですね。」 split into chunks), or, when the request asks for JSON
-(``responseMimeType: application/json``), with an instance built from the request's schema,
-so end-to-end runs and benchmarks need no scripting.
+under any version prefix (v1, v1beta, v1alpha). Speech too: a ``generateContent`` request
+asking for ``responseModalities: ["AUDIO"]`` gets a part ``inlineData`` with raw PCM
+(``audio/L16;codec=pcm;rate=24000``, a sine tone whose length grows with the text, see
+``speech_duration_ms``), and a request carrying audio input (``inlineData`` with an ``audio/*``
+type, as in transcription) gets a short deterministic transcript unless a ``Reply`` is
+scripted. Every request is recorded (path, query, headers, JSON body, the API key) for
+assertions. Behaviour is scripted per test with a queue of rules (``script``); a request
+takes the first rule that matches it (by key, model, action). With no rule left, it answers
+deterministically from the last user message (「了解です。『…』についてですね。」 split into
+chunks), or, when the request asks for JSON (``responseMimeType: application/json``), with an
+instance built from the request's schema, so end-to-end runs and benchmarks need no scripting.
 
 In tests::
 
@@ -32,11 +36,14 @@ From the command line (benchmarks, ``task up`` demos with a fake key)::
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import base64
 import collections
 import json
 import math
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -115,7 +122,19 @@ class FailMidStream:
     inter_chunk_delay_ms: float = 0
 
 
-Behaviour = Reply | Fail | FailMidStream
+@dataclass(frozen=True)
+class AudioReply:
+    """Answer a speech request with raw 16-bit PCM: a tone of ``duration_ms`` (None: grows with
+    the text, ``speech_duration_ms``) at ``sample_rate``; ``mime_type`` overrides the MIME type
+    (default ``audio/L16;codec=pcm;rate=<sample_rate>``, what Gemini sends)."""
+
+    duration_ms: int | None = None
+    sample_rate: int = 24_000
+    mime_type: str | None = None
+    finish_reason: str = "STOP"
+
+
+Behaviour = Reply | Fail | FailMidStream | AudioReply
 
 
 @dataclass
@@ -147,6 +166,28 @@ class RecordedRequest:
     api_key: str | None
     status: int  # the HTTP status the stand-in answered with
     received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def generation_config(self) -> dict[str, Any]:
+        return (self.body or {}).get("generationConfig") or {}
+
+    @property
+    def response_modalities(self) -> list[str]:
+        return list(_field(self.generation_config, "responseModalities", "response_modalities") or [])
+
+    @property
+    def voice_name(self) -> str | None:
+        """speechConfig.voiceConfig.prebuiltVoiceConfig.voiceName, in either spelling: google-genai
+        3.x sends the inside of speechConfig in snake_case, which Gemini accepts too."""
+        speech = _field(self.generation_config, "speechConfig", "speech_config") or {}
+        voice = _field(speech, "voiceConfig", "voice_config") or {}
+        prebuilt = _field(voice, "prebuiltVoiceConfig", "prebuilt_voice_config") or {}
+        return _field(prebuilt, "voiceName", "voice_name")
+
+    @property
+    def inline_data(self) -> list[tuple[str, bytes]]:
+        """(MIME type, decoded bytes) of every inline part of the user's contents."""
+        return _inline_parts(self.body or {})
 
     @property
     def user_texts(self) -> list[str]:
@@ -189,6 +230,80 @@ def split_chunks(text: str, count: int) -> list[str]:
         pieces.append(text[start:end])
         start = end
     return pieces
+
+
+def _field(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field of a request in Gemini's camelCase or proto snake_case (both are accepted)."""
+    return obj.get(camel, obj.get(snake))
+
+
+def _b64decode(data: str) -> bytes:
+    """Base64 in either alphabet, as Gemini reads it: google-genai sends bytes URL-safe
+    ("-", "_"), other clients the standard way ("+", "/")."""
+    return base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
+
+
+def _inline_parts(body: dict[str, Any]) -> list[tuple[str, bytes]]:
+    found = []
+    for content in body.get("contents", []):
+        for part in content.get("parts", []):
+            blob = _field(part, "inlineData", "inline_data")
+            if isinstance(blob, dict):
+                mime = str(_field(blob, "mimeType", "mime_type") or "")
+                found.append((mime, _b64decode(str(blob.get("data") or ""))))
+    return found
+
+
+def wants_audio(body: dict[str, Any]) -> bool:
+    config = body.get("generationConfig") or {}
+    return "AUDIO" in [str(m).upper() for m in _field(config, "responseModalities", "response_modalities") or []]
+
+
+def speech_duration_ms(text: str) -> int:
+    """How long the stand-in's speech for ``text`` lasts: 200 ms plus 80 ms a character."""
+    return 200 + 80 * len(text)
+
+
+def tone_pcm(duration_ms: int, sample_rate: int = 24_000, frequency_hz: float = 220.0) -> bytes:
+    """A sine tone as mono signed 16-bit little-endian PCM, at a third of full scale."""
+    count = sample_rate * duration_ms // 1000
+    samples = array.array(
+        "h", (int(10_000 * math.sin(2 * math.pi * frequency_hz * i / sample_rate)) for i in range(count))
+    )
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+def default_transcript(request_text: str) -> str:
+    """What the stand-in "hears" in audio it is asked to transcribe, in the language the
+    instruction names (Japanese unless it names English)."""
+    if "English" in request_text or "英語" in request_text:
+        return "Good morning. Could I ask you something about the report?"
+    return "おはようございます。報告書について少しお聞きしてもよろしいでしょうか。"
+
+
+def _audio_response_json(reply: AudioReply, text: str, model: str) -> dict[str, Any]:
+    duration_ms = reply.duration_ms if reply.duration_ms is not None else speech_duration_ms(text)
+    mime = reply.mime_type or f"audio/L16;codec=pcm;rate={reply.sample_rate}"
+    data = base64.b64encode(tone_pcm(duration_ms, reply.sample_rate)).decode("ascii")
+    prompt = approx_tokens(text)
+    output = math.ceil(duration_ms / 40)  # Gemini counts audio at 25 tokens a second
+    return {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"inlineData": {"mimeType": mime, "data": data}}]},
+                "finishReason": reply.finish_reason,
+                "index": 0,
+            }
+        ],
+        "modelVersion": model,
+        "usageMetadata": {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output,
+            "totalTokenCount": prompt + output,
+        },
+    }
 
 
 def _all_request_text(body: dict[str, Any]) -> str:
@@ -475,6 +590,11 @@ class GeminiStandIn:
             return JSONResponse({"totalTokens": approx_tokens(_all_request_text(body))})
         if isinstance(behaviour, FailMidStream):
             return self._fail_mid_stream(behaviour, model)
+        if isinstance(behaviour, AudioReply) or (behaviour is None and wants_audio(body)):
+            audio = self._audio_reply(behaviour, body, model)
+            if action == "generateContent":
+                return JSONResponse(audio)
+            return StreamingResponse(iter([_sse(audio)]), media_type="text/event-stream")
 
         reply = behaviour if isinstance(behaviour, Reply) else self._default_reply(body)
         if action == "generateContent":
@@ -490,7 +610,13 @@ class GeminiStandIn:
             )
         return StreamingResponse(self._stream(reply, body, model), media_type="text/event-stream")
 
+    @staticmethod
+    def _audio_reply(behaviour: AudioReply | None, body: dict[str, Any], model: str) -> dict[str, Any]:
+        return _audio_response_json(behaviour or AudioReply(), _last_user_text(body), model)
+
     def _default_reply(self, body: dict[str, Any]) -> Reply:
+        if any(mime.lower().startswith("audio/") for mime, _ in _inline_parts(body)):
+            return Reply([default_transcript(_all_request_text(body))], first_token_delay_ms=self.first_token_delay_ms)
         message = _last_user_text(body)
         config = body.get("generationConfig") or {}
         if config.get("responseMimeType") == "application/json":
