@@ -318,7 +318,9 @@ TEXT: dict[str, dict[str, str]] = {
         "watch_starting": "会話を準備しています…",
         "watch_need_choice": "シナリオを選ぶか、話題を入力してください。",
         "watch_start_failed": "会話を始められませんでした。少し待ってからもう一度お試しください。",
-        "watch_topic_unknown": "その話題に合う場面が見つかりませんでした。別の言葉で入力するか、シナリオから選んでください。",
+        "watch_topic_unknown": (
+            "その話題に合う場面が見つかりませんでした。別の言葉で入力するか、シナリオから選んでください。"
+        ),
         "watch_loading": "会話を読み込んでいます…",
         "watch_not_found": "この会話は見つかりませんでした。",
         "watch_load_failed": "会話を読み込めませんでした。再読み込みしてください。",
@@ -335,7 +337,6 @@ TEXT: dict[str, dict[str, str]] = {
         "intervene_hint": "あなたの発言に、二人が順番に応えます。",
         "intervene_sent": "発言しました。二人の返事を待っています…",
         "intervene_failed": "発言を送れませんでした。もう一度お試しください。",
-        "you": "あなた",
         "watch_ended_heading": "会話が終わりました",
         "watch_ended_finished": "会話が自然に終わりました。",
         "watch_ended_max_turns": "発言数の上限に達したので終わりました。",
@@ -678,7 +679,6 @@ TEXT: dict[str, dict[str, str]] = {
         "intervene_hint": "Both characters answer what you say, in turn.",
         "intervene_sent": "Sent. Waiting for their answers…",
         "intervene_failed": "Your line could not be sent. Please try again.",
-        "you": "You",
         "watch_ended_heading": "The conversation is over",
         "watch_ended_finished": "The conversation came to its natural end.",
         "watch_ended_max_turns": "It reached the limit of lines.",
@@ -704,7 +704,9 @@ TEXT: dict[str, dict[str, str]] = {
         "voice_nothing": "No words were heard. Please try again.",
         "voice_permission": "The microphone is not allowed. Please check the browser's settings.",
         "voice_failed": "Your speech could not be turned into text. Please type instead.",
-        "voice_switching": "This browser's speech recognition does not work here, so your voice is recorded and transcribed instead.",
+        "voice_switching": (
+            "This browser's speech recognition does not work here, so your voice is recorded and transcribed instead."
+        ),
     },
 }
 
