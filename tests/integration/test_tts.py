@@ -13,6 +13,7 @@ import uuid
 import grpc
 import httpx
 import pytest
+from gemini_standin import Fail, GeminiStandIn
 from prometheus_client import REGISTRY
 from support.services import running_service
 from tts_service.app import build
@@ -272,6 +273,7 @@ async def test_a_synthesis_request_event_is_answered_once_with_cached_audio(
         session_id=str(uuid.uuid4()),
         turn_id="t-1",
         user_id="u-1",
+        mime_type="audio/ogg",  # not made here: the default (MP3) rather than no audio
     )
     before = runs(tts)
     await bus.publish(request, ordering_key=request.session_id)
@@ -320,3 +322,79 @@ async def test_a_synthesis_request_event_is_answered_once_with_cached_audio(
     failed = await _ready_for(ready_events, bad.request_id)
     assert failed.error and not failed.audio_key
     assert service.ledger is not None
+
+
+async def test_with_gemini_each_character_has_its_own_voice_and_the_offline_one_stands_in(
+    tts, identities, suffix, tmp_path_factory
+) -> None:
+    """Gemini (the stand-in) speaks within the day's budget (PostgreSQL); when it is down or the
+    budget is spent, a character speaks with its offline voice; a Gemini voice asked for by name
+    answers 503. Voice input works with the key."""
+    service = tts.app.state.service
+    pool = service.ledger.pool
+    spent = int(await pool.fetchval("SELECT coalesce(max(used_chars), 0) FROM budget_days WHERE day = current_date"))
+    headers = await identities.headers("tts-gemini-learner")
+    with GeminiStandIn() as gemini:
+        settings = TtsSettings(
+            auth_jwks_url=identities.jwks_url,
+            pubsub_name_suffix=suffix,
+            run_workers=False,  # the module's service consumes and relays; this one answers requests
+            tts_cache_dir=tmp_path_factory.mktemp("tts-cache-gemini"),
+            tts_sentence_pause_ms=service.settings.tts_sentence_pause_ms + 100,  # keys of its own
+            gemini_api_keys=["key-a"],
+            gemini_base_url=gemini.base_url,
+            gemini_api_version="v1beta",
+            gemini_retry_attempts=1,
+            gemini_retry_initial_delay_s=0.01,
+            gemini_retry_max_delay_s=0.02,
+            gemini_timeout_s=5.0,
+            tts_daily_budget_chars=spent + 60,  # the day's budget: 60 more characters
+        )
+        async with (
+            running_service(build, settings) as svc,
+            httpx.AsyncClient(base_url=svc.http_url, timeout=60) as client,
+        ):
+            for _ in range(300):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            boss = await speak(client, headers, text="お疲れさまです。", character_id="boss")
+            assert boss.status_code == 200, boss.text
+            assert (boss.headers["x-tts-voice"], boss.headers["x-tts-engine"]) == (
+                "ja-gemini-gacrux",
+                "google:gemini-tts",
+            )
+            assert mp3_frames(boss.content) and gemini.requests[-1].voice_name == "Gacrux"
+            hire = await speak(client, headers, text="Sure, I'll do it.", character_id="new_hire")
+            assert hire.headers["x-tts-voice"] == "en-gemini-puck" and gemini.requests[-1].voice_name == "Puck"
+
+            gemini.script(Fail(503), times=None)  # Gemini is down
+            down = await speak(client, headers, text="少々お待ちください。", character_id="executive")
+            assert down.status_code == 200
+            assert (down.headers["x-tts-voice"], down.headers["x-tts-engine"]) == ("ja-kumo-steady", "offline:kokoro")
+            named = await speak(client, headers, text="少々お待ちください。", voice="ja-gemini-kore")
+            assert named.status_code == 503 and named.headers["retry-after"] and named.json()["error"] == "unavailable"
+            gemini.reset()
+
+            # 8 + 17 characters spent; this text would go over the day's 60.
+            long = (
+                "本日の打ち合わせの内容を整理して、関係者全員に"
+                + "共有しておいていただけますでしょうか。よろしくお願いします"
+            )
+            assert len(long) > 60 - 25
+            spent_before = len(gemini.requests)
+            over = await speak(client, headers, text=long, character_id="boss")
+            assert over.status_code == 200 and over.headers["x-tts-engine"] == "offline:pyopenjtalk"
+            assert len(gemini.requests) == spent_before  # Google was not asked
+            assert await pool.fetchval("SELECT used_chars FROM budget_days WHERE day = current_date") == spent + 25
+
+            voices = (await client.get(f"{API}/voices")).json()
+            assert voices["transcription"] is True and "ja-gemini-kore" in {v["id"] for v in voices["voices"]}
+            heard = await client.post(
+                f"{API}/transcribe",
+                params={"language": "ja"},
+                content=b"RIFF....WAVEfmt ",
+                headers=headers | {"content-type": "audio/wav"},
+            )
+            assert heard.status_code == 200, heard.text
+            assert heard.json()["text"] and heard.json()["engine"] == "google:gemini"

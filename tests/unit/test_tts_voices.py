@@ -234,3 +234,22 @@ def test_with_gemini_a_character_has_its_offline_voice_as_stand_in(service: TtsS
     assert plan.fallback is not None and plan.fallback.id == "ja-kumo-steady"
     named = service.plan(SpeechRequest("はい。", voice="en-gemini-puck"))
     assert named.fallback is None and named.language == "en"
+
+
+def test_a_recording_arrives_raw_or_in_a_multipart_form() -> None:
+    from tts_service.http_api import _recording
+
+    assert _recording("audio/webm;codecs=opus", b"\x1a\x45") == (b"\x1a\x45", "audio/webm;codecs=opus")
+    boundary = "----x"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="language"\r\n\r\nja\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.webm"\r\n'
+            "Content-Type: audio/webm\r\n\r\n"
+        ).encode()
+        + b"\x1a\x45\xdf\xa3\x00\xff"
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    assert _recording(f"multipart/form-data; boundary={boundary}", body) == (b"\x1a\x45\xdf\xa3\x00\xff", "audio/webm")
+    with pytest.raises(InvalidInput):
+        _recording(f"multipart/form-data; boundary={boundary}", f"--{boundary}--\r\n".encode())

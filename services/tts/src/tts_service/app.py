@@ -11,6 +11,9 @@ too) for when Gemini cannot speak, and Gemini also transcribes voice input.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -41,13 +44,31 @@ from .settings import TtsSettings
 from .transcription import UnavailableTranscriber, build_transcriber
 from .voices import GEMINI_ENGINE, load_voice_book
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The subscription it reads (declared in workplace_kit.topology).
 REQUESTS_SUBSCRIPTION = "tts.requests"
 
 
+def writable_dir(path: Path, name: str) -> Path:
+    """`path`, created; a directory under the system's temporary one when `path` cannot be
+    written (a container's read-only root filesystem, where only /tmp is writable)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return path
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / "workplace-tts" / name
+        fallback.mkdir(parents=True, exist_ok=True)
+        log.warning("%s is not writable (%s); using %s", path, type(exc).__name__, fallback)
+        return fallback
+
+
 def offline_engines(settings: TtsSettings) -> dict[str, Any]:
-    engines: list[Any] = [OpenJTalkEngine(), KokoroEngine(settings.tts_model_dir), PiperEngine()]
+    models = writable_dir(settings.tts_model_dir, "models")
+    engines: list[Any] = [OpenJTalkEngine(), KokoroEngine(models), PiperEngine()]
     return {engine.name: engine for engine in engines}
 
 
@@ -75,7 +96,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
 
     cache = AudioCache(
         res.redis,
-        settings.tts_cache_dir,
+        writable_dir(settings.tts_cache_dir, "cache"),
         ttl_s=settings.tts_cache_ttl_s,
         max_redis_bytes=settings.tts_cache_redis_max_bytes,
     )

@@ -579,7 +579,8 @@ class TtsService:
             voice=event.voice,
             character_id=event.character_id,
             speed=event.speed,
-            mime_type=event.mime_type,
+            # A container this service does not make (audio/ogg): the default rather than no audio.
+            mime_type=event.mime_type if event.mime_type.lower() in FORMATS else "",
         )
         ready = events_pb2.TtsReady(
             event_id=str(uuid.uuid4()),
