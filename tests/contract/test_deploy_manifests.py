@@ -223,14 +223,15 @@ def test_values_for_an_unregistered_service_fail_the_render() -> None:
 def test_a_service_without_values_gets_the_service_defaults(renders) -> None:
     values = Chart.load(CHART_DIR).values
     defaults = values["serviceDefaults"]
-    assert "tts" not in values["services"], "tts is the example of a service that needs no entry"
-    deployment = _kind(renders["default"], "Deployment")[f"{RELEASE}-tts"]
+    # tts without its entry (null deletes it, as in Helm) runs on the defaults alone.
+    bare = _documents(_render({"services": {"tts": None}}))
+    deployment = _kind(bare, "Deployment")[f"{RELEASE}-tts"]
     container = _container(deployment)
     assert container["resources"] == defaults["resources"]
     assert container["image"] == f"workplace/tts:{Chart.load(CHART_DIR).metadata['appVersion']}"
     assert container["imagePullPolicy"] == defaults["image"]["pullPolicy"]
     assert container["livenessProbe"] == defaults["probes"]["liveness"]
-    hpa = _kind(renders["default"], "HorizontalPodAutoscaler")[f"{RELEASE}-tts"]["spec"]
+    hpa = _kind(bare, "HorizontalPodAutoscaler")[f"{RELEASE}-tts"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (
         defaults["autoscaling"]["minReplicas"],
         defaults["autoscaling"]["maxReplicas"],
