@@ -247,6 +247,35 @@ async def test_transcription_sends_the_audio_inline_and_returns_geminis_text(sta
     assert "responseModalities" not in request.body.get("generationConfig", {})
 
 
+def webm_opus_bytes() -> bytes:
+    """One second of a tone as Chrome's MediaRecorder records it: Opus in WebM."""
+    import io
+
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as out:
+        stream = out.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+async def test_a_browsers_webm_recording_reaches_gemini_as_ogg_opus(standin, transcriber) -> None:
+    standin.script(Reply(["お疲れさまです。"]))
+    text = await transcriber.transcribe(webm_opus_bytes(), "audio/webm;codecs=opus", "ja")
+    assert text == "お疲れさまです。"
+    [(mime, sent)] = standin.requests[0].inline_data
+    assert mime == "audio/ogg" and sent.startswith(b"OggS") and b"OpusHead" in sent[:200]
+    with pytest.raises(InvalidInput):
+        await transcriber.transcribe(b"not a recording", "audio/webm", "ja")
+
+
 async def test_english_transcription_and_the_stand_ins_default_transcript(standin, transcriber) -> None:
     text = await transcriber.transcribe(wav_bytes(), "audio/ogg", "en")
     assert text == "Good morning. Could I ask you something about the report?"

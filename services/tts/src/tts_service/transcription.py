@@ -105,6 +105,36 @@ def check_request(audio: bytes, mime_type: str, language: str) -> str:
     return language
 
 
+# What browsers record that Gemini does not list among its audio formats (WAV, MP3, AIFF, AAC,
+# Ogg, FLAC): Chrome's and Firefox's MediaRecorder WebM.
+REMUXED_TO_OGG = ("audio/webm", "audio/x-matroska")
+
+
+def for_gemini(audio: bytes, mime_type: str) -> tuple[bytes, str]:
+    """The recording in a container Gemini reads. Chrome's MediaRecorder gives WebM with Opus
+    inside: the Opus packets move into an Ogg container unchanged, in a few milliseconds."""
+    if mime_type.split(";", 1)[0].strip().lower() not in REMUXED_TO_OGG:
+        return audio, mime_type
+    import io
+
+    import av  # only for recordings that need it
+
+    try:
+        with av.open(io.BytesIO(audio), mode="r") as source:
+            stream = source.streams.audio[0]
+            target = io.BytesIO()
+            with av.open(target, "w", format="ogg") as out:
+                copy = out.add_stream_from_template(stream)
+                for packet in source.demux(stream):
+                    if packet.dts is None:  # the demuxer's flush packet
+                        continue
+                    packet.stream = copy
+                    out.mux(packet)
+    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+        raise InvalidInput(UNREADABLE_MESSAGE, field="audio") from exc
+    return target.getvalue(), "audio/ogg"
+
+
 class UnavailableTranscriber:
     """Stands where no recogniser is configured: says so, for every request."""
 
@@ -135,6 +165,7 @@ class GeminiTranscriber:
 
     async def transcribe(self, audio: bytes, mime_type: str, language: str) -> str:
         language = check_request(audio, mime_type, language)
+        audio, mime_type = for_gemini(audio, mime_type)
         contents = [
             types.Part.from_bytes(data=audio, mime_type=mime_type),
             types.Part.from_text(text=instruction_for(language)),
