@@ -480,8 +480,8 @@ def _process_of(root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def svc_runtime(infra_env):
-    """supervisord with two light placeholder services on free ports, in a run folder of its
-    own, using the default runtime's infra (reused as is: nothing started or stopped)."""
+    """supervisord with two services (tts; watch in two processes) on free ports, in a run folder
+    of its own, using the default runtime's infra (reused as is: nothing started or stopped)."""
     root = Path(tempfile.mkdtemp(prefix="wp-localrt-"))
     rt = localrt.Runtime(
         root,
@@ -491,6 +491,8 @@ def svc_runtime(infra_env):
             localrt.ServiceSpec("watch", _free_port(), _free_port(), processes=2),
         ),
         gateway=False,
+        # The services share the default runtime's database, whose data keys its key opens.
+        extra_env=(("WP_ENCRYPTION_KEYS_FILE", infra_env["WP_ENCRYPTION_KEYS_FILE"]),),
     )
     try:
         localrt.infra_up(rt)
