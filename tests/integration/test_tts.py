@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import uuid
 
@@ -275,14 +276,33 @@ async def test_a_synthesis_request_event_is_answered_once_with_cached_audio(
         user_id="u-1",
         mime_type="audio/ogg",  # not made here: the default (MP3) rather than no audio
     )
+    # Which threads synthesise: requests ahead of time run on their own, never on the threads
+    # that serve a learner waiting for a line.
+    kokoro = service.engines["offline:kokoro"]
+    threads: list[str] = []
+    real = kokoro.synthesize
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    kokoro.synthesize = recording
     before = runs(tts)
-    await bus.publish(request, ordering_key=request.session_id)
-    ready = await _ready_for(ready_events, request.request_id)
+    try:
+        await bus.publish(request, ordering_key=request.session_id)
+        ready = await _ready_for(ready_events, request.request_id)
+        headers = await identities.headers("tts-learner")
+        async with httpx.AsyncClient(base_url=tts.http_url, timeout=30) as client:
+            spoken = await speak(client, headers, text="では、よろしくお願いします。", character_id="section_manager")
+        assert spoken.status_code == 200
+    finally:
+        kokoro.synthesize = real
+    assert [t.rsplit("_", 1)[0] for t in threads] == ["tts-background", "tts-synth"], threads
+    before += 1  # the learner's line
     assert not ready.error and ready.voice == "ja-kumo-brisk" and ready.engine == "offline:kokoro"
     assert ready.mime_type == "audio/mpeg" and ready.sample_rate_hz == 24000 and ready.duration_ms > 500
     assert (ready.session_id, ready.turn_id, ready.user_id) == (request.session_id, "t-1", "u-1")
     assert runs(tts) == before + 1
-    headers = await identities.headers("tts-learner")
     async with httpx.AsyncClient(base_url=tts.http_url, timeout=30) as client:
         stored = await client.get(f"{API}/audio/{ready.audio_key}", headers=headers)
     assert stored.status_code == 200 and mp3_frames(stored.content)

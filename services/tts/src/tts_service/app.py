@@ -78,6 +78,8 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name)
     executor = ThreadPoolExecutor(max_workers=settings.tts_synthesis_threads, thread_name_prefix="tts-synth")
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
+    background = ThreadPoolExecutor(max_workers=settings.tts_background_threads, thread_name_prefix="tts-background")
+    stack.callback(background.shutdown, wait=False, cancel_futures=True)
 
     table = load_voice_book().table("google" if settings.uses_google else "offline", settings.tts_ja_engine)
     offline = offline_engines(settings)
@@ -107,6 +109,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
         typed_engines,
         cache,
         executor,
+        background_executor=background,
         limiter=Limiter.from_settings(settings),
         transcriber=transcriber,
         ledger=RequestLedger(res.pool),
@@ -139,7 +142,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
             REQUESTS_SUBSCRIPTION,
             events_pb2.TtsRequest,
             service.handle_request,
-            max_messages=settings.pubsub_flow_max_messages,
+            max_messages=settings.tts_background_max_messages,
             healthy=res.check_database,  # while the database is down, no event spends an attempt
         )
     )

@@ -16,6 +16,7 @@ voice asked for by name has no stand-in, so the request fails with Unavailable (
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -42,6 +43,8 @@ from .settings import TtsSettings
 from .voices import GEMINI_ENGINE, VoiceTable
 
 log = logging.getLogger(__name__)
+# Set while a tts.requests event is handled: its synthesis runs on the background threads.
+_AHEAD_OF_TIME: contextvars.ContextVar[bool] = contextvars.ContextVar("tts_ahead_of_time", default=False)
 
 SYNTHESIS = Counter(
     "tts_synthesis_total", "Texts spoken, by engine and whether the audio came from the cache", ["engine", "cached"]
@@ -176,6 +179,7 @@ class TtsService:
         cache: AudioCache,
         executor: Executor,
         *,
+        background_executor: Executor | None = None,
         limiter: Limiter | None = None,
         transcriber: Transcriber | None = None,
         ledger: RequestLedger | None = None,
@@ -188,6 +192,7 @@ class TtsService:
         self.engines = dict(engines)
         self.cache = cache
         self.executor = executor
+        self.background_executor = background_executor or executor
         self.limiter = limiter
         self.transcriber = transcriber
         self.ledger = ledger
@@ -394,9 +399,8 @@ class TtsService:
         if native is not None:
             pcm: Pcm = await native(sentence, voice, speed)
             return pcm
-        return await asyncio.get_running_loop().run_in_executor(
-            self.executor, engine.synthesize, sentence, voice, speed
-        )
+        executor = self.background_executor if _AHEAD_OF_TIME.get() else self.executor
+        return await asyncio.get_running_loop().run_in_executor(executor, engine.synthesize, sentence, voice, speed)
 
     async def open_stream(
         self, request: SpeechRequest, *, user_id: str | None = None, max_chars: int | None = None
@@ -591,6 +595,7 @@ class TtsService:
         )
         language = "en" if event.language == "en" else "ja"
         attempt = envelope.delivery_attempt if envelope is not None else 1
+        ahead_of_time = _AHEAD_OF_TIME.set(True)
         try:
             speech = await self.synthesize(request, max_chars=self.settings.tts_max_long_text_chars, strict=True)
         except (InvalidInput, NotFound) as exc:
@@ -614,6 +619,8 @@ class TtsService:
             ready.duration_ms = speech.duration_ms
             ready.voice = speech.voice
             ready.engine = speech.engine
+        finally:
+            _AHEAD_OF_TIME.reset(ahead_of_time)
         ready.occurred_at.FromDatetime(datetime.now(UTC))
         if not await self.ledger.answer(
             consumer=self.consumer, event_id=event_id, event=ready, ordering_key=event.session_id or event.request_id

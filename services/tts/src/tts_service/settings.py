@@ -40,6 +40,10 @@ class TtsSettings(ServiceSettings):
     tts_max_long_text_chars: int = Field(4000, ge=1, le=20_000)
     # Threads that run synthesis (CPU-bound; each ONNX engine uses every core itself).
     tts_synthesis_threads: int = Field(2, ge=1, le=64)
+    # Synthesis asked for ahead of time (tts.requests) runs on threads of its own, one message at
+    # a time by default, so a backlog of it never holds up a learner waiting for a line.
+    tts_background_threads: int = Field(1, ge=1, le=64)
+    tts_background_max_messages: int = Field(1, ge=1, le=1000)
 
     # Paid synthesis (Gemini) per day, in characters, over every learner (the budget table).
     tts_daily_budget_chars: int = Field(100_000, ge=0)
