@@ -217,7 +217,9 @@ async function load() {
   fill(byId("w-speakers"), watch.speakers, (s) => {
     const li = document.createElement("li");
     li.className = `speaker-${s.id}`;
-    li.textContent = s.persona ? `${s.display_name}（${s.persona}）` : s.display_name;
+    // The role only (the persona's first sentence; the rest is how the character behaves).
+    const role = (s.persona || "").split(/[。.]\s*/)[0];
+    li.textContent = role ? `${s.display_name}（${role}）` : s.display_name;
     return li;
   });
   byId("w-head").hidden = false;
