@@ -34,8 +34,9 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 NS = 'namespace="$namespace"'
 RATE = "[$__rate_interval]"
 # Same exclusions as deploy/prometheus/rules/workplace.rules.yaml: calls that last as long as
-# the AI's reply are not part of the "p95 < 200 ms for non-AI calls" objective.
-STREAMING_HTTP_HANDLERS = "/api/v2/chat|/events/.*"
+# the AI's reply (chat, a roleplay's messages, a watched dialogue's events) or synthesise speech
+# are not part of the "p95 < 200 ms for non-AI calls" objective.
+STREAMING_HTTP_HANDLERS = "/api/v2/chat|/events/.*|/api/v2/[a-z]+/.*/(events|messages)|/api/v2/tts/(speech|transcribe)"
 AI_OR_STREAMING_RPCS = ".*/Stream[^/]*|.*/(GetReport|GetStrengths|Synthesize)"
 GRPC_SERVER_ERROR_CODES = "UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|UNIMPLEMENTED"
 ERROR_RATIO_SLO = 0.001

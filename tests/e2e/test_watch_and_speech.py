@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 GATEWAY = "http://127.0.0.1:8080"
 SCREENSHOTS = REPO / ".run" / "screenshots"
 JA = TEXT["ja"]
-SCENARIO = "report-delay-early"
-INTERVENTION = "遅れの原因と、いつまでに終わるかを先にお伝えするのが良いと思います"
+# A small-talk scenario whose model conversation runs to ten lines: long enough to step in,
+# pause, resume and stop before it ends on its own.
+SCENARIO = "invite-colleague-to-lunch"
+INTERVENTION = "駅前に新しくできた定食屋さん、評判がいいみたいですよ"
 
 # The turns on the page as (speaker class, text): "a", "b" or "you".
 TURNS_JS = """() => [...document.querySelectorAll('#log li.msg')].map(li => [
@@ -58,7 +60,7 @@ def test_a_watched_dialogue_streams_and_both_characters_answer_the_learner(chrom
     page.fill("#message", INTERVENTION)
     page.press("#message", "Enter")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#log li.msg.user')].some(li => li.textContent.includes('遅れの原因'))",
+        "() => [...document.querySelectorAll('#log li.msg.user')].some(li => li.textContent.includes('定食屋'))",
         timeout=15_000,
     )
     page.wait_for_function(
@@ -104,28 +106,38 @@ def test_a_watched_dialogue_streams_and_both_characters_answer_the_learner(chrom
     assert not driver.problems, driver.problems
 
 
-def _played(page) -> dict:
-    """Waits for the page's speech player to have loaded audio; what it loaded."""
-    page.wait_for_function(
-        "() => { const a = document.querySelector('#speech-player');"
-        " return a && a.currentSrc && a.readyState >= 2 && a.duration > 0; }",
-        timeout=30_000,
-    )
+# Every audio the page starts playing, as it starts: (its address, its duration, whether it had
+# loaded enough to play). Installed before the page's own scripts run.
+RECORD_PLAYING = """
+window.__played = [];
+document.addEventListener('playing', (e) => {
+  const a = e.target;
+  window.__played.push({ src: a.currentSrc, duration: a.duration, readyState: a.readyState, id: a.id });
+}, true);
+"""
+
+
+def _played(page, match: str = "") -> dict:
+    """Waits for the page to start playing audio whose address contains `match`; what it played,
+    fetched again: status, size, type, the TTS service's headers and the first bytes."""
+    find = f"window.__played.find(p => p.src.includes({match!r}))"
+    page.wait_for_function(f"() => Boolean({find})", timeout=45_000)
     return page.evaluate(
-        """async () => {
-          const a = document.querySelector('#speech-player');
-          const r = await fetch(a.currentSrc, { credentials: 'same-origin', cache: 'no-store' });
+        f"""async () => {{
+          const p = {find};
+          const r = await fetch(p.src, {{ credentials: 'same-origin', cache: 'no-store' }});
           const bytes = new Uint8Array(await r.arrayBuffer());
-          return { src: a.currentSrc, duration: a.duration, status: r.status, size: bytes.length,
+          return {{ ...p, status: r.status, size: bytes.length,
                    type: r.headers.get('content-type'), voice: r.headers.get('x-tts-voice'),
-                   cached: r.headers.get('x-tts-cached'), head: Array.from(bytes.slice(0, 3)) };
-        }"""
+                   cached: r.headers.get('x-tts-cached'), head: Array.from(bytes.slice(0, 3)) }};
+        }}"""
     )
 
 
 def test_each_line_plays_in_its_characters_voice_and_repeats_come_from_the_cache(chromium) -> None:
     driver = chromium()
     page = driver.page
+    page.add_init_script(RECORD_PLAYING)
     watch_id = _start_watch(page)
     _wait_turns(page, 2)
     page.click("#w-pause")
@@ -143,7 +155,8 @@ def test_each_line_plays_in_its_characters_voice_and_repeats_come_from_the_cache
     heard = {}
     for speaker, selector in (("a", "#log li.msg.model:not(.peer)"), ("b", "#log li.msg.peer")):
         page.locator(selector).first.locator("button.play").click()
-        audio = _played(page)
+        audio = _played(page, f"character_id={character[speaker]}")
+        assert audio["id"] == "speech-player" and audio["readyState"] >= 2
         assert audio["status"] == 200 and audio["type"].startswith("audio/mpeg"), audio
         assert audio["size"] > 2_000 and audio["duration"] > 0.3, audio
         # An MP3: an ID3 tag or a frame sync word.
@@ -160,6 +173,7 @@ def test_each_line_plays_in_its_characters_voice_and_repeats_come_from_the_cache
 def test_auto_play_speaks_a_streamed_chat_reply_sentence_by_sentence(chromium) -> None:
     driver = chromium()
     page = driver.page
+    page.add_init_script(RECORD_PLAYING)
     page.goto(GATEWAY + "/")
     page.check("#autoplay")
     page.select_option("#partner", "senior")
