@@ -7,6 +7,7 @@ The documents themselves are not public: they are read from the service ports.""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import pytest
 from workplace_kit import registry
 
 ST = Path(sys.executable).parent / "st"
+# Serializers for the request bodies schemathesis cannot make by itself (audio).
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 GATEWAY = "http://127.0.0.1:8080"
 SERVICES = [s for s in registry.load().services if s.routes]
 
@@ -37,6 +40,7 @@ def _schemathesis(service: registry.ServiceEntry, base_url: str, tmp_path: Path,
             "--report-dir", str(tmp_path),
         ],
         capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )  # fmt: skip
     output = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, f"{service.name} at {base_url}:\n{output}"

@@ -6,7 +6,6 @@ tts.ready exactly once in effect."""
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 import uuid
@@ -66,9 +65,9 @@ async def tts(identities, suffix, ready_events, tmp_path_factory):
         auth_jwks_url=identities.jwks_url,
         pubsub_name_suffix=suffix,
         tts_cache_dir=tmp_path_factory.mktemp("tts-cache"),
-        # Redis outlives test runs: a pause of this run's own length gives this run's audio keys
-        # of its own, so "not cached yet" holds on a second run too.
-        tts_sentence_pause_ms=random.randint(200, 299),
+        # Redis outlives test runs: a cache namespace of this run's own, so "not cached yet" holds
+        # on a second run too.
+        tts_cache_namespace=f"test-{uuid.uuid4().hex}",
     )
     async with running_service(build, settings) as svc:
         async with httpx.AsyncClient(base_url=svc.http_url, timeout=30) as client:
@@ -155,10 +154,12 @@ async def test_bad_requests_get_clear_errors(tts, identities) -> None:
             ({"text": "あ" * 601}, "text"),
             ({"text": "はい。", "speed": "9"}, "speed"),
         ):
+            # Refused by the published schema (422, the field named), before any synthesis.
             bad = await speak(client, headers, **params)
-            assert bad.status_code == 400, bad.text
+            assert bad.status_code == 422, bad.text
             body = bad.json()
-            assert body["error"] == "invalid_argument" and body["field"] == field and body["message"]
+            assert body["error"] == "invalid_request" and body["message"]
+            assert [p["field"] for p in body["problems"]] == [f"query.{field}"], body
         for params in ({"text": "はい。", "character_id": "nobody"}, {"text": "はい。", "voice": "ja-nobody"}):
             missing = await speak(client, headers, **params)
             assert missing.status_code == 404 and missing.json()["error"] == "not_found"
@@ -175,7 +176,7 @@ async def test_bad_requests_get_clear_errors(tts, identities) -> None:
             content=b"\x1aE\xdf\xa3 not really webm",
             headers=headers | {"content-type": "audio/webm"},
         )
-        assert unavailable.status_code == 501 and unavailable.json()["error"] == "not_available"
+        assert unavailable.status_code == 409 and unavailable.json()["error"] == "transcription_unavailable"
         assert "browser" in unavailable.json()["message"]
 
 
@@ -197,7 +198,9 @@ async def test_a_longer_text_streams_sentence_by_sentence(tts, identities) -> No
         cached = await speak(client, headers, text=text, character_id="senior")
         assert cached.headers["x-tts-cached"] == "1" and cached.content == whole
         refused = await client.post(f"{API}/speech", json={"text": "", "character_id": "senior"}, headers=headers)
-        assert refused.status_code == 400
+        assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "text"
+        too_long = await client.post(f"{API}/speech", json={"text": "あ" * 4001}, headers=headers)
+        assert too_long.status_code == 422 and too_long.json()["problems"][0]["field"] == "text"
 
 
 async def test_grpc_synthesize_stream_and_voices(tts, identities) -> None:
@@ -360,7 +363,7 @@ async def test_with_gemini_each_character_has_its_own_voice_and_the_offline_one_
             pubsub_name_suffix=suffix,
             run_workers=False,  # the module's service consumes and relays; this one answers requests
             tts_cache_dir=tmp_path_factory.mktemp("tts-cache-gemini"),
-            tts_sentence_pause_ms=service.settings.tts_sentence_pause_ms + 100,  # keys of its own
+            tts_cache_namespace=f"test-gemini-{uuid.uuid4().hex}",  # keys of its own
             gemini_api_keys=["key-a"],
             gemini_base_url=gemini.base_url,
             gemini_api_version="v1beta",

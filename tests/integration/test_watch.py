@@ -214,8 +214,9 @@ async def test_a_dialogue_streams_turn_by_turn_to_its_natural_end(watch, identit
         late = await client.post(f"{API}/{wid}/intervene", json={"message": "まだ話したい"}, headers=headers)
         assert late.status_code == 409 and late.json()["error"] == "conflict"
 
-    # Speech for every turn, ahead of time, in each character's voice.
-    await eventually(lambda: len([s for s in bus.spoken if s.session_id == wid]) >= 8)
+    # Speech for every turn, ahead of time, in each character's voice. (The emulator can hold a
+    # new subscription's first deliveries back for many seconds on a busy machine.)
+    await eventually(lambda: len([s for s in bus.spoken if s.session_id == wid]) >= 8, timeout=90)
     spoken = sorted(
         (s for s in bus.spoken if s.session_id == wid), key=lambda s: [t["turn_id"] for t in turns].index(s.turn_id)
     )

@@ -182,3 +182,14 @@ def test_dependency_outages_are_told_apart_from_bugs():
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
     ):
         assert not is_dependency_outage(bug), bug
+
+
+def test_a_wrong_method_names_every_method_the_path_serves() -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_http_app(ServiceSettings(service_name="t"), title="t")
+    app.get("/speech")(lambda: {})
+    app.post("/speech")(lambda: {})
+    answer = TestClient(app).options("/speech")
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
+    assert answer.json()["error"] == "method_not_allowed"

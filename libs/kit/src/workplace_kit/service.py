@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import ConfigError, ServiceSettings, load_settings
@@ -127,6 +128,17 @@ def _problem(err: Any) -> dict[str, str]:
     return {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods.update(route_methods)
+    return sorted(methods)
+
+
 def create_http_app(
     settings: ServiceSettings,
     *,
@@ -149,17 +161,22 @@ def create_http_app(
         return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Raised by the framework itself (unknown route, wrong method, a body it cannot parse):
         # answered in the same format as ours.
         codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         message = str(exc.detail)
         if message == "There was an error parsing the body":  # e.g. bytes that are not UTF-8
             message = "the body could not be read: send JSON encoded in UTF-8"
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; a path served by two routes
+            # (GET and POST) allows both.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
             {"error": codes.get(exc.status_code, "http_error"), "message": message},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)

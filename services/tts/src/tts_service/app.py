@@ -101,6 +101,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
         writable_dir(settings.tts_cache_dir, "cache"),
         ttl_s=settings.tts_cache_ttl_s,
         max_redis_bytes=settings.tts_cache_redis_max_bytes,
+        namespace=settings.tts_cache_namespace,
     )
     service = TtsService(
         settings,

@@ -23,7 +23,9 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-PREFIX = "tts:audio:v1:"
+# Redis keys: tts:audio:<namespace>:<key>. A new namespace (tts_cache_namespace) starts an
+# empty cache without touching the old one (the old keys expire on their own).
+PREFIX = "tts:audio:"
 _EXTENSIONS = {"audio/mpeg": ".mp3", "audio/wav": ".wav"}
 
 
@@ -39,8 +41,11 @@ class CachedAudio:
 
 
 class AudioCache:
-    def __init__(self, redis: aioredis.Redis, directory: Path, *, ttl_s: int, max_redis_bytes: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, directory: Path, *, ttl_s: int, max_redis_bytes: int, namespace: str = "v1"
+    ) -> None:
         self.redis = redis
+        self.prefix = f"{PREFIX}{namespace}:"
         self.directory = Path(directory)
         self.ttl_s = ttl_s
         self.max_redis_bytes = max_redis_bytes
@@ -50,7 +55,7 @@ class AudioCache:
 
     async def get(self, key: str) -> CachedAudio | None:
         try:
-            fields = cast(dict[bytes, bytes], await self.redis.hgetall(PREFIX + key))
+            fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.prefix + key))
         except RedisError:
             log.warning("audio cache unavailable; synthesising", exc_info=True)
             return None
@@ -78,7 +83,7 @@ class AudioCache:
 
     async def where(self, key: str) -> str | None:
         """ "redis" or "disk" for a stored key (for tests and the bench), None when absent."""
-        fields = cast(dict[bytes, bytes], await self.redis.hgetall(PREFIX + key))
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.prefix + key))
         if not fields:
             return None
         return "redis" if b"data" in fields else "disk"
@@ -101,9 +106,9 @@ class AudioCache:
             else:
                 fields["data"] = audio.data
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(PREFIX + audio.key)
-                pipe.hset(PREFIX + audio.key, mapping=fields)  # type: ignore[arg-type]
-                pipe.expire(PREFIX + audio.key, self.ttl_s)
+                pipe.delete(self.prefix + audio.key)
+                pipe.hset(self.prefix + audio.key, mapping=fields)  # type: ignore[arg-type]
+                pipe.expire(self.prefix + audio.key, self.ttl_s)
                 await pipe.execute()
         except (RedisError, OSError):
             if strict:

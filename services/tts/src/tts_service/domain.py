@@ -32,7 +32,7 @@ from workplace.events.v1 import events_pb2
 from workplace_content import ContentCatalogue
 from workplace_kit.ai.language import detect_language
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
-from workplace_kit.errors import DomainError, InvalidInput, NotFound, Unavailable
+from workplace_kit.errors import InvalidInput, NotFound, Unavailable
 from workplace_kit.ratelimit import Limiter, Rule
 
 from .audio import FORMATS, MP3, Encoder, cache_key, encoder_for, normalise, silence, split_sentences
@@ -40,6 +40,7 @@ from .cache import AudioCache, CachedAudio
 from .engines.base import Pcm, SpeechEngine, SpeechUnavailable, VoiceSpec
 from .repository import RequestLedger
 from .settings import TtsSettings
+from .transcription import TranscriptionUnavailable
 from .voices import GEMINI_ENGINE, VoiceTable
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,6 @@ _FAILED = {
     "ja": "音声を作成できませんでした。しばらくしてから、もう一度お試しください。",
     "en": "The audio could not be made right now. Please try again in a little while.",
 }
-
-
-class NotAvailable(DomainError):
-    """A feature this deployment does not offer (voice input without a recogniser)."""
-
-    http_status = 501
-    grpc_code_name = "FAILED_PRECONDITION"
-    error_code = "not_available"
 
 
 class Transcriber(Protocol):
@@ -535,9 +528,9 @@ class TtsService:
         return self.transcriber is not None and bool(self.transcriber.available)
 
     def require_transcription(self) -> Transcriber:
-        """The recogniser, or NotAvailable (HTTP 501, gRPC FAILED_PRECONDITION)."""
+        """The recogniser, or TranscriptionUnavailable (HTTP 409, gRPC FAILED_PRECONDITION)."""
         if self.transcriber is None or not self.transcriber.available:
-            raise NotAvailable(
+            raise TranscriptionUnavailable(
                 "Voice input is not available on the server: it needs a Gemini key. "
                 "In the browser, voice input works through the browser's own speech recognition."
             )

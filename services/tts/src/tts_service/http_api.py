@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workplace_kit.auth import Principal
 from workplace_kit.errors import InvalidInput
 from workplace_kit.service import error_responses
+from workplace_kit.validation import LearnerText
 
 from .domain import Speech, SpeechRequest, SpeechStream, TtsService
 
@@ -48,13 +49,18 @@ class VoicesOut(BaseModel):
     transcription: bool = Field(description="Whether POST /transcribe works here (a Gemini key is set)")
 
 
-class SpeechIn(BaseModel):
+# Text to speak: not only spaces, no NUL (the published pattern is one property-based clients
+# can generate from, as the kit's learner_message_field).
+TEXT_PATTERN = r"\S"
+TEXT_SCHEMA: dict[str, Any] = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
+
+
+class SpeechOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(description="What to say: 1 to tts_max_long_text_chars characters (4000 by default)")
     character_id: str = Field("", pattern=CHARACTER_PATTERN, description="A catalogue character: its own voice")
     language: Language = Field("", description="ja or en; empty: the voice's, else detected from the text")
     voice: str = Field("", pattern=VOICE_PATTERN, description="A voice id (GET /voices); wins over character_id")
-    speed: float = Field(0.0, description="0.5 to 2.0; 0: normal")
+    speed: float = Field(1.0, ge=0.5, le=2.0, description="1.0 is normal")
     format: Format = Field("", description="mp3 (default) or wav")
 
 
@@ -93,6 +99,16 @@ def _recording(content_type: str, body: bytes) -> tuple[bytes, str]:
 def build_router(service: TtsService, current_principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
     router = APIRouter(prefix="/api/v2/tts", tags=["tts"])
     Signed = Annotated[Principal, Depends(current_principal)]  # noqa: N806 - a type alias
+    most = service.settings.tts_max_long_text_chars
+
+    class SpeechIn(SpeechOptions):
+        text: LearnerText = Field(
+            min_length=1,
+            max_length=most,
+            pattern=TEXT_PATTERN,
+            json_schema_extra=TEXT_SCHEMA,
+            description=f"What to say: up to {most} characters",
+        )
 
     @router.get(
         "/speech",
@@ -101,11 +117,20 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
     )
     async def speech(
         principal: Signed,
-        text: Annotated[str, Query(description="What to say, 1 to 600 characters (a sentence)")] = "",
+        text: Annotated[
+            LearnerText,
+            Query(
+                min_length=1,
+                max_length=service.settings.tts_max_text_chars,
+                pattern=TEXT_PATTERN,
+                json_schema_extra=TEXT_SCHEMA,
+                description=f"What to say: a sentence, up to {service.settings.tts_max_text_chars} characters",
+            ),
+        ],
         character_id: Annotated[str, Query(pattern=CHARACTER_PATTERN)] = "",
         language: Language = "",
         voice: Annotated[str, Query(pattern=VOICE_PATTERN)] = "",
-        speed: Annotated[float, Query(description="0.5 to 2.0; 0: normal")] = 0.0,
+        speed: Annotated[float, Query(ge=0.5, le=2.0, description="1.0 is normal")] = 1.0,
         format: Format = "",
     ) -> Response:
         """The audio of a short text, whole, in the character's voice. What a page's <audio src>
@@ -172,13 +197,16 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
         response_model=TranscriptOut,
         responses={
             413: {"description": "The recording is over the body limit (64 KB)"},
-            501: {"description": "No recogniser here (no Gemini key): use the browser's speech recognition"},
+            409: {"description": "No recogniser here (no Gemini key): use the browser's speech recognition"},
             **error_responses(400, 401, 429, 503),
         },
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}}
+                    for kind in ("audio/webm", "audio/ogg", "audio/wav", "audio/mpeg", "audio/mp4")
+                },
                 "description": "The recording (webm, ogg, wav...), or a multipart form with the field 'audio'",
             }
         },

@@ -29,6 +29,8 @@ class TtsSettings(ServiceSettings):
     tts_cache_ttl_s: int = Field(30 * 24 * 3600, ge=60)
     tts_cache_redis_max_bytes: int = Field(512 * 1024, ge=1024, le=64 * 1024 * 1024)
     tts_cache_dir: Path = Path(".run/tts-cache")
+    # Part of every Redis key of the cache: a new value starts an empty cache (tests use their own).
+    tts_cache_namespace: str = Field("v1", pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     # Audio: MP3 unless a request asks for WAV.
     tts_default_format: Literal["audio/mpeg", "audio/wav"] = "audio/mpeg"

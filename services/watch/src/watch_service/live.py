@@ -3,9 +3,8 @@ a new turn the moment a worker (in any replica) stored it.
 
 A notice carries no data: the stream re-reads the database when one arrives, and every few
 seconds anyway (a notice lost with a Redis hiccup, or sent while Redis was down, is never an
-event lost: the database is the truth, Redis only says when to look). Each process holds one
-Redis subscription (a pattern over every dialogue's channel) and hands the notices to its own
-streams.
+event lost: the database is the truth, Redis only says when to look). The kit's LiveHub holds
+one Redis subscription per process and hands the notices to this process's streams.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from workplace_kit.live import LiveHub
 
 log = logging.getLogger(__name__)
 PREFIX = "watch:live:"
-PATTERN = PREFIX + "*"
 
 
 def channel_for(watch_id: str) -> str:
@@ -33,7 +32,7 @@ class Notices:
     def __init__(self) -> None:
         self._event = asyncio.Event()
 
-    def notify(self) -> None:
+    def notify(self, _message: object = None) -> None:
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -48,77 +47,43 @@ class Notices:
 
 class LiveChannel:
     def __init__(self, redis: aioredis.Redis | None) -> None:
-        self.redis = redis
-        self._listeners: dict[str, set[Notices]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self.hub = LiveHub(redis, PREFIX, name="watch-live") if redis is not None else None
+        self._local: dict[str, set[Notices]] = {}  # without Redis: this process's streams only
 
     async def publish(self, watch_id: str, kind: str) -> None:
         """Tell every stream of the dialogue to look (never raises: streams poll anyway)."""
-        if self.redis is None:
-            self._local(watch_id)
+        if self.hub is None:
+            for notices in tuple(self._local.get(watch_id, ())):
+                notices.notify()
             return
         try:
-            await self.redis.publish(channel_for(watch_id), kind.encode())
+            await self.hub.publish(watch_id, kind.encode())
         except (RedisError, OSError) as exc:
             log.warning("live notice not sent (streams read the database meanwhile): %r", exc)
-            self._local(watch_id)
-
-    def _local(self, watch_id: str) -> None:
-        for notices in self._listeners.get(watch_id, ()):
-            notices.notify()
-
-    async def _ensure_reader(self) -> None:
-        if self.redis is None:
-            return
-        async with self._lock:
-            if self._reader is not None and not self._reader.done():
-                return
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.psubscribe(PATTERN)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())
-                raise
-            self._reader = asyncio.create_task(self._read(pubsub), name="watch-live")
-
-    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-                if message is None:
-                    continue
-                channel = message["channel"]
-                watch_id = (channel.decode() if isinstance(channel, bytes) else str(channel)).removeprefix(PREFIX)
-                self._local(watch_id)
-        except (RedisError, OSError) as exc:
-            log.warning("live notices lost (streams read the database meanwhile): %r", exc)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pubsub.aclose())
+            self.hub.deliver_here(watch_id, kind.encode())
 
     @contextlib.asynccontextmanager
     async def listen(self, watch_id: str) -> AsyncIterator[Notices]:
         """The notices of one dialogue while the block runs. Without Redis (down, or not
         configured) the notices come from this process only and the stream polls."""
+        notices = Notices()
+        if self.hub is None:
+            self._local.setdefault(watch_id, set()).add(notices)
+            try:
+                yield notices
+            finally:
+                self._local[watch_id].discard(notices)
+            return
         try:
-            await self._ensure_reader()
+            await self.hub.subscribe()
         except (RedisError, OSError) as exc:
             log.warning("no live notices now (the stream reads the database every few seconds): %r", exc)
-        notices = Notices()
-        self._listeners.setdefault(watch_id, set()).add(notices)
+        stop = self.hub.add(watch_id, notices.notify)
         try:
             yield notices
         finally:
-            listeners = self._listeners.get(watch_id)
-            if listeners is not None:
-                listeners.discard(notices)
-                if not listeners:
-                    del self._listeners[watch_id]
+            stop()
 
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
+        if self.hub is not None:
+            await self.hub.aclose()

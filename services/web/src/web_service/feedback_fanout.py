@@ -1,12 +1,9 @@
 """feedback.ready events → the browsers watching that session.
 
 One shared Pub/Sub subscription feeds all web replicas' work; whichever replica gets an
-event re-publishes it on a Redis channel per session, and every replica's SSE connections
-for that session listen there. So a browser gets its feedback whichever replica it is on.
-
-Each web process holds ONE Redis subscription (a pattern over every session's channel) and
-hands each event to the streams of its session in that process: 500 open streams no longer
-hold 500 Redis connections.
+event re-publishes it on a Redis channel per session (the kit's LiveHub: one Redis subscription
+per process), and every replica's SSE connections for that session listen there. So a browser
+gets its feedback whichever replica it is on.
 
 Redis is only the live channel: every analysis is stored by the feedback service, and a
 feedback stream reads what is stored whenever it (re)connects. So when Redis is down an event
@@ -26,32 +23,28 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 from workplace.events.v1 import events_pb2
 from workplace_kit.bus import Envelope
+from workplace_kit.live import LiveHub
 
 log = logging.getLogger(__name__)
 FANOUT_DROPPED = Counter(
     "web_feedback_fanout_dropped_total",
     "feedback.ready events not passed on live because Redis was unavailable (streams poll instead)",
 )
+PREFIX = "web:feedback:"
 
 
 def channel_for(session_id: str) -> str:
-    return f"web:feedback:{session_id}"
-
-
-PATTERN = "web:feedback:*"
+    return PREFIX + session_id
 
 
 class FeedbackFanout:
     def __init__(self, redis: aioredis.Redis):
         self.redis = redis
-        # session id -> the queues of this process's streams watching it
-        self._listeners: dict[str, set[asyncio.Queue[events_pb2.FeedbackReady | BaseException]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._ready = asyncio.Lock()
+        self.hub = LiveHub(redis, PREFIX, name="feedback-fanout")
 
     async def on_feedback_ready(self, event: events_pb2.FeedbackReady, _envelope: Envelope | None = None) -> None:
         try:
-            await self.redis.publish(channel_for(event.session_id), event.SerializeToString())
+            await self.hub.publish(event.session_id, event.SerializeToString())
         except RedisError as exc:
             FANOUT_DROPPED.inc()
             log.warning("Redis unavailable; feedback streams read stored analyses meanwhile: %r", exc)
@@ -62,44 +55,8 @@ class FeedbackFanout:
         except RedisError:
             return False
 
-    async def _ensure_reader(self) -> None:
-        """The process's one subscription, made on first use and again after Redis was lost
-        (raises RedisError while Redis is down)."""
-        async with self._ready:
-            if self._reader is not None and not self._reader.done():
-                return
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.psubscribe(PATTERN)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())
-                raise
-            self._reader = asyncio.create_task(self._read(pubsub), name="feedback-fanout")
-
-    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-                if message is None:
-                    continue
-                session_id = message["channel"].decode().removeprefix("web:feedback:")
-                for queue in self._listeners.get(session_id, ()):
-                    queue.put_nowait(events_pb2.FeedbackReady.FromString(message["data"]))
-        except (RedisError, OSError) as exc:
-            # Every stream learns at once and falls back to reading the stored analyses.
-            for queues in self._listeners.values():
-                for queue in queues:
-                    queue.put_nowait(exc)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pubsub.aclose())
-
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
+        await self.hub.aclose()
 
     @contextlib.asynccontextmanager
     async def listen(
@@ -108,28 +65,24 @@ class FeedbackFanout:
         """Listen from now on (on enter; raises RedisError if Redis is down); the yielded
         iterator gives the session's events as they arrive, None after each heartbeat_s of
         silence, and raises RedisError if Redis goes away."""
-        await self._ensure_reader()
-        queue: asyncio.Queue[events_pb2.FeedbackReady | BaseException] = asyncio.Queue()
-        self._listeners.setdefault(session_id, set()).add(queue)
+        await self.hub.subscribe()
+        queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        stop = self.hub.add(session_id, queue.put_nowait)
 
         async def events() -> AsyncIterator[events_pb2.FeedbackReady | None]:
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
                 except TimeoutError:
-                    if self._reader is None or self._reader.done():
+                    if not self.hub.subscribed:
                         raise RedisError("the feedback subscription has ended") from None
                     yield None
                     continue
                 if isinstance(item, BaseException):
                     raise RedisError(f"the feedback subscription has ended: {item!r}")
-                yield item
+                yield events_pb2.FeedbackReady.FromString(item)
 
         try:
             yield events()
         finally:
-            queues = self._listeners.get(session_id)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self._listeners[session_id]
+            stop()

@@ -51,9 +51,10 @@ export async function wireVoiceInput(button, input, say, language = lang) {
   const canRecord = Boolean(navigator.mediaDevices?.getUserMedia && window.MediaRecorder);
   let browserWorks = Boolean(Recognition);
   let active = null; // a stop() for whatever is listening now
+  // The server is asked only when the browser cannot listen itself (not on every page load).
+  const server = async () => canRecord && (await serverTranscription());
 
-  const server = canRecord ? await serverTranscription() : false;
-  if (!browserWorks && !server) {
+  if (!browserWorks && !(await server())) {
     button.hidden = true;
     return;
   }
@@ -71,30 +72,35 @@ export async function wireVoiceInput(button, input, say, language = lang) {
     recognition.interimResults = true;
     recognition.continuous = false;
     const base = input.value.trim();
-    let switchToServer = false;
+    let unavailable = false;
     recognition.onresult = (event) => {
       const words = Array.from(event.results, (r) => r[0].transcript).join("");
       insert(input, base, words);
     };
     recognition.onerror = (event) => {
-      if (["network", "service-not-allowed", "language-not-supported"].includes(event.error) && server) {
-        // This browser has the interface but not the service behind it: record instead.
-        browserWorks = false;
-        switchToServer = true;
-        say(ui.voice_switching);
+      if (["network", "service-not-allowed", "language-not-supported"].includes(event.error)) {
+        // This browser has the interface but not the service behind it.
+        unavailable = true;
       } else if (event.error === "not-allowed") {
         say(ui.voice_permission);
       } else if (event.error !== "no-speech" && event.error !== "aborted") {
         say(ui.voice_failed);
       }
     };
-    recognition.onend = () => {
+    recognition.onend = async () => {
       active = null;
       setListening(false);
-      if (switchToServer) {
+      if (!unavailable) {
+        input.focus();
+        return;
+      }
+      browserWorks = false;
+      if (await server()) {
+        say(ui.voice_switching);
         recordForServer();
       } else {
-        input.focus();
+        say(ui.voice_failed);
+        button.hidden = true;
       }
     };
     recognition.start();
