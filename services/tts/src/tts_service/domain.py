@@ -32,7 +32,7 @@ from workplace.events.v1 import events_pb2
 from workplace_content import ContentCatalogue
 from workplace_kit.ai.language import detect_language
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
-from workplace_kit.errors import InvalidInput, NotFound, Unavailable
+from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable
 from workplace_kit.ratelimit import Limiter, Rule
 
 from .audio import FORMATS, MP3, Encoder, cache_key, encoder_for, normalise, silence, split_sentences
@@ -246,7 +246,9 @@ class TtsService:
             if voice is None:
                 raise NotFound(f"no voice {request.voice!r} (GET /api/v2/tts/voices lists them)", field="voice")
             if request.language and request.language != voice.language:
-                raise InvalidInput(f"the voice {voice.id} speaks {voice.language}, not {request.language}")
+                # Each field is valid alone; together they conflict (as the schema cannot say): 409.
+                message = f"the voice {voice.id} speaks {voice.language}, not {request.language}"
+                raise Conflict(message, field="language")
             return voice, None, voice.language
         language = request.language or detect_language(text)
         if request.character_id:

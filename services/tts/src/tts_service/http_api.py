@@ -113,7 +113,7 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
     @router.get(
         "/speech",
         response_class=Response,
-        responses={**AUDIO_CONTENT, **error_responses(400, 401, 404, 422, 429, 503)},
+        responses={**AUDIO_CONTENT, **error_responses(400, 401, 404, 409, 422, 429, 503)},
     )
     async def speech(
         principal: Signed,
@@ -146,7 +146,7 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
     @router.post(
         "/speech",
         response_class=StreamingResponse,
-        responses={**AUDIO_CONTENT, **error_responses(400, 401, 404, 422, 429, 503)},
+        responses={**AUDIO_CONTENT, **error_responses(400, 401, 404, 409, 422, 429, 503)},
     )
     async def speech_stream(body: SpeechIn, principal: Signed) -> StreamingResponse:
         """The audio of a longer text, streamed: each sentence's audio is sent as soon as it is
