@@ -193,6 +193,7 @@ def test_a_consent_scenario_starts_only_once_the_box_is_ticked(chromium, platfor
     page.locator('li[data-scenario-id="drinking-pressure"] .card-link').click()
     page.locator("#briefing").wait_for(state="visible", timeout=30_000)
     assert page.locator("#consent").is_visible()
+    assert page.locator("#watch-model").is_hidden()  # a gray zone is practised, never watched
     assert page.locator("#consent-notice").inner_text().strip() and page.locator("#consent-help").inner_text().strip()
     assert page.is_disabled("#start") and page.locator("#start-hint").inner_text() == JA["consent_needed"]
     page.locator("#start").click(force=True)  # a disabled button does nothing

@@ -32,6 +32,8 @@ def _start_watch(page, pace: str = "2") -> str:
     page.goto(f"{GATEWAY}/watch?scenario={SCENARIO}")
     page.wait_for_function("() => !document.querySelector('#w-scenario').disabled", timeout=30_000)
     assert page.input_value("#w-scenario") == SCENARIO
+    # The gray zones (consent scenarios) are practised as a roleplay only: not offered here.
+    assert page.locator('#w-scenario option[value="drinking-pressure"]').count() == 0
     page.select_option("#w-pace", pace)
     page.click("#w-start")
     page.wait_for_url(re.compile(r"/watch/[0-9a-f-]{36}$"), timeout=30_000)

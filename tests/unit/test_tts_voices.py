@@ -29,7 +29,7 @@ from tts_service.engines.piper import PiperEngine
 from tts_service.settings import TtsSettings
 from tts_service.voices import GEMINI_ENGINE, VoiceBook, VoicesFile, load_voice_book
 from workplace_content import content
-from workplace_kit.errors import InvalidInput, NotFound
+from workplace_kit.errors import Conflict, InvalidInput, NotFound
 
 CONFIGURATIONS = [("offline", "auto"), ("offline", "openjtalk"), ("offline", "kokoro"), ("google", "auto")]
 
@@ -218,8 +218,9 @@ def test_a_request_is_checked_and_resolved(service: TtsService) -> None:
             service.plan(bad)
         assert refused.value.field == where
     assert len(service.plan(SpeechRequest("あ" * 600)).text) == 600
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict) as mismatch:  # each field valid alone, together they disagree
         service.plan(SpeechRequest("Hello.", voice="en-joe", language="ja"))
+    assert mismatch.value.field == "language"
     for unknown in (SpeechRequest("はい。", character_id="nobody"), SpeechRequest("はい。", voice="ja-nobody")):
         with pytest.raises(NotFound):
             service.plan(unknown)

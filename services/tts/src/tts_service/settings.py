@@ -37,9 +37,10 @@ class TtsSettings(ServiceSettings):
     tts_mp3_bitrate_kbps: int = Field(64, ge=32, le=160)
     # Silence between two sentences of one text.
     tts_sentence_pause_ms: int = Field(250, ge=0, le=2000)
-    # Text of one GET request (a sentence or a short reply) and of one POST (a longer text).
+    # Text of one GET request (a sentence or a short reply) and of one POST (a longer text: 2000
+    # characters are about five minutes of speech, and one request holds a synthesis thread that long).
     tts_max_text_chars: int = Field(600, ge=1, le=10_000)
-    tts_max_long_text_chars: int = Field(4000, ge=1, le=20_000)
+    tts_max_long_text_chars: int = Field(2000, ge=1, le=20_000)
     # Threads that run synthesis (CPU-bound; each ONNX engine uses every core itself).
     tts_synthesis_threads: int = Field(2, ge=1, le=64)
     # Synthesis asked for ahead of time (tts.requests) runs on threads of its own, one message at

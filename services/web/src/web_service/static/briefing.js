@@ -52,6 +52,7 @@ function show(scenario, categories) {
     byId("consent-notice").textContent = scenario.consent.notice;
     byId("consent-help").textContent = scenario.consent.help;
     consentPart.hidden = false;
+    byId("watch-model").hidden = true; // a gray zone is practised, not watched
   }
   updateStart();
   statusLine.hidden = true;

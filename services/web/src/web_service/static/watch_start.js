@@ -1,5 +1,6 @@
 // Watch mode's start page: pick a scenario (grouped by category) or type a topic, pick the pace,
-// and the dialogue starts on its own page. Scenarios with a consent notice show it first.
+// and the dialogue starts on its own page. Scenarios that ask for the learner's consent (the gray
+// zones) are practised as a roleplay only, so the picker leaves them out.
 import { ApiError, api, errorText, lang, ui } from "/static/page.js";
 
 const byId = (id) => document.getElementById(id);
@@ -13,29 +14,20 @@ const pace = byId("w-pace");
 const start = byId("w-start");
 const statusLine = byId("w-status");
 
-const consent = document.createElement("label");
-consent.className = "consent-box";
-consent.hidden = true;
-const consentBox = document.createElement("input");
-consentBox.type = "checkbox";
-consentBox.id = "w-consent";
-const consentText = document.createElement("span");
-consent.append(consentBox, " ", consentText);
-scenarioSelect.after(consent);
-
 let scenarios = new Map();
 
 async function loadCatalogue() {
   try {
     const catalogue = await api(`${scenarioApi}/scenarios?language=${lang}&page_size=100`);
-    scenarios = new Map(catalogue.scenarios.map((s) => [s.id, s]));
+    const watchable = catalogue.scenarios.filter((s) => !s.consent);
+    scenarios = new Map(watchable.map((s) => [s.id, s]));
     const empty = document.createElement("option");
     empty.value = "";
     empty.textContent = "—";
     const groups = catalogue.categories.map((category) => {
       const group = document.createElement("optgroup");
       group.label = category.name;
-      for (const s of catalogue.scenarios.filter((x) => x.category === category.id)) {
+      for (const s of watchable.filter((x) => x.category === category.id)) {
         const option = document.createElement("option");
         option.value = s.id;
         option.textContent = s.title;
@@ -47,7 +39,6 @@ async function loadCatalogue() {
     scenarioSelect.disabled = false;
     const wanted = root.dataset.scenarioId;
     if (wanted && scenarios.has(wanted)) scenarioSelect.value = wanted;
-    showConsent();
   } catch (error) {
     scenarioSelect.replaceChildren(new Option(errorText(error), ""));
   }
@@ -57,27 +48,12 @@ function chosenScenario() {
   return topic.value.trim() ? null : scenarios.get(scenarioSelect.value) || null;
 }
 
-function showConsent() {
-  const scenario = chosenScenario();
-  consent.hidden = !scenario?.consent;
-  consentText.textContent = scenario?.consent ? scenario.consent.notice : "";
-  consentBox.checked = false;
-}
-
-scenarioSelect.addEventListener("change", showConsent);
-topic.addEventListener("input", showConsent);
-
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = topic.value.trim();
   const scenario = chosenScenario();
   if (!text && !scenario) {
     statusLine.textContent = ui.watch_need_choice;
-    return;
-  }
-  if (scenario?.consent && !consentBox.checked) {
-    statusLine.textContent = scenario.consent.notice;
-    consentBox.focus();
     return;
   }
   start.disabled = true;
