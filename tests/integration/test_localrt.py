@@ -535,13 +535,22 @@ def _listening_pids(port: int) -> set[int]:
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
 
 
+def _wait_listening(port: int, pids: list[int], timeout: float = 30) -> set[int]:
+    """The pids listening on the port once all of `pids` do (or at the deadline). "Up" means the
+    service answers; a second process may still be loading and bind a moment later."""
+    deadline = time.monotonic() + timeout
+    while (listening := _listening_pids(port)) != set(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return listening
+
+
 def test_a_service_of_several_processes_shares_its_ports_and_is_handled_as_one(svc_runtime):
     rt = svc_runtime
     spec = rt.service("watch")
     pids = localrt.service_pids(rt, "watch")
     assert len(set(pids)) == 2 and all(localrt.is_alive(pid) for pid in pids)
-    assert _listening_pids(spec.http_port) == set(pids)  # both accept on the HTTP port
-    assert _listening_pids(spec.grpc_port) == set(pids)  # and on the gRPC port
+    assert _wait_listening(spec.http_port, pids) == set(pids)  # both accept on the HTTP port
+    assert _wait_listening(spec.grpc_port, pids) == set(pids)  # and on the gRPC port
     [row] = [row for row in localrt.services_status(rt) if row.name == "watch"]
     assert row.up and row.state.count("RUNNING") == 2
 
@@ -553,7 +562,7 @@ def test_a_service_of_several_processes_shares_its_ports_and_is_handled_as_one(s
     localrt.service_kill(rt, "watch", down_for_s=1.0)  # every process down, then all back
     back = localrt.service_pids(rt, "watch")
     assert len(back) == 2 and not set(back) & set(restarted)
-    assert _listening_pids(spec.http_port) == set(back)
+    assert _wait_listening(spec.http_port, back) == set(back)
     assert {path.name for path in rt.member_logs("watch")} == {"watch-0.log", "watch-1.log"}
     assert all(path.exists() for path in rt.member_logs("watch"))
 
