@@ -365,6 +365,35 @@ def test_a_question_the_partner_cannot_place_is_owned_kindly(engine: OfflineDial
     assert engine.choose_reply(ask("宇宙人っていると思いますか？")).intent in {"fallback_question", "fallback"}
 
 
+@pytest.mark.parametrize(
+    ("message", "move"),
+    [
+        ("このコーヒーマシン、また壊れてません？", "question_partner_cannot_answer"),
+        ("Do you know what the CEO is going to announce tomorrow?", "question_partner_cannot_answer"),
+        ("今週どこかで30分ほどお時間をいただけないでしょうか。", "ask_for_time"),
+        ("お疲れさまです。先輩、ちょっと相談してもいいですか？", "ask_for_time"),
+        ("My kid has a fever. Could you tell the team I'll answer tomorrow?", "ask_favour"),
+        ("後で少し見てもらってもいい？", "ask_favour"),
+        ("It should be done by noon. Should I let the client know as well?", "ask_permission"),
+        ("先方に連絡してもよろしいでしょうか。", "ask_permission"),
+        ("Which branch should I base my changes on?", "ask_instruction"),
+        ("プロジェクターって、どこに予約すればいいんでしたっけ？", "ask_instruction"),
+        ("Do you play any instruments?", "partner_habit_question"),
+        ("天ぷらがおすすめです。田中さんはキャンプとかしますか？", "partner_habit_question"),
+        ("How do you stay motivated when work gets repetitive?", "fallback_question"),
+        ("宇宙人っていると思いますか？", "fallback_question"),
+    ],
+)
+def test_a_doubtful_question_is_answered_by_its_shape(message: str, move: str) -> None:
+    """When no move is clearly recognised, a question still gets the move its shape asks for:
+    a request is granted, a how-to is instructed, a fact the partner lacks is owned honestly
+    (with an offer to find out), a yes/no about the partner is answered for themselves, and
+    only a question of opinion is turned back ("what do you think?")."""
+    ids = [intent.id for intent in CATALOGUE.intents]
+    position = OfflineDialogueEngine._doubtful_question(ids, message, ids.index("fallback"))
+    assert ids[position] == move
+
+
 def test_an_invitation_for_now_is_accepted_now_and_one_for_later_keeps_its_day(engine: OfflineDialogueEngine) -> None:
     lines = CATALOGUE.intent("invitation").replies["colleague"]["ja"]
     on_the_spot = {line.text for line in lines if line.without}

@@ -138,8 +138,67 @@ GREETING_INTENT = "greeting"
 # When the move is in doubt and the learner asked a question, the partner admits it kindly and
 # turns it into talk with this move's lines (if the catalogue has it) instead of "tell me more".
 QUESTION_FALLBACK_INTENT = "fallback_question"
+# ... but only for questions of opinion or imagination (「どう思います？」, "what would you do?"),
+# which a partner can turn back. A question of fact no move fits (「また壊れてません？」, "what
+# will the CEO announce?") is one the partner cannot answer offhand: it says so and offers to
+# find out, with this move's lines.
+UNKNOWN_FACT_INTENT = "question_partner_cannot_answer"
+# A doubtful question that asks for the partner's time (「ご相談してもいいですか」, "could we talk
+# this week?") or asks them to do something ("could you tell the team...?") is that request,
+# not a question to think about: its move answers it.
+ASK_TIME_INTENT = "ask_for_time"
+ASK_FAVOUR_INTENT = "ask_favour"
+ASK_PERMISSION_INTENT = "ask_permission"
+ASK_INSTRUCTION_INTENT = "ask_instruction"
+# How to do something (「どこに予約すればいいんでしたっけ？」, "What should I do first?"): the
+# partner knows their own workplace, so it is an instruction to give, not a fact they lack.
+_ASKS_HOW = re.compile(
+    r"(?:ば|たら|れば)(?:いい|よい|よろしい)|べき|やり方|方法|どうやって|どうしたら"
+    r"|\b(?:how|what|which|where|who|when) (?:\w+ )?(?:do|should|can|shall) i\b",
+    re.I,
+)
+# A yes/no question about the partner's own habits or experience ("Do you play any
+# instruments?", 「田中さんはキャンプとかしますか？」): they answer for themselves and ask back.
+# A question about the partner that asks what, how or why is one to think about (fallback_question).
+PARTNER_HABIT_INTENT = "partner_habit_question"
+_ASKS_PERMISSION = re.compile(
+    r"ても(?:よろしい|いい|大丈夫|構いません|かまいません)|たほうが(?:いい|よろしい)|ましょうか[？?]?$"
+    # "Should I ...?" opens its sentence; "Which branch should I use?" asks how, not whether.
+    r"|(?:^|[:;.!?]\s*|\b(?:so|and|also|then|oh)\s+)(?:should|shall|may|can) i\b"
+    r"|\b(?:is it (?:ok|okay|alright|all right) if i|do you mind if i)\b",
+    re.I,
+)
+_ADDRESSEE = re.compile(r"(?:さん|先輩|部長|課長|主任|さま|様)(?:は|って|も|の)|あなた")
+_WH_WORD = re.compile(r"何|なに|なん|どこ|いつ|誰|だれ|どう|どれ|どんな|どの|なぜ|いくら|どのくらい|どれくらい")
+_KNOW_OF = re.compile(r"\b(?:do you (?:happen to )?know|have you heard|did you hear|any idea)\b", re.I)
+_YOU_YES_NO = re.compile(
+    r"^\W*(?:so,? |and |oh,? |by the way,? )?(?:do|did|have|are|were) you\b"
+    r"(?! (?:know|think|happen to know|remember|have (?:a|any) idea)\b)",
+    re.I,
+)
+_ASKS_FOR_TIME = re.compile(
+    r"相談|お時間|時間(?:を|い|も|あ|と|、)|話せ|お話し|少しいい|ちょっといい|今いい|今大丈夫"
+    r"|\b(?:a minute|a moment|a sec(?:ond)?|a word|a quick chat|(?:talk|chat|speak) (?:to|with) you"
+    r"|could we (?:talk|chat|meet)|some time|your time)\b",
+    re.I,
+)
+_ASKS_A_FAVOUR = re.compile(
+    r"(?:いただけ|もらえ|くれ|頂け)(?:ない|ます|る|ません)|て(?:もらって|いただいて)(?:も)?(?:いい|よろしい|大丈夫)"
+    r"|お願い(?:でき|します|したい|してもいい)|頼んで"
+    r"|^(?:\W*)(?:could|can|would) you\b(?! think)"
+    r"|\b(?:could|can|would) you (?:please |possibly )?"
+    r"(?:tell|let|send|check|ask|cover|help|take|pass|do|give|forward|look)"
+    r"|\bwould you mind\b",
+    re.I,
+)
+_OPINION_QUESTION = re.compile(
+    r"思[うい]|考え|だったら|としたら|なりたい|信じ|意味|好き"
+    r"|\b(?:do you think|would you|if you|believe|your (?:take|view|opinion)|what if|meaning|favou?rite)\b"
+    r"|\b(?:how|what|which|where|when|why) (?:do|did|would|have|are|were) you\b",
+    re.I,
+)
 # Moves the engine decides on; never recognised from examples.
-_DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT})
+_DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT, PARTNER_HABIT_INTENT})
 # Taken off the greeting's score once the talk has begun, unless the message greets in words.
 REGREETING_PENALTY = 3.0
 # Greetings that name the time of day: the partner answers at the learner's time.
@@ -198,11 +257,13 @@ def load_question_kinds(path: Path = QUESTION_KINDS_FILE) -> tuple[QuestionKind,
 
 
 _SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]?")
+# A request to be told asks as a question does: 「理由を教えてください。」, "Tell me why."
+_TELL_ME = re.compile(r"(?:教えて|聞かせて)(?:ください|くれ|もらえ|ほしい)|\btell me\b", re.I)
 
 
 def _asked_kinds(line: str, kinds: tuple[QuestionKind, ...]) -> frozenset[str]:
     """The kinds of information the line's questions ask for."""
-    questions = [s for s in _SENTENCE.findall(line) if _QUESTION_END.search(s)]
+    questions = [s for s in _SENTENCE.findall(line) if _QUESTION_END.search(s) or _TELL_ME.search(s)]
     found = set()
     for question in questions:
         lowered = question.lower()
@@ -695,10 +756,40 @@ class OfflineDialogueEngine:
         # A short answer to the partner's question is on topic through the question.
         off_topic = not answering and (closest < OFF_TOPIC_FLOOR or (closest < MATCH_THRESHOLD and confidence < SURE))
         if off_topic or (confidence < MIN_CONFIDENCE and margin < DOUBT_MARGIN):
-            if QUESTION_FALLBACK_INTENT in ids and _QUESTION_END.search(message):
-                fallback = ids.index(QUESTION_FALLBACK_INTENT)
+            if _QUESTION_END.search(message) or any(_QUESTION_END.search(s) for s in _SENTENCE.findall(message)):
+                fallback = self._doubtful_question(ids, message, fallback)
             return fallback, float(similarities[fallback]), confidence, margin
         return best, float(similarities[best]), confidence, margin
+
+    @staticmethod
+    def _doubtful_question(ids: list[str], message: str, fallback: int) -> int:
+        """The move for a question no move clearly fits, by its shape (the ids the catalogue has)."""
+        for intent, shape in (
+            (ASK_TIME_INTENT, _ASKS_FOR_TIME),
+            (ASK_FAVOUR_INTENT, _ASKS_A_FAVOUR),
+            (ASK_PERMISSION_INTENT, _ASKS_PERMISSION),
+            (ASK_INSTRUCTION_INTENT, _ASKS_HOW),
+        ):
+            if intent in ids and shape.search(message):
+                return ids.index(intent)
+        # The last question asked is the one to answer: 「来週締め切りなんです。佐藤さんは最近どうですか？」
+        sentences = [part for part in _SENTENCE.findall(message) if part.strip()]
+        question = next((part for part in reversed(sentences) if _QUESTION_END.search(part)), message)
+        if _OPINION_QUESTION.search(question) and QUESTION_FALLBACK_INTENT in ids:
+            return ids.index(QUESTION_FALLBACK_INTENT)
+        if PARTNER_HABIT_INTENT in ids and (
+            _YOU_YES_NO.search(question) or (_ADDRESSEE.search(question) and not _WH_WORD.search(question))
+        ):
+            return ids.index(PARTNER_HABIT_INTENT)
+        # "Do you know ...?" asks for a fact, not about the partner.
+        about_partner = bool(_ADDRESSEE.search(question)) or (
+            bool(re.search(r"\byou\b", question, re.I)) and not _KNOW_OF.search(question)
+        )
+        if UNKNOWN_FACT_INTENT in ids and not about_partner:
+            return ids.index(UNKNOWN_FACT_INTENT)
+        if QUESTION_FALLBACK_INTENT in ids:
+            return ids.index(QUESTION_FALLBACK_INTENT)
+        return fallback
 
     def choose_reply(self, request: DialogueRequest) -> OfflineReply:
         """Pick the reply (blocking: it embeds; call from a worker thread in async code)."""
