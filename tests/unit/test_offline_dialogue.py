@@ -382,6 +382,10 @@ def test_a_question_the_partner_cannot_place_is_owned_kindly(engine: OfflineDial
         ("天ぷらがおすすめです。田中さんはキャンプとかしますか？", "partner_habit_question"),
         ("How do you stay motivated when work gets repetitive?", "fallback_question"),
         ("宇宙人っていると思いますか？", "fallback_question"),
+        ("Mind if I join you? Everywhere else is full.", "ask_permission"),
+        ("By the way, did you hear they're moving our team to the fifth floor?", "heard_the_news"),
+        ("来月から在宅勤務が増えるらしいですよ、聞きました？", "heard_the_news"),
+        ("来月の人事異動、誰が動くか知ってます？", "question_partner_cannot_answer"),
     ],
 )
 def test_a_doubtful_question_is_answered_by_its_shape(message: str, move: str) -> None:

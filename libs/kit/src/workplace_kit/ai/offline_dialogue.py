@@ -165,7 +165,15 @@ _ASKS_PERMISSION = re.compile(
     r"ても(?:よろしい|いい|大丈夫|構いません|かまいません)|たほうが(?:いい|よろしい)|ましょうか[？?]?$"
     # "Should I ...?" opens its sentence; "Which branch should I use?" asks how, not whether.
     r"|(?:^|[:;.!?]\s*|\b(?:so|and|also|then|oh)\s+)(?:should|shall|may|can) i\b"
-    r"|\b(?:is it (?:ok|okay|alright|all right) if i|do you mind if i)\b",
+    r"|\b(?:is it (?:ok|okay|alright|all right) if i|mind if i)\b",
+    re.I,
+)
+# "Did you hear ...?", 「聞きました？」, 「〜らしいですよ、知ってました？」: the learner brings news;
+# the partner had not heard and reacts to it (a question of who or what is a fact they lack).
+HEARD_NEWS_INTENT = "heard_the_news"
+_BRINGS_NEWS = re.compile(
+    r"聞きました|聞いた[？?]|聞いてます|聞いてる[？?]|らしい(?:です)?(?:よ|ね)?[、。,]?.*知って|知って(?:た|ました)[？?]"
+    r"|\b(?:did you hear|have you heard|guess what)\b",
     re.I,
 )
 _ADDRESSEE = re.compile(r"(?:さん|先輩|部長|課長|主任|さま|様)(?:は|って|も|の)|あなた")
@@ -198,7 +206,7 @@ _OPINION_QUESTION = re.compile(
     re.I,
 )
 # Moves the engine decides on; never recognised from examples.
-_DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT, PARTNER_HABIT_INTENT})
+_DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT, PARTNER_HABIT_INTENT, HEARD_NEWS_INTENT})
 # Taken off the greeting's score once the talk has begun, unless the message greets in words.
 REGREETING_PENALTY = 3.0
 # Greetings that name the time of day: the partner answers at the learner's time.
@@ -775,6 +783,8 @@ class OfflineDialogueEngine:
         # The last question asked is the one to answer: 「来週締め切りなんです。佐藤さんは最近どうですか？」
         sentences = [part for part in _SENTENCE.findall(message) if part.strip()]
         question = next((part for part in reversed(sentences) if _QUESTION_END.search(part)), message)
+        if HEARD_NEWS_INTENT in ids and _BRINGS_NEWS.search(message) and not _WH_WORD.search(question):
+            return ids.index(HEARD_NEWS_INTENT)
         if _OPINION_QUESTION.search(question) and QUESTION_FALLBACK_INTENT in ids:
             return ids.index(QUESTION_FALLBACK_INTENT)
         if PARTNER_HABIT_INTENT in ids and (
