@@ -420,3 +420,27 @@ def test_without_names_a_declared_slot(tmp_path) -> None:
     (folder / "intents.yaml").write_text(yaml.safe_dump(intents, allow_unicode=True, sort_keys=False))
     with pytest.raises(CatalogueError, match=r"thanks.replies.boss.ja\[\d+\]: slot \{day\} is not declared"):
         load_catalogue(folder, free_chat_cast(content()))
+
+
+def test_a_line_about_what_this_message_names_comes_first(engine: OfflineDialogueEngine) -> None:
+    """Among a move's lines, one written for a thing the learner names right now (a mention)
+    answers what they said: the offer to finish tomorrow is taken up, a new baby is congratulated
+    as a baby, not with a line for any news."""
+    for message, language, word in [
+        (
+            "今日は子どもの迎えがあって残業は難しいです。明日の朝早めに来て対応してもよろしいでしょうか。",
+            "ja",
+            "明日の朝",
+        ),
+        (
+            "I can't stay late tonight, I have a class at seven. Could I finish it first thing tomorrow?",
+            "en",
+            "tomorrow",
+        ),
+    ]:
+        reply = engine.choose_reply(ask(message, partner="boss", language=language, situation="after_work"))
+        assert reply.intent == "decline_overtime" and word in reply.text, reply
+    baby = engine.choose_reply(
+        ask("実は先月、子どもが生まれたんです。夜泣きでなかなか寝られなくて。", partner="senior")
+    )
+    assert baby.intent == "good_news" and "赤ちゃん" in baby.text, baby

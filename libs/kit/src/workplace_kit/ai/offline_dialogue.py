@@ -919,8 +919,10 @@ class OfflineDialogueEngine:
             return render(min(lines, key=last_said))
 
         # Lines written for exactly this moment (this situation, time of day or phase, the
-        # learner's own words in a slot) first; within each group, the closest to what the learner said.
+        # learner's own words in a slot, a thing this message names) first; within each group, the
+        # closest to what the learner said.
         message_terms = _terms(request.message)
+        said_now = request.message.lower()
 
         # A question to the partner ("which pasta do you like?") wants their answer more than an
         # echo of its own words, so there a slot line is not preferred for using them.
@@ -935,7 +937,8 @@ class OfflineDialogueEngine:
             # a statement the learner wants a reaction, after a question an answer, not a
             # question back (「週末は何してたんですか？」 to 「週末は家で寝てました」).
             reacts_first = not _opens_with_question(line.text)
-            return reacts_first, bool(line.situations or line.times or line.phase or echoes), score
+            names_it = any(_contains(said_now, word.lower(), language) for word in line.mentions)
+            return reacts_first, bool(line.situations or line.times or line.phase or echoes or names_it), score
 
         ranked = sorted(unused, key=relevance, reverse=True)
         if request.temperature <= 0:
