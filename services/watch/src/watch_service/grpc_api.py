@@ -5,6 +5,7 @@ user_id field is ignored: it could name anyone)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 
 import grpc
 from workplace.common.v1 import common_pb2
@@ -142,17 +143,7 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
         found = await self.service.notes(watch_id=request.watch_id, user_id=principal.user_id)
         return watch_pb2.GetWatchNotesResponse(
             watch_id=request.watch_id,
-            notes=[
-                watch_pb2.WatchNote(
-                    turn_id=n.turn_id,
-                    turn_index=n.turn_index,
-                    speaker_id=n.speaker_id,
-                    phrase=n.phrase,
-                    why=n.why,
-                    kind=n.kind,
-                )
-                for n in found.notes
-            ],
+            notes=[watch_pb2.WatchNote(**asdict(n)) for n in found.notes],
             learning_points=found.learning_points,
             summary=found.summary,
         )

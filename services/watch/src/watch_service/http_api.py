@@ -5,6 +5,7 @@ Events), step into it, pause / resume / pace it, stop it, and read what to notic
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -284,17 +285,7 @@ def build_router(
         and a short summary."""
         found = await service.notes(watch_id=watch_id, user_id=principal.user_id)
         return NotesOut(
-            notes=[
-                NoteOut(
-                    turn_id=n.turn_id,
-                    turn_index=n.turn_index,
-                    speaker_id=n.speaker_id,
-                    phrase=n.phrase,
-                    why=n.why,
-                    kind=n.kind,
-                )
-                for n in found.notes
-            ],
+            notes=[NoteOut(**asdict(n)) for n in found.notes],
             learning_points=found.learning_points,
             summary=found.summary,
         )
