@@ -764,7 +764,7 @@ class OfflineDialogueEngine:
         # A short answer to the partner's question is on topic through the question.
         off_topic = not answering and (closest < OFF_TOPIC_FLOOR or (closest < MATCH_THRESHOLD and confidence < SURE))
         if off_topic or (confidence < MIN_CONFIDENCE and margin < DOUBT_MARGIN):
-            if _QUESTION_END.search(message) or any(_QUESTION_END.search(s) for s in _SENTENCE.findall(message)):
+            if any(_QUESTION_END.search(part) for part in _SENTENCE.findall(message)):  # a question anywhere in it
                 fallback = self._doubtful_question(ids, message, fallback)
             return fallback, float(similarities[fallback]), confidence, margin
         return best, float(similarities[best]), confidence, margin
