@@ -24,12 +24,14 @@ from workplace_kit.bus import Outgoing
 from workplace_kit.config import ServiceSettings
 from workplace_kit.crypto import new_local_key, open_cipher
 from workplace_kit.db import apply_migrations, create_pool
+from workplace_kit.topology import DEFAULT, Topology
 
 
 class RecordingBus:
     """Stands in for EventBus: records what the relay publishes, fails topics on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, topology: Topology = DEFAULT) -> None:
+        self.topology = topology
         self.published: list[tuple[str, str]] = []  # (event type, event id)
         self.trace_ids: list[int] = []
         self.failing: dict[str, Exception] = {}  # event type -> error
@@ -56,7 +58,7 @@ async def pool():
     url = os.environ["WP_DATABASE_URL"]
     with tempfile.TemporaryDirectory() as empty:  # a service with no migrations of its own
         applied = await apply_migrations(url, schema=schema, migrations_dir=Path(empty))
-    assert applied == ["kit_0001_outbox_inbox", "kit_0002_data_keys"]
+    assert applied == ["kit_0001_outbox_inbox", "kit_0002_data_keys", "kit_0003_outbox_namespace"]
     db = await create_pool(url, schema=schema)
     yield db
     await db.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -121,6 +123,26 @@ async def test_sealed_payloads_are_opened_by_the_relay_of_the_same_service(pool)
     bus = RecordingBus()
     assert await outbox.OutboxRelay(pool, bus, service="test", cipher=cipher).publish_pending() == 1
     assert bus.published == [("ConversationTurn", "t-secret")]
+
+
+async def test_each_relay_publishes_only_what_was_written_for_its_namespace(pool):
+    # Two deployments on one database whose Pub/Sub names differ (the tests' services beside the
+    # local platform): neither takes the other's events, not even when republishing.
+    mine, theirs = DEFAULT.with_suffix(".mine"), DEFAULT
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, turn(1), ordering_key="s1", topology=mine)
+        await outbox.enqueue(conn, turn(2), ordering_key="s1", topology=theirs)
+        await outbox.enqueue(conn, turn(3), ordering_key="s1", topology=mine)
+    their_bus, my_bus = RecordingBus(theirs), RecordingBus(mine)
+    theirs_relay = outbox.OutboxRelay(pool, their_bus, service="test")
+    mine_relay = outbox.OutboxRelay(pool, my_bus, service="test")
+    assert await theirs_relay.publish_pending() == 1
+    assert await mine_relay.publish_pending() == 2
+    assert their_bus.published == [("ConversationTurn", "t2")]
+    assert my_bus.published == [("ConversationTurn", "t1"), ("ConversationTurn", "t3")]
+    my_bus.lost_state = True
+    assert await mine_relay.republish_if_broker_lost_state() == 2
+    assert await theirs_relay.publish_pending() == 0 and await mine_relay.publish_pending() == 2
 
 
 class _Undeclared:

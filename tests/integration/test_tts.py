@@ -197,6 +197,19 @@ async def test_a_longer_text_streams_sentence_by_sentence(tts, identities) -> No
         # The GET form of the same text finds what the stream stored.
         cached = await speak(client, headers, text=text, character_id="senior")
         assert cached.headers["x-tts-cached"] == "1" and cached.content == whole
+        # A GET for a text longer than one piece (160 characters) streams too: its first audio
+        # does not wait for the last sentence.
+        long_text = "、".join(f"{n}番目の資料を確認しました" for n in range(1, 21)) + "。"
+        assert len(long_text) > 160
+        async with client.stream(
+            "GET", f"{API}/speech", params={"text": long_text, "voice": "ja-mei-calm"}, headers=headers
+        ) as response:
+            assert response.status_code == 200, await response.aread()
+            assert "content-length" not in response.headers and response.headers["x-tts-cached"] == "0"
+            streamed = [piece async for piece in response.aiter_raw()]
+        assert len(streamed) > 1 and len(mp3_frames(b"".join(streamed))) > 100
+        again = await speak(client, headers, text=long_text, voice="ja-mei-calm")
+        assert again.headers["x-tts-cached"] == "1" and again.content == b"".join(streamed)
         refused = await client.post(f"{API}/speech", json={"text": "", "character_id": "senior"}, headers=headers)
         assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "text"
         too_long = await client.post(f"{API}/speech", json={"text": "あ" * 4001}, headers=headers)

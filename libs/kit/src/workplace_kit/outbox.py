@@ -91,14 +91,15 @@ async def enqueue(
     if cipher is not None:
         payload = cipher.seal(payload, _payload_field(type_name, ordering_key))
     await conn.execute(
-        "INSERT INTO outbox (topic, ordering_key, type_name, payload, trace_context, sealed) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        "INSERT INTO outbox (topic, ordering_key, type_name, payload, trace_context, sealed, namespace) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
         topic,
         ordering_key,
         type_name,
         payload,
         json.dumps(carrier),
         cipher is not None,
+        topology.suffix,
     )
 
 
@@ -111,7 +112,7 @@ _CLAIM = """
 UPDATE outbox SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM outbox
-    WHERE published_at IS NULL AND dead_at IS NULL AND ($3 OR next_attempt_at <= now())
+    WHERE namespace = $4 AND published_at IS NULL AND dead_at IS NULL AND ($3 OR next_attempt_at <= now())
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id, topic, ordering_key, type_name, payload, trace_context, attempts, sealed
@@ -130,7 +131,7 @@ SELECT count(*) FILTER (WHERE published_at IS NULL AND dead_at IS NULL) AS pendi
        coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE published_at IS NULL AND dead_at IS NULL)), 0)
            AS oldest,
        count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead
-FROM outbox WHERE published_at IS NULL
+FROM outbox WHERE namespace = $1 AND published_at IS NULL
 """
 
 
@@ -155,6 +156,8 @@ class OutboxRelay:
     ):
         self.pool = pool
         self.bus = bus
+        # Rows written for this bus's topology (its name suffix); others belong to another relay.
+        self.namespace = bus.topology.suffix
         self.service = service
         self.cipher = cipher  # opens sealed payloads
         self.poll_interval_s = poll_interval_s
@@ -182,7 +185,7 @@ class OutboxRelay:
     async def publish_pending(self, *, probe: bool = False) -> int:
         """Publish what is due; returns how many rows were taken (published or not). A probe
         takes the oldest waiting row whatever its backoff, to learn whether the broker is back."""
-        rows = await self.pool.fetch(_CLAIM, 1 if probe else self.batch, self.claim_s, probe)
+        rows = await self.pool.fetch(_CLAIM, 1 if probe else self.batch, self.claim_s, probe, self.namespace)
         rows = sorted(rows, key=lambda r: r["id"])
         if not rows:
             if probe:
@@ -230,7 +233,8 @@ class OutboxRelay:
             return 0
         result = await self.pool.execute(
             "UPDATE outbox SET published_at = NULL, next_attempt_at = now(), claimed_until = NULL "
-            "WHERE published_at IS NOT NULL"
+            "WHERE namespace = $1 AND published_at IS NOT NULL",
+            self.namespace,
         )
         count = int(result.split()[-1])
         if count:
@@ -246,14 +250,15 @@ class OutboxRelay:
         self._broker_trouble = False
         await self.pool.execute(
             "UPDATE outbox SET next_attempt_at = now() "
-            "WHERE published_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()"
+            "WHERE namespace = $1 AND published_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()",
+            self.namespace,
         )
 
     async def housekeeping(self) -> None:
         await self.pool.execute(
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", self.retention_s
         )
-        stats = await self.pool.fetchrow(_STATS)
+        stats = await self.pool.fetchrow(_STATS, self.namespace)
         OUTBOX_PENDING.labels(self.service).set(stats["pending"])
         OUTBOX_OLDEST_PENDING.labels(self.service).set(float(stats["oldest"]))
         OUTBOX_DEAD.labels(self.service).set(stats["dead"])

@@ -30,6 +30,7 @@ from workplace.events.v1 import events_pb2
 from workplace_kit import outbox
 from workplace_kit.crypto import Cipher, SealedColumn
 from workplace_kit.errors import DomainError
+from workplace_kit.topology import DEFAULT, Topology
 
 from .legacy_format import (
     LegacyContent,
@@ -117,7 +118,9 @@ LEGACY_HISTORY_ENTRIES = SealedColumn(
 
 
 class LegacyRepository:
-    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher, *, topology: Topology = DEFAULT):
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
         self.cipher = cipher
 
@@ -176,7 +179,9 @@ class LegacyRepository:
                 rows,
             )
             if event is not None:
-                await outbox.enqueue(conn, event, ordering_key=event.session_id, cipher=self.cipher)
+                await outbox.enqueue(
+                    conn, event, ordering_key=event.session_id, cipher=self.cipher, topology=self.topology
+                )
             return True
 
     async def remove_unused_guest(self, user_id: uuid.UUID) -> None:
@@ -381,7 +386,8 @@ def build_migrator(
 ) -> LegacyMigrator:
     return LegacyMigrator(
         LegacySessionStore(legacy_redis, settings.legacy_session_key_prefix, settings.legacy_session_max_bytes),
-        LegacyRepository(pool, cipher),
+        # The batch job writes for the namespace the running service's relay publishes.
+        LegacyRepository(pool, cipher, topology=DEFAULT.with_suffix(settings.pubsub_name_suffix)),
         users,
         secret_key=settings.legacy_secret_key.get_secret_value(),
         timezone=settings.legacy_timezone,

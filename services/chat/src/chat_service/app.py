@@ -52,7 +52,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     service = ChatService(
         settings,
         catalogue,
-        ChatRepository(res.pool, cipher),
+        ChatRepository(res.pool, cipher, topology=res.bus.topology),
         engine,
         AIResponseCache(res.redis),
         relay.kick,

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
 from workplace_kit.ai.types import Turn
 from workplace_kit.crypto import Cipher, SealedColumn
+from workplace_kit.topology import DEFAULT, Topology
 
 # What this service stores encrypted; `python -m chat_service reencrypt` rewrites it.
 MESSAGE_TEXT = SealedColumn(table="messages", column="text", key="turn_id", sealed="text_sealed", plain="text")
@@ -59,7 +60,9 @@ class SessionEndedError(Exception):
 class ChatRepository:
     """Message texts are sealed here, on the way in and out (the events in the outbox too)."""
 
-    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher, *, topology: Topology = DEFAULT):
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
         self.cipher = cipher
 
@@ -181,7 +184,9 @@ class ChatRepository:
                     ),
                 ],
             )
-            await outbox.enqueue(conn, event, ordering_key=str(session.session_id), cipher=self.cipher)
+            await outbox.enqueue(
+                conn, event, ordering_key=str(session.session_id), cipher=self.cipher, topology=self.topology
+            )
 
     async def import_history(
         self,
@@ -244,6 +249,10 @@ class ChatRepository:
                 before = await conn.fetchval("SELECT ended_at FROM sessions WHERE session_id = $1", session.session_id)
                 return int(turns), before, False
             await outbox.enqueue(
-                conn, event_of(int(turns), ended_at), ordering_key=str(session.session_id), cipher=self.cipher
+                conn,
+                event_of(int(turns), ended_at),
+                ordering_key=str(session.session_id),
+                cipher=self.cipher,
+                topology=self.topology,
             )
             return int(turns), ended_at, True

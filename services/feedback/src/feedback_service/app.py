@@ -35,7 +35,7 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     analyser, fallback = build_emotion_analysers(settings)
     service = FeedbackService(
         settings,
-        FeedbackRepository(res.pool, cipher),
+        FeedbackRepository(res.pool, cipher, topology=res.bus.topology),
         analyser,
         relay.kick,
         fallback,

@@ -13,6 +13,7 @@ import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
 from workplace_kit.crypto import Cipher, SealedColumn
+from workplace_kit.topology import DEFAULT, Topology
 
 from .coaching.card import FeedbackCard
 from .emotion.types import EmotionResult
@@ -90,7 +91,9 @@ _READ_COLUMNS = _COLUMNS + ", learner_text, summary"
 class FeedbackRepository:
     """The learner's words and the summaries are sealed here, on the way in and out."""
 
-    def __init__(self, pool: asyncpg.Pool, cipher: Cipher):
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher, *, topology: Topology = DEFAULT):
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
         self.cipher = cipher
 
@@ -173,7 +176,7 @@ class FeedbackRepository:
             )
             if analysed_at is None:
                 return None
-            await outbox.enqueue(conn, event, ordering_key=ordering_key, cipher=self.cipher)
+            await outbox.enqueue(conn, event, ordering_key=ordering_key, cipher=self.cipher, topology=self.topology)
             return dataclasses.replace(analysis, analysed_at=analysed_at)
 
     async def get(self, turn_id: uuid.UUID) -> TurnAnalysis | None:

@@ -46,7 +46,7 @@ async def build(stack: AsyncExitStack, settings: ScenarioSettings) -> ServicePar
         settings,
         catalogue,
         store,
-        SessionRepository(res.pool, cipher),
+        SessionRepository(res.pool, cipher, topology=res.bus.topology),
         embedder,
         generative_engine(settings),
         relay.kick,

@@ -12,6 +12,7 @@ import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import outbox
 from workplace_kit.crypto import Cipher, SealedColumn
+from workplace_kit.topology import DEFAULT, Topology
 
 # What this service stores encrypted.
 TURN_TEXT = SealedColumn(table="turns", column="text", key="turn_id", sealed="text_sealed")
@@ -44,7 +45,9 @@ class ConcurrentTurnError(Exception):
 
 
 class SessionRepository:
-    def __init__(self, pool: asyncpg.Pool, cipher: Cipher) -> None:
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher, *, topology: Topology = DEFAULT) -> None:
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
         self.cipher = cipher
 
@@ -149,7 +152,9 @@ class SessionRepository:
                 end_reason,
             )
             for event in events:
-                await outbox.enqueue(conn, event, ordering_key=str(session.session_id), cipher=self.cipher)
+                await outbox.enqueue(
+                    conn, event, ordering_key=str(session.session_id), cipher=self.cipher, topology=self.topology
+                )
 
     async def end(self, session: SessionRow, reason: str, event: Message) -> tuple[SessionRow, bool]:
         """End a running session with its event; (the session, False) if it had ended already."""
@@ -163,5 +168,7 @@ class SessionRepository:
             if ended_at is None:
                 current = await self.get(session.session_id)
                 return (current or session), False
-            await outbox.enqueue(conn, event, ordering_key=str(session.session_id), cipher=self.cipher)
+            await outbox.enqueue(
+                conn, event, ordering_key=str(session.session_id), cipher=self.cipher, topology=self.topology
+            )
         return replace(session, ended_at=ended_at, end_reason=reason), True

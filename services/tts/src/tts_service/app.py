@@ -113,7 +113,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
         background_executor=background,
         limiter=Limiter.from_settings(settings),
         transcriber=transcriber,
-        ledger=RequestLedger(res.pool),
+        ledger=RequestLedger(res.pool, topology=res.bus.topology),
         events_written=relay.kick,
         consumer=REQUESTS_SUBSCRIPTION,
     )

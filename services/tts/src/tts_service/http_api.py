@@ -16,6 +16,7 @@ from workplace_kit.errors import InvalidInput
 from workplace_kit.service import error_responses
 from workplace_kit.validation import LearnerText
 
+from .audio import MAX_SENTENCE_CHARS, normalise
 from .domain import Speech, SpeechRequest, SpeechStream, TtsService
 
 Format = Literal["", "mp3", "wav", "audio/mpeg", "audio/wav"]
@@ -79,6 +80,12 @@ def _audio_response(speech: Speech) -> Response:
     return Response(content=speech.audio, media_type=speech.mime_type, headers=headers)
 
 
+def _stream_response(stream: SpeechStream) -> StreamingResponse:
+    headers = _headers(stream.voice, stream.engine, stream.cached, stream.key)
+    headers["Cache-Control"] = "no-store"
+    return StreamingResponse(stream.chunks, media_type=stream.mime_type, headers=headers)
+
+
 def _recording(content_type: str, body: bytes) -> tuple[bytes, str]:
     """The audio of a transcription request: the raw body, or the audio part of a multipart form."""
     if not content_type.lower().startswith("multipart/form-data"):
@@ -133,15 +140,17 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
         speed: Annotated[float, Query(ge=0.5, le=2.0, description="1.0 is normal")] = 1.0,
         format: Format = "",
     ) -> Response:
-        """The audio of a short text, whole, in the character's voice. What a page's <audio src>
-        asks for, one request per sentence; headers X-TTS-Voice, X-TTS-Engine, X-TTS-Cached (1|0)."""
-        result = await service.synthesize(
-            SpeechRequest(
-                text=text, language=language, voice=voice, character_id=character_id, speed=speed, mime_type=format
-            ),
-            user_id=principal.user_id,
+        """The audio of a text in the character's voice: what a page's <audio src> asks for, one
+        request per sentence; headers X-TTS-Voice, X-TTS-Engine, X-TTS-Cached (1|0). A sentence
+        comes whole; a text longer than one piece of speech (160 characters) streams as the POST
+        form does, so its first audio does not wait for the last."""
+        request = SpeechRequest(
+            text=text, language=language, voice=voice, character_id=character_id, speed=speed, mime_type=format
         )
-        return _audio_response(result)
+        if len(normalise(text)) > MAX_SENTENCE_CHARS:
+            most = service.settings.tts_max_text_chars
+            return _stream_response(await service.open_stream(request, user_id=principal.user_id, max_chars=most))
+        return _audio_response(await service.synthesize(request, user_id=principal.user_id))
 
     @router.post(
         "/speech",
@@ -162,9 +171,7 @@ def build_router(service: TtsService, current_principal: Callable[..., Awaitable
             ),
             user_id=principal.user_id,
         )
-        headers = _headers(stream.voice, stream.engine, stream.cached, stream.key)
-        headers["Cache-Control"] = "no-store"
-        return StreamingResponse(stream.chunks, media_type=stream.mime_type, headers=headers)
+        return _stream_response(stream)
 
     @router.get(
         "/audio/{key}",

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
+from workplace_kit.topology import DEFAULT, Topology
 
 
 class RequestLedger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, topology: Topology = DEFAULT) -> None:
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
 
     async def already_handled(self, consumer: str, event_id: str) -> bool:
@@ -21,5 +24,5 @@ class RequestLedger:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.record(conn, consumer, event_id):
                 return False
-            await outbox.enqueue(conn, event, ordering_key=ordering_key)
+            await outbox.enqueue(conn, event, ordering_key=ordering_key, topology=self.topology)
             return True

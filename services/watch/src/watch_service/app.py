@@ -54,7 +54,7 @@ async def build(stack: AsyncExitStack, settings: WatchSettings) -> ServiceParts:
     service = WatchService(
         settings,
         catalogue,
-        WatchRepository(res.pool, cipher),
+        WatchRepository(res.pool, cipher, topology=res.bus.topology),
         embedder,
         generative_engine(settings),
         finder,

@@ -21,6 +21,7 @@ import asyncpg
 from google.protobuf.message import Message
 from workplace_kit import inbox, outbox
 from workplace_kit.crypto import Cipher, SealedColumn
+from workplace_kit.topology import DEFAULT, Topology
 
 from .conversation import Speaker, TurnView
 
@@ -102,7 +103,9 @@ def _row(record: asyncpg.Record) -> WatchRow:
 
 
 class WatchRepository:
-    def __init__(self, pool: asyncpg.Pool, cipher: Cipher) -> None:
+    def __init__(self, pool: asyncpg.Pool, cipher: Cipher, *, topology: Topology = DEFAULT) -> None:
+        # Events are written for this topology (its name suffix is the outbox namespace).
+        self.topology = topology
         self.pool = pool
         self.cipher = cipher
 
@@ -180,7 +183,7 @@ class WatchRepository:
         )
 
     async def _enqueue(self, conn: asyncpg.Connection, event: Message, watch_id: uuid.UUID) -> None:
-        await outbox.enqueue(conn, event, ordering_key=str(watch_id), cipher=self.cipher)
+        await outbox.enqueue(conn, event, ordering_key=str(watch_id), cipher=self.cipher, topology=self.topology)
 
     async def _locked(self, conn: asyncpg.Connection, watch_id: uuid.UUID) -> WatchRow | None:
         record = await conn.fetchrow(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE watch_id = $1 FOR UPDATE", watch_id)
