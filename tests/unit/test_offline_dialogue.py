@@ -444,3 +444,31 @@ def test_a_line_about_what_this_message_names_comes_first(engine: OfflineDialogu
         ask("実は先月、子どもが生まれたんです。夜泣きでなかなか寝られなくて。", partner="senior")
     )
     assert baby.intent == "good_news" and "赤ちゃん" in baby.text, baby
+
+
+@pytest.mark.parametrize(
+    ("message", "greeting", "rest"),
+    [
+        ("部長、お疲れさまです。だいぶ暖かくなってきましたね。", "お疲れさまです。", "だいぶ暖かくなってきましたね。"),
+        ("Morning! Did you get caught in that rain too?", "Morning!", "Did you get caught in that rain too?"),
+        ("Hi Ken, do you have a minute?", "Hi Ken,", "do you have a minute?"),
+        ("おはようございます", "おはようございます", ""),
+        # Not an opening greeting: a farewell, a word that starts like one, an address alone.
+        ("お疲れさまでした！", "", "お疲れさまでした！"),
+        ("Highly recommended, that place.", "", "Highly recommended, that place."),
+        ("先輩！聞いてください", "", "先輩！聞いてください"),
+    ],
+)
+def test_an_opening_greeting_is_told_from_what_follows(message: str, greeting: str, rest: str) -> None:
+    assert od.split_greeting(message) == (greeting, rest)
+
+
+def test_a_message_that_opens_with_a_greeting_is_answered_for_what_follows(engine: OfflineDialogueEngine) -> None:
+    """The greeting comes back, then the answer to what the message is about; a short
+    pleasantry after the greeting still makes the whole a greeting."""
+    boss = engine.choose_reply(ask("部長、お疲れさまです。だいぶ暖かくなってきましたね。", partner="boss"))
+    assert boss.intent == "weather" and boss.text.startswith(CATALOGUE.persona("boss", "ja").greetings["daytime"])
+    senior = engine.choose_reply(ask("先輩、お疲れさまです。今ちょっといいですか？", partner="senior"))
+    assert senior.intent == "ask_for_time", senior
+    cheer = engine.choose_reply(ask("おはようございます、今日も一日がんばりましょう", situation="morning"))
+    assert cheer.intent == "greeting", cheer

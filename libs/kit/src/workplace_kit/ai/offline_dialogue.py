@@ -134,6 +134,8 @@ LEXICAL_WEIGHT = 0.06
 RANDOM_TOP_LINES = 2
 # Fewer meaningful characters than this is too little to understand ("あ", "?", "ok").
 MIN_MEANINGFUL_CHARS = 2
+# What follows an opening greeting, up to this many letters, may be a pleasantry that belongs to it.
+PLEASANTRY_CHARS = 16
 GREETING_INTENT = "greeting"
 # When the move is in doubt and the learner asked a question, the partner admits it kindly and
 # turns it into talk with this move's lines (if the catalogue has it) instead of "tell me more".
@@ -209,6 +211,29 @@ _OPINION_QUESTION = re.compile(
 _DECIDED_MOVES = frozenset({FALLBACK_INTENT, QUESTION_FALLBACK_INTENT, PARTNER_HABIT_INTENT, HEARD_NEWS_INTENT})
 # Taken off the greeting's score once the talk has begun, unless the message greets in words.
 REGREETING_PENALTY = 3.0
+# A greeting that opens a message, after an optional form of address (「部長、お疲れさまです。」,
+# "Morning!", "Hi Ken,"): what follows it is what the message is about, and the partner greets
+# back before answering that.
+_OPENING_ADDRESS = re.compile(
+    r"\s*[^、。！？!?,\s]{0,8}?(?:さん|先輩|部長|課長|係長|主任|社長|くん|ちゃん)\s*[、,！!]\s*"
+)
+_OPENING_GREETING = re.compile(
+    r"\s*(?:おはよう(?:ございます)?|こんにちは|こんばんは|お疲れ(?:さま|様)?(?:です)?|おつかれ(?:さま)?(?:です)?"
+    r"|(?:good )?(?:morning|afternoon|evening)|hi|hello|hey(?: there)?)(?: [A-Z][a-z]+)?"
+    r"(?=[\s〜~ー！!。.、,]|$)[\s〜~ー！!。.、,]*",
+    re.I,
+)
+
+
+def split_greeting(message: str) -> tuple[str, str]:
+    """(the greeting a message opens with, what follows it); ("", message) when it opens otherwise."""
+    address = _OPENING_ADDRESS.match(message)
+    greeting = _OPENING_GREETING.match(message, address.end() if address else 0)
+    if greeting is None or not greeting.group().strip():
+        return "", message
+    return greeting.group().strip(), message[greeting.end() :].strip()
+
+
 # Greetings that name the time of day: the partner answers at the learner's time.
 _TIME_GREETINGS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = (
     (re.compile(r"おはよう|\bgood morning\b|^morning\b", re.I), "morning"),
@@ -815,7 +840,23 @@ class OfflineDialogueEngine:
         if vector is None or len(_MEANINGFUL.findall(message)) < MIN_MEANINGFUL_CHARS:
             position = fallback_position
         else:
-            position, similarity, confidence, margin = self._recognise(index, message, vector, language, state)
+            # 「部長、お疲れさまです。だいぶ暖かくなってきましたね。」 is about the weather: the move is
+            # read from what follows an opening greeting (the greeting is returned below), unless
+            # that is a short pleasantry the moves do not know (「おはようございます、今日も一日
+            # がんばりましょう」 is a greeting as a whole).
+            greeting, rest = split_greeting(message)
+            reading = None
+            if greeting and len(_MEANINGFUL.findall(rest)) >= MIN_MEANINGFUL_CHARS:
+                rest_vector = self._embedder.embed_query(rest)
+                reading = self._recognise(index, rest, rest_vector, language, state)
+                pleasantry = len(_MEANINGFUL.findall(rest)) <= PLEASANTRY_CHARS
+                if pleasantry and catalogue.intents[reading[0]].id in _DECIDED_MOVES:
+                    reading = None
+                else:
+                    vector = rest_vector
+            if reading is None:
+                reading = self._recognise(index, message, vector, language, state)
+            position, similarity, confidence, margin = reading
         intent = catalogue.intents[position]
         slots = _slots_in(message, intent, language)
         text = self._choose_line(index, intent, request, language, vector, state, slots)
@@ -849,7 +890,7 @@ class OfflineDialogueEngine:
             return text
         keywords = self._catalogue.intent(GREETING_INTENT).keywords.get(language, ())
         opening = re.split(r"[。！？!?.,、]", message, maxsplit=1)[0]
-        if not opening or not _has_keyword(opening, keywords, language):
+        if not split_greeting(message)[0] and not (opening and _has_keyword(opening, keywords, language)):
             return text
         greetings = self._catalogue.persona(request.partner, language).greetings
         time_of_day = self._time_of_day(message, state) or "daytime"
