@@ -8,6 +8,7 @@ registry entry:
 - deploy/helm/workplace/files/services.yaml: the chart's service table (ports, gRPC names, what
   each needs), read by its templates
 - the services table in README.md (between its `services:begin` and `services:end` markers)
+- deploy/images/cloudbuild.yaml: the CI build that pushes every service's image
 
     uv run --frozen python scripts/generate.py           # rewrite them (task generate)
     uv run --frozen python scripts/generate.py --check   # exit 1 when one is stale (a test runs this)
@@ -285,6 +286,67 @@ def helm_services(registry: Registry) -> str:
     return GENERATED_NOTE.format(source="libs/kit/src/workplace_kit/services.toml") + body
 
 
+# --------------------------------------------------------------------------- images
+
+
+def cloudbuild(registry: Registry) -> str:
+    """Cloud Build: the base resolved to its digest once, then every service's image from
+    deploy/images/Containerfile on that exact base, pushed with the commit as its tag."""
+    steps = [
+        {
+            "id": "base-digest",
+            "name": "gcr.io/cloud-builders/docker",
+            "entrypoint": "bash",
+            "args": [
+                "-c",
+                "docker pull ${_BASE_IMAGE} && docker inspect --format '{{index .RepoDigests 0}}' ${_BASE_IMAGE}"
+                " | tee /workspace/base-image.txt",
+            ],
+        }
+    ]
+    for s in registry.services:
+        image = f"${{_REGISTRY}}/{s.name}"
+        steps.append(
+            {
+                "id": s.name,
+                "name": "gcr.io/cloud-builders/docker",
+                "entrypoint": "bash",
+                "waitFor": ["base-digest"],
+                "args": [
+                    "-c",
+                    f"docker build -f deploy/images/Containerfile --build-arg SERVICE={s.name}"
+                    f" --build-arg BASE=$$(cat /workspace/base-image.txt)"
+                    f" --label org.opencontainers.image.revision=$COMMIT_SHA"
+                    f" -t {image}:$COMMIT_SHA . && docker push {image}:$COMMIT_SHA",
+                ],
+            }
+        )
+    body = yaml.safe_dump(
+        {
+            "substitutions": {
+                "_REGISTRY": "europe-docker.pkg.dev/${PROJECT_ID}/workplace",
+                "_BASE_IMAGE": "docker.io/library/python:3.11-slim-bookworm",
+            },
+            "options": {"machineType": "E2_HIGHCPU_8", "dynamicSubstitutions": True, "logging": "CLOUD_LOGGING_ONLY"},
+            "timeout": "1800s",
+            "steps": steps,
+        },
+        sort_keys=False,
+        width=200,
+    )
+    return (
+        GENERATED_NOTE.format(source="libs/kit/src/workplace_kit/services.toml (the services)")
+        + """\
+# Every service image on Cloud Build, tagged with the commit (the chart's services.<name>.image.tag):
+#   gcloud builds submit --config deploy/images/cloudbuild.yaml \\
+#     --substitutions COMMIT_SHA=$(git rev-parse HEAD),_REGISTRY=europe-docker.pkg.dev/PROJECT/workplace .
+# (a build trigger on the repository sets COMMIT_SHA itself). The base tag is resolved to its digest
+# in the first step and every image is built FROM that digest. Locally: `task images` (buildah).
+"""
+        + body
+    )
+
+
 # --------------------------------------------------------------------------- README
 
 
@@ -324,6 +386,7 @@ TARGETS: dict[Path, Writer] = {
     REPO / "deploy" / "prometheus" / "prometheus.yml": lambda r, _: prometheus(r),
     REPO / "deploy" / "helm" / "workplace" / "files" / "services.yaml": lambda r, _: helm_services(r),
     REPO / "README.md": readme,
+    REPO / "deploy" / "images" / "cloudbuild.yaml": lambda r, _: cloudbuild(r),
 }
 
 

@@ -20,8 +20,10 @@ from support.run import RUN_ID
 REPO = Path(__file__).resolve().parent.parent
 
 # Opt-in suites the default run does not collect (each has its own task, see Taskfile.yml):
-# tests/local_llm needs llama.cpp built into its own environment (`task test:local-llm`).
-collect_ignore = ["local_llm"]
+# tests/local_llm needs llama.cpp built into its own environment (`task test:local-llm`);
+# tests/images builds a container image with buildah (`task test:images`, which sets
+# WP_TEST_IMAGES), minutes the default run does not spend.
+collect_ignore = ["local_llm"] + ([] if os.environ.get("WP_TEST_IMAGES") else ["images"])
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

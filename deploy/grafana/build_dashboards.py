@@ -167,8 +167,7 @@ def workplace_overview() -> dash.Dashboard:
             _stat(
                 "Requests in flight",
                 "HTTP and gRPC requests being served now, all services (what KEDA scales on).",
-                f"(sum(http_requests_inprogress{{{NS}}}) or vector(0))"
-                f" + (sum(grpc_server_inprogress{{{NS}}}) or vector(0))",
+                f"sum(requests_in_flight{{{NS}}})",
                 unit="none",
                 limit=None,
             )

@@ -24,6 +24,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -56,6 +57,9 @@ HOOK = "helm.sh/hook"
 
 # KEDA 2.18 reference (keda.sh/docs/2.18/reference/scaledobject-spec and scalers/*).
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+# KEDA's published CRDs (tests/contract/data/keda/README.md): every object is checked against
+# their openAPIV3Schema as the API server would, beside the documented scaler metadata below.
+KEDA_CRDS = Path(__file__).parent / "data" / "keda"
 SCALEDOBJECT_SPEC_FIELDS = set(
     "scaleTargetRef pollingInterval cooldownPeriod initialCooldownPeriod idleReplicaCount"
     " minReplicaCount maxReplicaCount fallback advanced triggers".split()
@@ -64,13 +68,6 @@ SCALE_TARGET_REF_FIELDS = {"apiVersion", "kind", "name", "envSourceContainerName
 TRIGGER_FIELDS = {"type", "metadata", "name", "useCachedMetrics", "authenticationRef", "metricType"}
 AUTHENTICATION_REF_FIELDS = {"name", "kind"}
 SCALER_METADATA = {
-    "gcp-pubsub": {
-        "allowed": set(
-            "mode aggregation value valueIfNull activationValue timeHorizon subscriptionName"
-            " subscriptionNameFromEnv topicName topicNameFromEnv credentialsFromEnv credentialsFromEnvFile".split()
-        ),
-        "required": {"subscriptionName", "mode", "value"},
-    },
     "prometheus": {
         "allowed": set(
             "serverAddress query threshold activationThreshold namespace customHeaders ignoreNullValues"
@@ -836,18 +833,31 @@ def test_scaled_objects_use_documented_fields_and_existing_targets(renders, valu
                 ref = trigger["authenticationRef"]
                 assert set(ref) <= AUTHENTICATION_REF_FIELDS, name
                 assert ref["name"] in auths, f"{name}: no TriggerAuthentication {ref['name']}"
-            if trigger["type"] == "gcp-pubsub":
-                assert metadata["mode"] == "SubscriptionSize"
-                assert float(metadata["value"]) > 0
-                assert re.fullmatch(r"projects/[a-z][-a-z0-9]+/subscriptions/[\w.~+%-]+", metadata["subscriptionName"])
-                assert "authenticationRef" in trigger, f"{name}: gcp-pubsub needs credentials"
-            if trigger["type"] == "prometheus":
-                assert float(metadata["threshold"]) > 0
+            assert trigger["type"] == "prometheus", f"{name}: {trigger['type']}"
+            assert float(metadata["threshold"]) > 0
+            # A lost metric is an error (held by the fallback), never read as zero.
+            assert metadata["ignoreNullValues"] == "false" and "vector(0)" not in metadata["query"], name
+            query = metadata["query"]
+            assert query.count("(") == query.count(")") and query.count("{") == query.count("}")
+            if trigger["name"] == "requests":
                 # The query must select the target's own pods.
-                query = metadata["query"]
-                assert f'namespace="{NAMESPACE}"' in query
-                assert f'container="{_container(target)["name"]}"' in query
-                assert query.count("(") == query.count(")") and query.count("{") == query.count("}")
+                assert query == (
+                    f'sum(requests_in_flight{{namespace="{NAMESPACE}",container="{_container(target)["name"]}"}})'
+                ), name
+            else:
+                assert trigger["name"].startswith("backlog"), name
+                assert re.fullmatch(
+                    r"sum\(pubsub_googleapis_com:subscription_num_undelivered_messages\{monitored_resource="
+                    r'"pubsub_subscription",project_id="[a-z][-a-z0-9]+",subscription_id="[\w.~+%-]+"\}\)',
+                    query,
+                ), query
+                assert re.fullmatch(
+                    r"https://monitoring\.googleapis\.com/v1/projects/[a-z][-a-z0-9]+/location/global/prometheus",
+                    metadata["serverAddress"],
+                )
+                assert "authenticationRef" in trigger, f"{name}: Cloud Monitoring needs KEDA's GCP identity"
+        assert spec["fallback"]["replicas"] >= spec["minReplicaCount"], name
+        assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["policies"], name
     for name, auth in auths.items():
         assert auth["apiVersion"] == KEDA_API_VERSION
         assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}, name
@@ -855,44 +865,64 @@ def test_scaled_objects_use_documented_fields_and_existing_targets(renders, valu
     assert _kind(docs, "HorizontalPodAutoscaler") == {}
 
 
-def _triggers(scaled: dict[str, dict], workload: str) -> dict[str, dict]:
-    return {t["type"]: t["metadata"] for t in scaled[f"{RELEASE}-{workload}"]["spec"]["triggers"]}
+_SUBSCRIPTION_IN_QUERY = re.compile(r'subscription_id="([^"]+)"')
+
+
+def _signals(scaled: dict[str, dict], workload: str) -> tuple[bool, set[str]]:
+    """(whether the workload scales on requests in flight, the subscriptions whose backlog it scales on)."""
+    triggers = scaled[f"{RELEASE}-{workload}"]["spec"]["triggers"]
+    names = [t["name"] for t in triggers]
+    assert len(names) == len(set(names)), f"{workload}: trigger names must be unique within a ScaledObject"
+    backlog = set()
+    for trigger in triggers:
+        if trigger["name"].startswith("backlog"):
+            found = _SUBSCRIPTION_IN_QUERY.search(trigger["metadata"]["query"])
+            assert found, trigger
+            backlog.add(found.group(1))
+    return "requests" in names, backlog
 
 
 def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
     scaled = _scaled_objects(renders["production"])
-    project = _production_values()["global"]["pubsubProject"]
     assert set(scaled) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker"]}
-    worker = _triggers(scaled, "feedback-worker")
-    assert set(worker) == {"gcp-pubsub"}
     # The worker scales on the backlog of each subscription it reads: turns and ended sessions.
-    assert {t["metadata"]["subscriptionName"] for t in scaled[f"{RELEASE}-feedback-worker"]["spec"]["triggers"]} == {
-        f"projects/{project}/subscriptions/{name}" for name in ("feedback.conversation-turns", "feedback.session-ended")
-    }
-    web = _triggers(scaled, "web")
-    assert set(web) == {"gcp-pubsub", "prometheus"}
-    assert web["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/web.feedback-ready"
+    assert _signals(scaled, "feedback-worker") == (False, {"feedback.conversation-turns", "feedback.session-ended"})
+    assert _signals(scaled, "web") == (True, {"web.feedback-ready"})
     # Chat also consumes the legacy app's histories (a migration's backlog).
-    chat = _triggers(scaled, "chat")
-    assert set(chat) == {"gcp-pubsub", "prometheus"}
-    assert chat["gcp-pubsub"]["subscriptionName"] == f"projects/{project}/subscriptions/chat.legacy-chat-histories"
+    assert _signals(scaled, "chat") == (True, {"chat.legacy-chat-histories"})
     # The watch workers scale on the turns waiting to be generated (and the audio-ready notices),
     # tts on the synthesis requests sent ahead of time.
-    for service, subscriptions in {
-        "watch": {"watch.turn-requests", "watch.tts-ready"},
-        "tts": {"tts.requests"},
-    }.items():
-        assert set(_triggers(scaled, service)) == {"gcp-pubsub", "prometheus"}, service
-        assert {
-            t["metadata"]["subscriptionName"]
-            for t in scaled[f"{RELEASE}-{service}"]["spec"]["triggers"]
-            if t["type"] == "gcp-pubsub"
-        } == {f"projects/{project}/subscriptions/{name}" for name in subscriptions}
+    assert _signals(scaled, "watch") == (True, {"watch.turn-requests", "watch.tts-ready"})
+    assert _signals(scaled, "tts") == (True, {"tts.requests"})
     for service in ["feedback", "auth", "scenario"]:
-        assert set(_triggers(scaled, service)) == {"prometheus"}, service
+        assert _signals(scaled, service) == (True, set()), service
+    assert _signals(_scaled_objects(renders["keda-single-feedback"]), "feedback") == (
+        True,
+        {"feedback.conversation-turns", "feedback.session-ended"},
+    ), "one feedback Deployment must scale on its backlog too"
 
-    single = _triggers(_scaled_objects(renders["keda-single-feedback"]), "feedback")
-    assert set(single) == {"gcp-pubsub", "prometheus"}, "one feedback Deployment must scale on its backlog too"
+
+@pytest.mark.parametrize("value_set", ["production", "default-keda", "keda-single-feedback"])
+def test_keda_objects_validate_against_kedas_published_crds(renders, value_set: str) -> None:
+    schemas = {}
+    for kind, file in (
+        ("ScaledObject", "keda.sh_scaledobjects.yaml"),
+        ("TriggerAuthentication", "keda.sh_triggerauthentications.yaml"),
+    ):
+        crd = yaml.safe_load((KEDA_CRDS / file).read_text())
+        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
+        schemas[kind] = version["schema"]["openAPIV3Schema"]
+    checked = 0
+    for doc in renders[value_set]:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            errors = [e.message for e in jsonschema.Draft7Validator(schemas[doc["kind"]]).iter_errors(doc)]
+            assert not errors, f"{doc['kind']} {doc['metadata']['name']}: {errors}"
+            checked += 1
+    assert checked > 5
+    # The schema is real: a wrong field type is refused.
+    broken = {**_scaled_objects(renders[value_set])[f"{RELEASE}-chat"]}
+    broken["spec"] = {**broken["spec"], "fallback": {"failureThreshold": "three", "replicas": 2}}
+    assert list(jsonschema.Draft7Validator(schemas["ScaledObject"]).iter_errors(broken))
 
 
 def test_without_keda_the_chart_renders_cpu_autoscalers(renders) -> None:
@@ -1031,7 +1061,7 @@ def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest
 
     # With KEDA: a ScaledObject on its request rate (it consumes nothing).
     keda = _render_chart(chart, VALUE_SETS["default-keda"]())
-    assert set(_triggers(_scaled_objects(keda), "quiz")) == {"prometheus"}
+    assert _signals(_scaled_objects(keda), "quiz") == (True, set())
     assert name not in _kind(keda, "HorizontalPodAutoscaler")
 
     # Values for it are welcome once it is registered, and merged over serviceDefaults.
@@ -1047,26 +1077,14 @@ def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest
 
 def test_a_new_consumer_scales_on_each_subscription_and_can_have_a_worker(tmp_path: Path) -> None:
     chart = _chart_with_quiz(tmp_path, subscriptions=["quiz.answers", "quiz.turns"])
-    project = Chart.load(chart).values["global"]["pubsubProject"]
-    expected = {
-        f"projects/{project}/subscriptions/quiz.answers",
-        f"projects/{project}/subscriptions/quiz.turns",
-    }
-
-    def backlog(scaled: dict[str, dict], workload: str) -> dict[str, str]:
-        triggers = scaled[f"{RELEASE}-{workload}"]["spec"]["triggers"]
-        return {t["name"]: t["metadata"]["subscriptionName"] for t in triggers if t["type"] == "gcp-pubsub"}
-
+    expected = {"quiz.answers", "quiz.turns"}
     one = _scaled_objects(_render_chart(chart, VALUE_SETS["default-keda"]()))
-    assert set(backlog(one, "quiz").values()) == expected
-    assert len(backlog(one, "quiz")) == 2, "trigger names must be unique within a ScaledObject"
-    assert "prometheus" in _triggers(one, "quiz")
+    assert _signals(one, "quiz") == (True, expected)
 
     docs = _render_chart(chart, {"keda": {"enabled": True}, "services": {"quiz": {"worker": {"enabled": True}}}})
     scaled = _scaled_objects(docs)
-    assert backlog(scaled, "quiz") == {}, "the API half consumes nothing"
-    assert set(backlog(scaled, "quiz-worker").values()) == expected
-    assert set(_triggers(scaled, "quiz-worker")) == {"gcp-pubsub"}
+    assert _signals(scaled, "quiz") == (True, set()), "the API half consumes nothing"
+    assert _signals(scaled, "quiz-worker") == (False, expected)
     deployments = _kind(docs, "Deployment")
     worker = _container(deployments[f"{RELEASE}-quiz-worker"])
     assert worker["command"] == ["python", "-m", "quiz_service"]
@@ -1075,3 +1093,21 @@ def test_a_new_consumer_scales_on_each_subscription_and_can_have_a_worker(tmp_pa
     assert (env["WP_RUN_GRPC"]["value"], env["WP_RUN_WORKERS"]["value"]) == ("false", "true")
     assert _env(_container(deployments[f"{RELEASE}-quiz"]))["WP_RUN_WORKERS"]["value"] == "false"
     assert f"{RELEASE}-quiz-worker" not in _kind(docs, "Service")
+
+
+def test_a_service_image_is_pulled_by_its_digest_when_one_is_given() -> None:
+    digest = "sha256:" + "ab" * 32
+    docs = _documents(
+        _render(
+            {
+                "global": {"imageRegistry": "europe-docker.pkg.dev/p/workplace"},
+                "services": {"chat": {"image": {"tag": "0a53560", "digest": digest}}},
+            }
+        )
+    )
+    images = {name: _container(d)["image"] for name, d in _kind(docs, "Deployment").items()}
+    chat = next(image for name, image in images.items() if name.endswith("-chat"))
+    assert chat == f"europe-docker.pkg.dev/p/workplace/workplace/chat:0a53560@{digest}"
+    assert all("@" not in image for name, image in images.items() if not name.endswith("-chat"))
+    with pytest.raises(HelmValuesError, match="digest"):
+        _render({"services": {"chat": {"image": {"digest": "latest"}}}})

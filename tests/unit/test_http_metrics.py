@@ -43,3 +43,23 @@ def test_count_latency_and_in_flight_are_labelled_by_route_template():
     # /metrics itself is not counted; unmatched paths are grouped, never one series per URL.
     assert sample("http_requests_total", handler="/metrics", method="GET", status="200") == 0
     assert sample("http_requests_total", handler="none", method="GET", status="404") >= 1
+
+
+def test_requests_in_flight_is_exported_as_zero_and_counts_a_request_while_it_runs():
+    """The autoscaling signal: present before any request (so an empty query means lost
+    metrics), one while a request runs, back to zero after."""
+    app = FastAPI()
+    seen: list[float] = []
+
+    @app.get("/probe/slow")
+    def slow() -> dict[str, str]:
+        seen.append(sample("requests_in_flight"))
+        return {}
+
+    instrument_http_app(app)
+    client = TestClient(app)
+    exported = client.get("/metrics").text.splitlines()
+    assert any(line.startswith("requests_in_flight ") for line in exported)  # no labels: always there
+    before = sample("requests_in_flight")
+    client.get("/probe/slow")
+    assert seen == [before + 1] and sample("requests_in_flight") == before

@@ -56,10 +56,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "workplace.image" -}}
 {{- $registry := .root.Values.global.imageRegistry -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
+{{- /* With a digest the image is pulled by it (what was built and scanned); the tag stays for people. */ -}}
+{{- $digest := "" -}}
+{{- with .image.digest }}{{ $digest = printf "@%s" . }}{{ end -}}
 {{- if $registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $registry) .image.repository $tag -}}
+{{- printf "%s/%s:%s%s" (trimSuffix "/" $registry) .image.repository $tag $digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- printf "%s:%s%s" .image.repository $tag $digest -}}
 {{- end -}}
 {{- end -}}
 
@@ -267,7 +270,17 @@ provisioning job's; each is called with the root context. */}}
 pods, HTTP and gRPC together. The services expose no in-flight gauge yet
 (deploy/keda/README.md), so the rate of completed requests stands in for it. */}}
 {{- define "workplace.inFlightQuery" -}}
-{{- $sel := printf "namespace=\"%s\",container=\"%s\"" .root.Release.Namespace .w.name -}}
-{{- /* In-flight HTTP requests (SSE streams stay in flight while they stream) plus gRPC calls. */ -}}
-{{- printf "(sum(http_requests_inprogress{%s}) or vector(0)) + (sum(grpc_server_inprogress{%s}) or vector(0))" $sel $sel -}}
+{{- /* HTTP requests (an SSE stream stays in flight while it streams) and gRPC calls together:
+requests_in_flight is exported as 0 from the start, so no `or vector(0)` is needed and an empty
+answer means lost metrics. */ -}}
+{{- printf "sum(requests_in_flight{namespace=\"%s\",container=\"%s\"})" .root.Release.Namespace .w.name -}}
+{{- end -}}
+
+{{- define "workplace.backlogServer" -}}
+{{- .Values.keda.backlog.serverAddress | default (printf "https://monitoring.googleapis.com/v1/projects/%s/location/global/prometheus" .Values.global.pubsubProject) -}}
+{{- end -}}
+
+{{- define "workplace.backlogQuery" -}}
+{{- /* Cloud Monitoring's Pub/Sub metric in PromQL (pubsub.googleapis.com/subscription/num_undelivered_messages). */ -}}
+{{- printf "sum(pubsub_googleapis_com:subscription_num_undelivered_messages{monitored_resource=\"pubsub_subscription\",project_id=\"%s\",subscription_id=\"%s\"})" .root.Values.global.pubsubProject .subscription -}}
 {{- end -}}

@@ -21,6 +21,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import Counter, Gauge, Histogram
 
 from .errors import DomainError, is_dependency_outage
+from .telemetry import IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception)
 
 def _observe(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
     GRPC_INPROGRESS.labels(method).dec()
+    IN_FLIGHT.dec()
     code = context.code() or grpc.StatusCode.OK
     GRPC_HANDLED.labels(method, code.name).inc()
     GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
@@ -89,6 +91,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 start = time.perf_counter()
                 GRPC_INPROGRESS.labels(method).inc()
+                IN_FLIGHT.inc()
                 try:
                     return await inner(request, context)
                 except (grpc.aio.AbortError, grpc.RpcError):
@@ -107,6 +110,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 start = time.perf_counter()
                 GRPC_INPROGRESS.labels(method).inc()
+                IN_FLIGHT.inc()
                 try:
                     async for item in inner_stream(request, context):
                         yield item

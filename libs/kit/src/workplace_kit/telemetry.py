@@ -34,6 +34,9 @@ _configured = False
 # One set per process (an app a process builds again, as tests do, shares them). KEDA scales
 # the HTTP services on the in-flight gauge: an SSE reply stays in flight while it streams.
 HTTP_INPROGRESS = Gauge("http_requests_inprogress", "HTTP requests being served now", ["method"])
+# HTTP requests and RPCs together, without labels: exported as 0 from the first scrape, so an
+# autoscaler's query for it is empty only when the metrics are lost (then an error, not "idle").
+IN_FLIGHT = Gauge("requests_in_flight", "HTTP requests and gRPC calls being served now (streams until they end)")
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests answered", ["handler", "method", "status"])
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -67,11 +70,13 @@ class HttpMetricsMiddleware:
             await send(message)
 
         gauge.inc()
+        IN_FLIGHT.inc()
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
             gauge.dec()
+            IN_FLIGHT.dec()
             # FastAPI's router puts the matched route into the scope: label by its template.
             route = scope.get("route")
             handler = getattr(route, "path", None) or "none"
