@@ -260,7 +260,7 @@ scrape_configs:
     metrics_path: /stats/prometheus
     static_configs:
       - targets: ["127.0.0.1:9901"]
-        labels: {namespace: local, container: gateway}
+        labels: {namespace: local, container: envoy}
 """
     )
 

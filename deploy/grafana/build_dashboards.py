@@ -41,6 +41,11 @@ AI_OR_STREAMING_RPCS = ".*/Stream[^/]*|.*/(GetReport|GetStrengths|Synthesize)"
 GRPC_SERVER_ERROR_CODES = "UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|UNIMPLEMENTED"
 ERROR_RATIO_SLO = 0.001
 LATENCY_SLO_S = 0.2
+# The service level objectives (deploy/prometheus/rules/workplace.rules.yaml, workplace.slo.*):
+# availability 99.95 % at the gateway, 95 % of non-AI HTTP requests within 200 ms; 30-day budgets.
+AVAILABILITY_BUDGET = 0.0005
+LATENCY_BUDGET = 0.05
+SLO_WINDOW = "30d"
 OUTBOX_BACKLOG_THRESHOLD = 100
 OUTBOX_OLDEST_PENDING_THRESHOLD_S = 300
 
@@ -496,11 +501,105 @@ def conversations_and_feedback() -> dash.Dashboard:
     )
 
 
+def service_levels() -> dash.Dashboard:
+    gateway = f'{NS},envoy_http_conn_manager_prefix="gateway"'
+    errors = f'sum(increase(envoy_http_downstream_rq_xx{{{gateway},envoy_response_code_class="5"}}[{SLO_WINDOW}]))'
+    requests = f"sum(increase(envoy_http_downstream_rq_total{{{gateway}}}[{SLO_WINDOW}]))"
+    fast = f'handler!~"{STREAMING_HTTP_HANDLERS}",le="{LATENCY_SLO_S}"'
+    non_ai = f'handler!~"{STREAMING_HTTP_HANDLERS}"'
+    within = f"sum(increase(http_request_duration_seconds_bucket{{{NS},{fast}}}[{SLO_WINDOW}]))"
+    counted = f"sum(increase(http_request_duration_seconds_count{{{NS},{non_ai}}}[{SLO_WINDOW}]))"
+
+    def burn(window: str) -> str:
+        return (
+            f'(sum(rate(envoy_http_downstream_rq_xx{{{gateway},envoy_response_code_class="5"}}[{window}]))'
+            f" / sum(rate(envoy_http_downstream_rq_total{{{gateway}}}[{window}]))) / {AVAILABILITY_BUDGET}"
+        )
+
+    return (
+        _base(
+            "Workplace service levels",
+            "workplace-slo",
+            "The design's objectives and their 30-day error budgets: availability 99.95 % at the gateway, "
+            "95 % of non-AI HTTP requests within 200 ms. Alerts: WorkplaceAvailabilityBudget*, "
+            "WorkplaceLatencyBudget* (multi-window burn rates).",
+        )
+        .time("now-7d", "now")
+        .with_row(dash.Row("Objectives over 30 days"))
+        .with_panel(
+            _stat(
+                "Availability, 30 days",
+                "Share of the gateway's requests not answered 5xx (objective 99.95 %).",
+                f"1 - {errors} / {requests}",
+                unit="percentunit",
+                limit=None,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Availability budget left",
+                "1 = untouched, 0 = spent, below 0 = objective missed.",
+                f"1 - ({errors} / {requests}) / {AVAILABILITY_BUDGET}",
+                unit="percentunit",
+                limit=None,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Non-AI requests within 200 ms, 30 days",
+                "Share of non-AI HTTP requests answered within 200 ms (objective 95 %; SSE streams and speech "
+                "left out).",
+                f"{within} / {counted}",
+                unit="percentunit",
+                limit=None,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Latency budget left",
+                "1 = untouched, 0 = spent.",
+                f"1 - (1 - {within} / {counted}) / {LATENCY_BUDGET}",
+                unit="percentunit",
+                limit=None,
+            )
+        )
+        .with_row(dash.Row("Burn rate"))
+        .with_panel(
+            _graph(
+                "Availability burn rate",
+                "How many times faster than it lasts the budget is spent (1 = exactly the budget over 30 days). "
+                "Pages above 14.4 over 1 h (with 5 min) or 6 over 6 h (with 30 min); tickets above 3 over 1 d or 1 "
+                "over 3 d.",
+                [(burn("1h"), "1 h"), (burn("6h"), "6 h"), (burn("1d"), "1 d"), (burn("3d"), "3 d")],
+                unit="none",
+                limit=14.4,
+                width=24,
+            )
+        )
+        .with_panel(
+            _graph(
+                "Gateway 5xx by upstream",
+                "Which service the gateway's 5xx come from (envoy cluster = service).",
+                [
+                    (
+                        "sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_xx"
+                        f'{{{NS},envoy_response_code_class="5"}}{RATE}))',
+                        "{{envoy_cluster_name}}",
+                    )
+                ],
+                unit="reqps",
+                width=24,
+            )
+        )
+    )
+
+
 def dashboards() -> dict[str, dash.Dashboard]:
     """File name -> dashboard builder."""
     return {
         "workplace-overview.json": workplace_overview(),
         "workplace-conversations.json": conversations_and_feedback(),
+        "workplace-slo.json": service_levels(),
     }
 
 
