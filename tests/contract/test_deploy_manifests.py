@@ -170,7 +170,9 @@ def test_render_covers_every_service_and_the_feedback_worker(renders) -> None:
 
 @pytest.mark.parametrize("value_set", ["default", "production"])
 def test_every_manifest_passes_kubernetes_validate_strict(renders, value_set: str) -> None:
-    docs = [d for d in renders[value_set] if not d["apiVersion"].startswith("keda.sh/")]
+    # Custom resources are checked against their own CRDs (KEDA's, GMP's) further down.
+    custom = ("keda.sh/", "monitoring.googleapis.com/")
+    docs = [d for d in renders[value_set] if not d["apiVersion"].startswith(custom)]
     assert len(docs) >= 40, "suspiciously few manifests rendered"
     assert PROVISION in _kind(docs, "Job") and PROVISION in _kind(docs, "ServiceAccount")
     failures = []
@@ -1111,3 +1113,54 @@ def test_a_service_image_is_pulled_by_its_digest_when_one_is_given() -> None:
     assert all("@" not in image for name, image in images.items() if not name.endswith("-chat"))
     with pytest.raises(HelmValuesError, match="digest"):
         _render({"services": {"chat": {"image": {"digest": "latest"}}}})
+
+
+# --------------------------------------------------------------------------- Google Managed Prometheus
+
+GMP_CRDS = Path(__file__).parent / "data" / "gmp"
+RULES_FILE = REPO / "deploy" / "prometheus" / "rules" / "workplace.rules.yaml"
+
+
+def _crd_schema(path: Path, version: str) -> dict:
+    crd = yaml.safe_load(path.read_text())
+    return next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+
+
+def test_every_workload_is_scraped_by_gmp_with_the_labels_the_rules_select_on(renders) -> None:
+    docs = renders["production"]
+    monitors = _kind(docs, "PodMonitoring")
+    schema = _crd_schema(GMP_CRDS / "monitoring.googleapis.com_podmonitorings.yaml", "v1")
+    for name, monitor in monitors.items():
+        errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(monitor)]
+        assert not errors, f"PodMonitoring {name}: {errors}"
+    for name, deployment in _kind(docs, "Deployment").items():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        scraping = [m for m in monitors.values() if _selects(m["spec"]["selector"]["matchLabels"], pod_labels)]
+        assert len(scraping) == 1, f"{name}: scraped by {len(scraping)} PodMonitorings"
+        endpoint = scraping[0]["spec"]["endpoints"][0]
+        container = _container(deployment)
+        # By name: GMP sets the `container` label (what rules and KEDA select on) only then.
+        assert endpoint["port"] in {p["name"] for p in container["ports"]}, name
+        assert "container" in scraping[0]["spec"]["targetLabels"]["metadata"], name
+    # Without GMP (the default values), none.
+    assert _kind(renders["default"], "PodMonitoring") == {}
+
+
+def test_gmp_rules_are_the_rules_file_itself(renders) -> None:
+    rules = _kind(renders["production"], "Rules")
+    assert len(rules) == 1
+    (resource,) = rules.values()
+    schema = _crd_schema(GMP_CRDS / "monitoring.googleapis.com_rules.yaml", "v1")
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(resource)]
+    assert not errors, errors
+    assert resource["spec"]["groups"] == yaml.safe_load(RULES_FILE.read_text())["groups"]
+    # The GMP collectors' namespace may reach the metrics ports.
+    policies = _kind(renders["production"], "NetworkPolicy")
+    admitted = [
+        rule
+        for policy in policies.values()
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "gmp-system"
+    ]
+    assert admitted, "no NetworkPolicy admits gmp-system"
