@@ -120,8 +120,10 @@ def _kind(docs: list[dict], kind: str) -> dict[str, dict]:
 
 
 def _container(deployment: dict) -> dict:
+    """The workload's own container: the only one, but for the gateway's drain sidecar."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1, f"{deployment['metadata']['name']}: expected one container"
+    names = [c["name"] for c in containers]
+    assert len(containers) == 1 or names == ["envoy", "drain"], f"{deployment['metadata']['name']}: {names}"
     return containers[0]
 
 

@@ -175,6 +175,10 @@ provisioning job's; each is called with the root context. */}}
   value: "0.0.0.0"
 - name: WP_HTTP_PORT
   value: {{ $w.ports.http | quote }}
+- name: WP_SHUTDOWN_DRAIN_S
+  value: {{ $w.shutdown.drainSeconds | quote }}
+- name: WP_SHUTDOWN_GRACE_S
+  value: {{ $w.shutdown.graceSeconds | quote }}
 {{- if $w.ports.grpc }}
 - name: WP_GRPC_PORT
   value: {{ $w.ports.grpc | quote }}

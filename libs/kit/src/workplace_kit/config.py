@@ -85,6 +85,12 @@ class ServiceSettings(BaseSettings):
     # Which parts this process runs (see service.py); HTTP always runs (health, metrics).
     run_grpc: bool = True
     run_workers: bool = True
+    # On SIGTERM (service.serve): readiness and gRPC health say "not serving" at once; requests
+    # are still served for shutdown_drain_s while the load balancer takes the pod out; then no
+    # new connection is taken and what is in flight (a streamed reply) has shutdown_grace_s to
+    # finish. The pod's terminationGracePeriodSeconds must cover both (the chart's does).
+    shutdown_drain_s: float = Field(5.0, ge=0, le=60)
+    shutdown_grace_s: float = Field(45.0, ge=0, le=600)
 
     otlp_endpoint: str | None = None
     # The largest request body a service reads (a chat message is at most a few KB).

@@ -208,8 +208,13 @@ def create_http_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
+    # Set by serve() when the service is told to stop: not ready from then on (it drains).
+    app.state.draining = False
+
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        if app.state.draining:
+            return JSONResponse({"ready": False, "failures": ["shutting down"]}, status_code=503)
         failures = []
         for check in checks:
             try:
@@ -307,7 +312,7 @@ async def serve(
                 port=settings.http_port,
                 log_config=None,
                 access_log=False,
-                timeout_graceful_shutdown=5,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 # Longer than the gateway's upstream idle timeout (60 s), so Envoy, not the
                 # service, closes an idle connection: no request is sent on a closing one.
                 timeout_keep_alive=75,
@@ -323,15 +328,26 @@ async def serve(
         await asyncio.wait([http_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
         if http_task.done() and http_task.exception() is not None:
             log.error("the HTTP server stopped with an error", exc_info=http_task.exception())
-        log.info("shutting down")
+        # Drain: not ready (HTTP and gRPC health) at once, still serving while the load balancer
+        # notices; then no new connection, and what is in flight gets the grace period.
+        log.info("shutting down: draining", extra={"drain_s": settings.shutdown_drain_s})
+        parts.http_app.state.draining = True
+        for task in worker_tasks:
+            if task.get_name() == "grpc_health_when_warm":
+                task.cancel()  # a warm-up finishing now must not say SERVING again
+        if grpc_health is not None:
+            await set_serving(grpc_health, [svc.full_name for svc in parts.grpc_services], serving=False)
+        if not http_task.done():
+            await asyncio.sleep(settings.shutdown_drain_s)
+        log.info("shutting down: finishing what is in flight", extra={"grace_s": settings.shutdown_grace_s})
         http.should_exit = True
         if grpc_server is not None:
-            await grpc_server.stop(grace=5)
+            await grpc_server.stop(grace=settings.shutdown_grace_s)
         for task in worker_tasks:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(http_task, timeout=10)
+            await asyncio.wait_for(http_task, timeout=settings.shutdown_grace_s + 5)
         stop_task.cancel()
 
 
