@@ -1057,6 +1057,10 @@ def program_env(rt: Runtime, name: str, base: dict[str, str]) -> dict[str, str]:
         # Every local learner (the developer, tests, the bench) comes from 127.0.0.1: the
         # per-address limit of new sign-ins would count them all as one person.
         env["WP_AUTH_SIGN_INS_RATE"] = "1000000/hour"
+        # No load balancer to take a stopping process out: stop at once, and give what is in
+        # flight less than supervisord waits before it kills (STOP_WAIT_SECS).
+        env["WP_SHUTDOWN_DRAIN_S"] = "0"
+        env["WP_SHUTDOWN_GRACE_S"] = str(max(1, STOP_WAIT_SECS - 2))
         if spec.name == "web":
             for peer, key in (("chat", "WP_WEB_CHAT_GRPC_ADDR"), ("feedback", "WP_WEB_FEEDBACK_GRPC_ADDR")):
                 other = rt.service(peer)

@@ -65,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # the per-address limit of new sign-ins is tested with its own settings
     # (tests/integration/test_rate_limits.py).
     os.environ.setdefault("WP_AUTH_SIGN_INS_RATE", "1000000/hour")
+    # The services tests start in-process stop at once (no load balancer to drain from); the
+    # draining itself is tested with its own settings (tests/unit/test_graceful_shutdown.py).
+    os.environ.setdefault("WP_SHUTDOWN_DRAIN_S", "0")
+    os.environ.setdefault("WP_SHUTDOWN_GRACE_S", "5")
 
 
 @pytest.fixture(scope="session")
