@@ -1223,6 +1223,40 @@ def _busy_ports(rt: Runtime) -> list[str]:
     return busy
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def _reserve_listen_ports(rt: Runtime) -> None:
+    """Take the services' ports out of the kernel's range for outgoing connections.
+
+    The gRPC ports (50051...) lie in Linux's ephemeral range (32768-60999): a client connection
+    that happens to get local port 50052 (to Postgres, the emulator...) makes the service that
+    should listen there fail to start until it closes. Reserving them (root only) prevents that;
+    without the right, say so and go on."""
+    try:
+        low, high = (int(p) for p in EPHEMERAL_RANGE.read_text().split())
+        current = RESERVED_PORTS.read_text().strip()
+    except (OSError, ValueError):
+        return
+    ports = {p for spec in rt.services for p in (spec.http_port, spec.grpc_port) if p is not None}
+    if rt.gateway:
+        ports |= {GATEWAY_PORT, ENVOY_ADMIN_PORT}
+    wanted = sorted(p for p in ports if low <= p <= high)
+    already: set[int] = set()
+    for part in filter(None, current.split(",")):
+        first, _, last = part.partition("-")
+        already.update(range(int(first), int(last or first) + 1))
+    missing = [p for p in wanted if p not in already]
+    if not missing:
+        return
+    value = ",".join(filter(None, [current, *map(str, missing)]))
+    try:
+        RESERVED_PORTS.write_text(value)
+    except OSError as exc:
+        log(f"note: ports {missing} not reserved from outgoing connections ({exc.strerror}): a start may find one busy")
+
+
 def _start_supervisord(rt: Runtime) -> int:
     binary = VENV_BIN / "supervisord"
     if not binary.exists():
@@ -1232,6 +1266,7 @@ def _start_supervisord(rt: Runtime) -> int:
             f"a supervisord this script has no pid for answers on {rt.supervisor_socket}: "
             f"stop it with `.venv/bin/supervisorctl -c {rt.supervisord_conf} shutdown`"
         )
+    _reserve_listen_ports(rt)
     busy = _busy_ports(rt)
     if busy:
         raise LocalRuntimeError(

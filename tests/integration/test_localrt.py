@@ -651,3 +651,19 @@ def test_a_second_runtime_runs_its_own_infra_beside_the_default_one(infra_env):
             shutil.rmtree(pg_base, ignore_errors=True)
     assert not left, f"left running: {left}"
     assert all(row.up for row in localrt.infra_status(localrt.DEFAULT))
+
+
+def test_the_services_ports_are_kept_out_of_outgoing_connections(tmp_path, monkeypatch) -> None:
+    """gRPC ports 50051... lie in Linux's ephemeral range: a client socket given one of them kept
+    a service from binding it (seen: feedback on 50052). They are reserved before a start,
+    keeping what was reserved already; ports outside the range are left alone."""
+    span, reserved = tmp_path / "range", tmp_path / "reserved"
+    span.write_text("32768\t60999\n")
+    reserved.write_text("40000-40002\n")
+    monkeypatch.setattr(localrt, "EPHEMERAL_RANGE", span)
+    monkeypatch.setattr(localrt, "RESERVED_PORTS", reserved)
+    localrt._reserve_listen_ports(localrt.DEFAULT)
+    grpc = sorted(s.grpc_port for s in localrt.DEFAULT.services if s.grpc_port)
+    assert reserved.read_text() == ",".join(["40000-40002", *map(str, grpc)])
+    localrt._reserve_listen_ports(localrt.DEFAULT)  # nothing new the second time
+    assert reserved.read_text() == ",".join(["40000-40002", *map(str, grpc)])
