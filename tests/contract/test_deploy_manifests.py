@@ -752,8 +752,15 @@ def test_gateway_routes_are_the_local_routes_with_cluster_addresses(renders) -> 
     local_listener = local["static_resources"]["listeners"][0]
     listeners = {item["name"]: item for item in rendered["static_resources"]["listeners"]}
     gateway = listeners[local_listener["name"]]
-    # Same HTTP connection manager: routes, timeouts, security headers, filters.
+    # Same HTTP connection manager: routes, timeouts, security headers, filters; in the cluster
+    # with an access log (stdout, Cloud Logging's structured httpRequest).
+    manager = gateway["filter_chains"][0]["filters"][0]["typed_config"]
+    access_log = manager.pop("access_log")
     assert gateway["filter_chains"] == local_listener["filter_chains"]
+    assert [a["name"] for a in access_log] == ["envoy.access_loggers.stdout"]
+    assert set(access_log[0]["typed_config"]["log_format"]["json_format"]["httpRequest"]) >= {
+        "requestMethod", "requestUrl", "status", "latency",
+    }  # fmt: skip
     gateway_container = _container(_kind(docs, "Deployment")[f"{RELEASE}-gateway"])
     container_ports = {p["name"]: p["containerPort"] for p in gateway_container["ports"]}
     assert gateway["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": container_ports["http"]}
@@ -771,8 +778,13 @@ def test_gateway_routes_are_the_local_routes_with_cluster_addresses(renders) -> 
         assert socket_address["address"] == f"{RELEASE}-{service}.{NAMESPACE}.svc.cluster.local", name
         service_ports = {p["name"]: p["port"] for p in services[f"{RELEASE}-{service}"]["spec"]["ports"]}
         assert socket_address["port_value"] == service_ports[port_name], name
-        strip = lambda c: {k: v for k, v in c.items() if k != "load_assignment"}  # noqa: E731
-        assert strip(ours) == strip(cluster), f"{name}: only the address may differ"
+        # Each pod a host (headless Services): one that cannot be reached is ejected a while;
+        # 5xx answers are not counted (a dependency outage looks the same on every pod).
+        assert services[f"{RELEASE}-{service}"]["spec"]["clusterIP"] == "None", name
+        outliers = ours["outlier_detection"]
+        assert outliers["split_external_local_origin_errors"] and outliers["enforcing_consecutive_5xx"] == 0, name
+        strip = lambda c: {k: v for k, v in c.items() if k not in ("load_assignment", "outlier_detection")}  # noqa: E731
+        assert strip(ours) == strip(cluster), f"{name}: only the address and outlier detection may differ"
 
     health = listeners["health"]
     assert health["address"]["socket_address"]["port_value"] == container_ports["metrics"]

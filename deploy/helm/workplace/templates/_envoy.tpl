@@ -39,7 +39,43 @@ it, so the routes, timeouts and headers are the local ones by construction), wit
 {{- $socket := (index (index $endpoints 0).lb_endpoints 0).endpoint.address.socket_address -}}
 {{- $_ := set $socket "address" (include "workplace.serviceHost" (dict "root" $root "component" $service)) -}}
 {{- $_ := set $socket "port_value" (int $port) -}}
+{{- /* The Services are headless, so each ready pod is a host of the cluster. A pod that cannot be
+reached (refused or reset connections, timeouts: "local origin" errors) is ejected for a while;
+a 5xx answer is not counted (a 503 for a database outage is the same on every pod: ejecting
+would only shrink capacity). */ -}}
+{{- $_ := set $cluster "outlier_detection" (dict
+  "split_external_local_origin_errors" true
+  "consecutive_local_origin_failure" 5
+  "enforcing_consecutive_local_origin_failure" 100
+  "enforcing_consecutive_5xx" 0
+  "enforcing_consecutive_gateway_failure" 0
+  "enforcing_success_rate" 0
+  "interval" "10s"
+  "base_ejection_time" "30s"
+  "max_ejection_percent" 50) -}}
 {{- end -}}
+{{- /* An access log line per request on stdout, in Cloud Logging's structured format (httpRequest,
+and the trace header so a line joins its trace). */ -}}
+{{- $manager := (index (index (index $listeners 0).filter_chains 0).filters 0).typed_config -}}
+{{- $_ := set $manager "access_log" (list (dict
+  "name" "envoy.access_loggers.stdout"
+  "typed_config" (dict
+    "@type" "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+    "log_format" (dict "json_format" (dict
+      "severity" "INFO"
+      "message" "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS%"
+      "httpRequest" (dict
+        "requestMethod" "%REQ(:METHOD)%"
+        "requestUrl" "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+        "status" "%RESPONSE_CODE%"
+        "responseSize" "%BYTES_SENT%"
+        "userAgent" "%REQ(USER-AGENT)%"
+        "remoteIp" "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+        "latency" "%DURATION%ms"
+        "protocol" "%PROTOCOL%")
+      "upstream" "%UPSTREAM_CLUSTER%"
+      "responseFlags" "%RESPONSE_FLAGS%"
+      "traceparent" "%REQ(TRACEPARENT)%"))))) -}}
 {{- $health := dict
   "name" "health"
   "address" (dict "socket_address" (dict "address" "0.0.0.0" "port_value" (int .Values.gateway.ports.metrics)))
