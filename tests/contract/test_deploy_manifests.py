@@ -1178,3 +1178,17 @@ def test_gmp_rules_are_the_rules_file_itself(renders) -> None:
         if peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "gmp-system"
     ]
     assert admitted, "no NetworkPolicy admits gmp-system"
+
+
+def test_production_uses_gemini_and_a_missing_key_stops_the_service(renders) -> None:
+    """With aiProvider gemini a service that answers with AI refuses to start without keys
+    (it does not fall back to the offline engines unseen)."""
+    from workplace_kit.ai.dialogue import build_dialogue_engine
+    from workplace_kit.config import ServiceSettings
+
+    chat = _container(_kind(renders["production"], "Deployment")[f"{RELEASE}-chat"])
+    env = _env(chat)
+    assert env["WP_AI_PROVIDER"]["value"] == "gemini"
+    assert env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "workplace-prod-gemini-keys"
+    with pytest.raises(ValueError, match="WP_GEMINI_API_KEYS"):
+        build_dialogue_engine(ServiceSettings(service_name="chat", ai_provider="gemini", gemini_api_keys=[]), None)
