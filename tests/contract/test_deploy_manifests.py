@@ -562,7 +562,10 @@ def test_pubsub_provision_job_is_a_hook_that_runs_before_the_workloads(renders, 
     assert account_events == events and account_deletion == deletion
     assert account_weight < job_weight
     hooks = {(d["kind"], d["metadata"]["name"]) for d in docs if HOOK in d["metadata"].get("annotations", {})}
-    assert hooks == {("Job", PROVISION), ("ServiceAccount", PROVISION)}, "the workloads must not be hooks"
+    # Besides it, only the migrations Jobs and their account (production), never a workload.
+    migrations = {(k, n) for k, n in hooks if n.endswith("-migrations")}
+    assert hooks - migrations == {("Job", PROVISION), ("ServiceAccount", PROVISION)}, "the workloads must not be hooks"
+    assert not migrations or ("ServiceAccount", f"{RELEASE}-migrations") in migrations
 
     spec = job["spec"]
     values = _production_values() if value_set == "production" else {}
@@ -1192,3 +1195,34 @@ def test_production_uses_gemini_and_a_missing_key_stops_the_service(renders) -> 
     assert env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "workplace-prod-gemini-keys"
     with pytest.raises(ValueError, match="WP_GEMINI_API_KEYS"):
         build_dialogue_engine(ServiceSettings(service_name="chat", ai_provider="gemini", gemini_api_keys=[]), None)
+
+
+def test_production_migrates_with_a_job_before_the_rollout_and_the_services_only_check(renders) -> None:
+    docs = renders["production"]
+    jobs = _kind(docs, "Job")
+    deployments = _kind(docs, "Deployment")
+    with_database = sorted(s.name for s in load_registry().services if s.database)
+    migrations = {name: job for name, job in jobs.items() if name.endswith("-migrations")}
+    assert sorted(migrations) == [f"{RELEASE}-{name}-migrations" for name in with_database]
+    provision_weight = int(jobs[PROVISION]["metadata"]["annotations"]["helm.sh/hook-weight"])
+    for name in with_database:
+        job = migrations[f"{RELEASE}-{name}-migrations"]
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert int(annotations["helm.sh/hook-weight"]) > provision_weight
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        service = _container(deployments[f"{RELEASE}-{name}"])
+        assert container["image"] == service["image"], name
+        assert container["command"] == [
+            "python", "-m", "workplace_kit.db", "migrate", "--schema", name, "--package", f"{name}_service",
+        ]  # fmt: skip
+        database = _env(container)["WP_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert database["name"] == "workplace-prod-database-ddl"
+    for name, deployment in deployments.items():
+        env = _env(_container(deployment))
+        if "WP_DATABASE_URL" in env:
+            assert env["WP_MIGRATE_ON_START"]["value"] == "false", name
+    # Without the values (local and staging defaults) the services migrate at start, as here.
+    assert not [n for n in _kind(renders["default"], "Job") if n.endswith("-migrations")]
+    for deployment in _kind(renders["default"], "Deployment").values():
+        assert "WP_MIGRATE_ON_START" not in _env(_container(deployment))

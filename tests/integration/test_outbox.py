@@ -256,3 +256,48 @@ async def test_inbox_records_an_event_once(pool):
     with pytest.raises(ValueError):
         async with pool.acquire() as conn:
             await inbox.record(conn, "feedback.turns", "")
+
+
+async def test_the_migrations_job_migrates_and_a_service_that_does_not_migrate_checks(tmp_path):
+    """`python -m workplace_kit.db migrate` (the chart's migrations Job) applies a service's
+    migrations and the kit's; a service started with migrate_on_start=false refuses a schema
+    with migrations pending, and starts once the Job has run."""
+    import subprocess
+    import sys
+    from contextlib import AsyncExitStack
+
+    from workplace_kit.db import pending_migrations
+    from workplace_kit.resources import open_resources
+
+    schema = f"jobtest_{uuid.uuid4().hex[:8]}"
+    url = os.environ["WP_DATABASE_URL"]
+    folder = Path(__import__("chat_service").__file__).parent / "migrations"
+    settings = ServiceSettings(service_name="chat", migrate_on_start=False, pubsub_name_suffix=f".{schema}")
+    try:
+        assert await pending_migrations(url, schema=schema, migrations_dir=folder)
+        async with AsyncExitStack() as stack:
+            with pytest.raises(RuntimeError, match="migrations job"):
+                await open_resources(stack, settings, schema=schema, migrations_dir=folder)
+        job = [sys.executable, "-m", "workplace_kit.db"]
+        pending = await asyncio.to_thread(
+            subprocess.run,
+            [*job, "pending", "--schema", schema, "--package", "chat_service"],
+            capture_output=True,
+            text=True,
+        )
+        assert pending.returncode == 1 and "kit_0003_outbox_namespace" in pending.stdout
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*job, "migrate", "--schema", schema, "--package", "chat_service"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0 and f"{schema}: " in done.stdout, done.stderr
+        assert await pending_migrations(url, schema=schema, migrations_dir=folder) == []
+        async with AsyncExitStack() as stack:
+            resources = await open_resources(stack, settings, schema=schema, migrations_dir=folder)
+            assert await resources.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        conn = await asyncpg.connect(url)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()

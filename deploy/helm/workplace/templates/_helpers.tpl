@@ -194,6 +194,11 @@ provisioning job's; each is called with the root context. */}}
     secretKeyRef:
       name: {{ $g.database.secretName }}
       key: {{ $g.database.secretKey }}
+{{- if $root.Values.migrations.enabled }}
+{{- /* The migrations Job changed the schema before this rollout: only check that nothing is pending. */}}
+- name: WP_MIGRATE_ON_START
+  value: "false"
+{{- end }}
 {{- /* What a service stores is encrypted under its key-encryption key (values: global.encryption). */}}
 - name: WP_ENCRYPTION_KEK
   value: {{ $g.encryption.kek | quote }}

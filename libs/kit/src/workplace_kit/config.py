@@ -50,6 +50,10 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5440/workplace"
     database_pool_max: int = Field(10, ge=1, le=200)
+    # False where a Job migrates before the rollout (the chart's migrations job, with a role that
+    # may change the schema): the service then only checks that nothing is pending and refuses
+    # to start if something is, instead of changing the schema from every pod at start.
+    migrate_on_start: bool = True
     database_command_timeout_s: float = Field(30.0, gt=0, le=600)
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Rate limits and daily quotas (workplace_kit.ratelimit; each service names its own rules).

@@ -88,3 +88,59 @@ async def apply_migrations(database_url: str, *, schema: str, migrations_dir: Pa
     if applied:
         log.info("migrations applied", extra={"schema": schema, "migrations": applied})
     return applied
+
+
+def _pending_sync(database_url: str, schema: str, migrations_dir: Path) -> list[str]:
+    import psycopg
+    from yoyo import get_backend, read_migrations
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    pending: list[str] = []
+    for folder in (migrations_dir, KIT_MIGRATIONS):
+        migrations = read_migrations(str(folder))
+        if not exists:
+            pending += [m.id for m in migrations]
+            continue
+        backend = get_backend(_yoyo_url(database_url, schema))
+        pending += [m.id for m in backend.to_apply(migrations)]
+    return pending
+
+
+async def pending_migrations(database_url: str, *, schema: str, migrations_dir: Path) -> list[str]:
+    """The ids of the migrations not applied yet (all of them when the schema does not exist)."""
+    _check_schema(schema)
+    return await asyncio.to_thread(_pending_sync, database_url, schema, Path(migrations_dir))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m workplace_kit.db migrate --schema chat --package chat_service`: apply a service's
+    migrations (its package's `migrations/` folder, then the kit's) and exit: the chart's
+    migrations Job, run once before a rollout with a role that may change the schema."""
+    import argparse
+    import importlib.util
+
+    from .config import ServiceSettings, load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m workplace_kit.db")
+    parser.add_argument("command", choices=["migrate", "pending"])
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--package", required=True, help="the service's package, e.g. chat_service")
+    args = parser.parse_args(argv)
+    spec = importlib.util.find_spec(args.package)
+    if spec is None or spec.origin is None:
+        raise SystemExit(f"no package {args.package!r}")
+    folder = Path(spec.origin).parent / "migrations"
+    if not folder.is_dir():
+        raise SystemExit(f"{args.package} has no migrations/ folder")
+    settings = load_settings(ServiceSettings, service_name=f"{args.schema}-migrations")
+    if args.command == "pending":
+        ids = asyncio.run(pending_migrations(settings.database_url, schema=args.schema, migrations_dir=folder))
+        print("\n".join(ids) or "none pending")
+        raise SystemExit(1 if ids else 0)
+    ids = asyncio.run(apply_migrations(settings.database_url, schema=args.schema, migrations_dir=folder))
+    print(f"{args.schema}: {len(ids)} applied" + (f" ({', '.join(ids)})" if ids else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -62,10 +62,17 @@ async def open_resources(
         stack.push_async_callback(client.aclose)
     pool = None
     if schema is not None:
-        from .db import apply_migrations, create_pool
+        from .db import apply_migrations, create_pool, pending_migrations
 
-        if migrations_dir is not None:
+        if migrations_dir is not None and settings.migrate_on_start:
             await apply_migrations(settings.database_url, schema=schema, migrations_dir=migrations_dir)
+        elif migrations_dir is not None:
+            pending = await pending_migrations(settings.database_url, schema=schema, migrations_dir=migrations_dir)
+            if pending:
+                raise RuntimeError(
+                    f"schema {schema!r} lacks migrations {', '.join(pending)}: the migrations job "
+                    f"(python -m workplace_kit.db migrate --schema {schema} ...) must run first"
+                )
         pool = await create_pool(
             settings.database_url,
             schema=schema,
