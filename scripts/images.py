@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "libs" / "kit" / "src"))
 
+import localrt  # noqa: E402 - scripts/localrt.py: the local runtime's environment file
 from workplace_kit import registry  # noqa: E402 - the repository's own registry, no install needed
 
 CONTAINERFILE = REPO / "deploy" / "images" / "Containerfile"
@@ -192,15 +193,8 @@ def smoke(service: str, env: dict[str, str], http_port: int = 18100, grpc_port: 
 
 
 def local_env() -> dict[str, str]:
-    """The local runtime's environment (scripts/localrt.py infra up writes it)."""
-    env_file = REPO / ".run" / "env"
-    if not env_file.exists():
-        raise SystemExit("[images] no .run/env: run `task infra` (or `task up`) first")
-    values = {}
-    for line in env_file.read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key] = value
+    """The local runtime's environment (.run/env, written by `task infra`), for an image on the host's network."""
+    values = localrt.read_env_file(localrt.DEFAULT)
     # The key file is on the host; the image gets its content.
     keys = values.pop("WP_ENCRYPTION_KEYS_FILE", "")
     if keys and Path(keys).exists():

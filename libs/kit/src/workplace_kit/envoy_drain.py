@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+
+from .service import QuietServer
 
 log = logging.getLogger("workplace_kit.envoy_drain")
 
@@ -92,17 +92,9 @@ def _app(drain: Drain) -> FastAPI:
     return app
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: SIGTERM starts the drain instead of stopping."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def run(args: argparse.Namespace) -> None:
     drain = Drain(args.admin, args.listener_prefix, args.drain_seconds, args.min_seconds)
-    server = _Server(uvicorn.Config(_app(drain), host=args.host, port=args.port, log_config=None, access_log=False))
+    server = QuietServer(uvicorn.Config(_app(drain), host=args.host, port=args.port, log_config=None, access_log=False))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, drain.start)

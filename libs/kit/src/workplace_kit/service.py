@@ -230,8 +230,9 @@ def create_http_app(
     return app
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal capture: run_service owns shutdown for all parts."""
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal capture: the caller owns shutdown (run_service for all
+    parts of a service; the gateway's drain sidecar, whose SIGTERM starts a drain)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -305,7 +306,7 @@ async def serve(
                 task = asyncio.create_task(w(), name=getattr(w, "__name__", "worker"))
                 task.add_done_callback(_worker_done)
                 worker_tasks.append(task)
-        http = _Server(
+        http = QuietServer(
             uvicorn.Config(
                 parts.http_app,
                 host=settings.http_host,
