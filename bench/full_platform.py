@@ -1586,6 +1586,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep every request the stand-in gets, as the tests do (unbounded memory)",
     )
     ap.add_argument("--json", type=Path, default=None, help="results file (bench/results/<timestamp>.json)")
+    ap.add_argument(
+        "--save-capacity",
+        action="store_true",
+        help="also write chat's capacity record, bench/results/chat_capacity.json (bench/chat_capacity.py)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.levels, args.level_s, args.bursts = [1, 8], 5.0, [50, 100]
@@ -1719,6 +1724,16 @@ def main(argv: list[str] | None = None) -> int:
             out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
             if failure is None:
                 print(report(results))
+            if failure is None and args.save_capacity and "levels" in results:
+                import chat_capacity  # bench/chat_capacity.py, beside this script
+
+                shown = str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out)
+                record = chat_capacity.record_from_full_platform(results, results_file=shown)
+                saved = chat_capacity.save(record)
+                print(
+                    f"chat capacity: {saved.relative_to(REPO)}: inFlightPerReplica "
+                    f"{record['derived']['in_flight_per_replica']} (the chart's services.chat.autoscaling must match)"
+                )
             print(f"\nresults: {out.relative_to(REPO) if out.is_relative_to(REPO) else out}", flush=True)
         print(f"bench: teardown: {results['teardown']}", flush=True)
     return 0

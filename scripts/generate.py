@@ -9,6 +9,8 @@ registry entry:
   each needs), read by its templates
 - the services table in README.md (between its `services:begin` and `services:end` markers)
 - deploy/images/cloudbuild.yaml: the CI build that pushes every service's image
+- deploy/cloud/config-connector/*.yaml: the Google Cloud resources (scripts/cloud_resources.py,
+  also from workplace_kit.topology and values-production.yaml)
 
     uv run --frozen python scripts/generate.py           # rewrite them (task generate)
     uv run --frozen python scripts/generate.py --check   # exit 1 when one is stale (a test runs this)
@@ -17,17 +19,19 @@ registry entry:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from workplace_kit import topology
+from google.protobuf import descriptor_pb2, descriptor_pool
+from workplace_kit import canary, topology
 from workplace_kit.auth import SUBJECT_HEADER
 from workplace_kit.config import JWKS_PATH, ServiceSettings
 from workplace_kit.errors import RETRY_AFTER_S
-from workplace_kit.registry import Registry, ServiceEntry, load
+from workplace_kit.registry import Registry, Route, ServiceEntry, load
 from workplace_kit.web_security import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +57,21 @@ _NO_BUFFER_ROUTE = (
 )
 
 
+def _grpc_retry(service: ServiceEntry, rpc: str) -> str:
+    """A call that never reached a service is retried, as on the HTTP routes; a method the proto
+    marks idempotent (idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT) is also retried when the
+    service answered UNAVAILABLE (a pod going away, a dependency outage)."""
+    package = (service.grpc_service or "").rsplit(".", 1)[0]
+    try:
+        importlib.import_module(f"{package}.{package.split('.')[-2]}_pb2")
+        method = descriptor_pool.Default().FindServiceByName(service.grpc_service).methods_by_name[rpc]
+        safe = method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN
+    except (ImportError, KeyError):  # no generated code yet (a new service): not known to be safe
+        safe = False
+    retry_on = "connect-failure,refused-stream,reset-before-request" + (",unavailable" if safe else "")
+    return f'retry_policy: {{ retry_on: "{retry_on}", num_retries: 2 }}'
+
+
 def _per_filter(indent: str, *entries: str) -> list[str]:
     return [f"{indent}typed_per_filter_config:", *(f"{indent}  {entry}" for entry in entries)]
 
@@ -70,7 +89,7 @@ def _routes(registry: Registry) -> str:
             grpc += [
                 f"                        - match: {{ path: /{s.grpc_service}/{rpc}, grpc: {{}} }}",
                 f"{pad}route: {{ cluster: {s.name}_grpc, timeout: 0s, idle_timeout: 3600s, "
-                "max_stream_duration: { grpc_timeout_header_max: 0s } }",
+                f"max_stream_duration: {{ grpc_timeout_header_max: 0s }}, {_grpc_retry(s, rpc)} }}",
                 *_per_filter(pad, _JWT_ROUTE.format("required"), _NO_BUFFER_ROUTE),
             ]
     grpc += [
@@ -83,17 +102,70 @@ def _routes(registry: Registry) -> str:
         "                        # matches /x and /x/..., not /xy. Streams (SSE): no deadline, only an idle",
         "                        # timeout; Envoy's router never buffers responses.",
     ]
-    ordered = [(s, r) for s in registry.services for r in s.routes if not (r.match == "prefix" and r.value == "/")]
-    ordered += [(s, r) for s in registry.services for r in s.routes if r.match == "prefix" and r.value == "/"]
-    for s, r in ordered:
-        match = ENVOY_MATCH[r.match]
-        timing = "timeout: 0s, idle_timeout: 3600s" if r.stream else f"timeout: {r.timeout}"
+    specific = [(s, r) for s in registry.services for r in s.routes if not (r.match == "prefix" and r.value == "/")]
+    catch_all = [(s, r) for s in registry.services for r in s.routes if r.match == "prefix" and r.value == "/"]
+    for s, r in specific:
+        http += _http_route(s, r)
+    if registry.legacy is not None:
         http += [
-            f"                        - match: {{ {match}: {r.value} }}",
-            f"{pad}route: {{ cluster: {s.name}_http, {timing}, {RETRY} }}",
+            "",
+            "                        # ---- The legacy app's own paths, while it takes any share of the split",
+            f"                        # routes ({canary.LEGACY_API_KEY} = 100, set with the weights); else on below.",
+        ]
+        for r in registry.legacy.routes:
+            runtime = (
+                f"runtime_fraction: {{ default_value: {{ numerator: 0, denominator: HUNDRED }}, "
+                f"runtime_key: {canary.LEGACY_API_KEY} }}"
+            )
+            http += [
+                f"                        - match: {{ {ENVOY_MATCH[r.match]}: {r.value}, {runtime} }}",
+                f"{pad}route: {{ cluster: {canary.LEGACY_CLUSTER}, {_timing(r)}, {RETRY} }}",
+                *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+            ]
+        http.append("")
+    for s, r in catch_all:
+        http += _http_route(s, r)
+    return "\n".join(grpc + http) + "\n"
+
+
+def _timing(route: Route) -> str:
+    return "timeout: 0s, idle_timeout: 3600s" if route.stream else f"timeout: {route.timeout}"
+
+
+def _http_route(s: ServiceEntry, r: Route) -> list[str]:
+    pad = " " * 26
+    match = f"{ENVOY_MATCH[r.match]}: {r.value}"
+    if not r.canary:
+        return [
+            f"                        - match: {{ {match} }}",
+            f"{pad}route: {{ cluster: {s.name}_http, {_timing(r)}, {RETRY} }}",
             *_per_filter(pad, _JWT_ROUTE.format(r.token)),
         ]
-    return "\n".join(grpc + http) + "\n"
+    # Split with the legacy app by run-time weights (workplace_kit.canary), sticky per browser:
+    # the weighted choice hashes the wp_canary cookie; a first request (no cookie) hashes its
+    # x-request-id and gets that id as its cookie, so the hash stays the same from then on.
+    split = (
+        f"weighted_clusters: {{ runtime_key_prefix: {canary.split_prefix(s.name)}, use_hash_policy: true, "
+        f"clusters: [{{ name: {canary.new_cluster(s.name)}, weight: 100 }}, "
+        f"{{ name: {canary.LEGACY_CLUSTER}, weight: 0 }}] }}"
+    )
+    cookie = canary.STICKY_COOKIE
+    set_cookie = (
+        f"{cookie}=%REQ(x-request-id)%; Path=/; Max-Age={canary.STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax"
+    )
+    has_cookie = f"headers: [{{ name: cookie, string_match: {{ contains: '{cookie}=' }} }}]"
+    by_cookie = f"hash_policy: [{{ cookie: {{ name: {cookie} }} }}]"
+    by_request_id = "hash_policy: [{ header: { header_name: x-request-id } }]"
+    return [
+        f"                        - match: {{ {match}, {has_cookie} }}",
+        f"{pad}route: {{ {split}, {by_cookie}, {_timing(r)}, {RETRY} }}",
+        *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+        f"                        - match: {{ {match} }}",
+        f"{pad}route: {{ {split}, {by_request_id}, {_timing(r)}, {RETRY} }}",
+        f'{pad}response_headers_to_add: [{{ header: {{ key: Set-Cookie, value: "{set_cookie}" }}, '
+        "append_action: APPEND_IF_EXISTS_OR_ADD }]",
+        *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+    ]
 
 
 # The gateway's own answers (status: error code, message) in the services' error format
@@ -183,6 +255,9 @@ def _clusters(registry: Registry) -> str:
     for s in registry.services:
         if s.grpc_port is not None:
             lines += _cluster(f"{s.name}_grpc", s.grpc_port, http2=True)
+    if registry.legacy is not None:
+        lines += ["", "    # The legacy Flask app (the canary's other side; chart: gateway.canary.legacy)."]
+        lines += _cluster(canary.LEGACY_CLUSTER, registry.legacy.http_port, http2=False)
     return "\n".join(lines) + "\n"
 
 
@@ -388,6 +463,22 @@ TARGETS: dict[Path, Writer] = {
     REPO / "README.md": readme,
     REPO / "deploy" / "images" / "cloudbuild.yaml": lambda r, _: cloudbuild(r),
 }
+
+
+def _script(name: str):
+    """A script beside this one, imported by its path (tests import this file by path too)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"workplace_script_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# The Google Cloud resources as Config Connector manifests (deploy/cloud/config-connector).
+TARGETS.update(_script("cloud_resources").targets(REPO))
 
 
 def generate(registry: Registry, root: Path = REPO) -> dict[Path, str]:

@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import http.client
 import importlib.util
+import json
 import os
 import pwd
 import shlex
@@ -152,6 +153,11 @@ class RunPaths:
             return preferred
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:10]
         return Path("/tmp") / f"workplace-supervisor-{digest}.sock"
+
+    @property
+    def envoy_runtime(self) -> Path:
+        """The gateway's run-time layer (the canary's weights: workplace_kit.canary)."""
+        return self.root / "envoy-runtime"
 
     def pid_file(self, name: str) -> Path:
         return self.pids / f"{name}.pid"
@@ -1030,8 +1036,27 @@ def program_command(rt: Runtime, name: str) -> list[str]:
     if name == GATEWAY:
         # --disable-hot-restart: two Envoys on one machine would otherwise clash on the
         # shared-memory base id.
-        return [str(VENV_BIN / "envoy"), "-c", str(ENVOY_CONFIG), "--log-level", "warn", "--disable-hot-restart"]
+        # The run-time disk layer (the canary's weights) is this run folder's: added here, since
+        # envoy.yaml holds no machine's path.
+        layer = {"name": "disk", "disk_layer": {"symlink_root": str(rt.envoy_runtime / "..data")}}
+        overlay = json.dumps({"layered_runtime": {"layers": [layer]}}, separators=(",", ":"))
+        return [
+            str(VENV_BIN / "envoy"),
+            *("-c", str(ENVOY_CONFIG), "--config-yaml", overlay),
+            *("--log-level", "warn", "--disable-hot-restart"),
+        ]
     return [str(VENV_BIN / "python"), "-m", rt.service(_check_name(rt, name)).module]
+
+
+def reset_canary(rt: Runtime) -> None:
+    """Every split route 100 % new (no legacy app runs locally): what `all up` starts with.
+    The gateway watches this folder; `task canary -- N` changes it while Envoy runs."""
+    subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "workplace_kit.canary", "set", "100", "--dir", str(rt.envoy_runtime)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def program_env(rt: Runtime, name: str, base: dict[str, str]) -> dict[str, str]:
@@ -1426,6 +1451,8 @@ def services_up(rt: Runtime = DEFAULT, timeout: float = 120.0) -> None:
     read_env_file(rt)  # fails early, with a hint, before infra up
     with run_lock(rt):
         pid = read_pid(rt, "supervisord")
+        if rt.gateway and (pid is None or not (rt.envoy_runtime / "..data").exists()):
+            reset_canary(rt)
         if pid is None:
             _stop_stragglers(rt)  # programs of a supervisord that was killed hold their ports
             log(f"starting {', '.join(rt.program_names)} under supervisord")

@@ -594,12 +594,109 @@ def service_levels() -> dash.Dashboard:
     )
 
 
+def business() -> dash.Dashboard:
+    """The design's business measures (workplace_kit.business_metrics): practice sessions per day,
+    the share of them completed, and feedback delivered. "Per day" is the rolling 24 h before each
+    point (recording rules workplace.business.* hold the same)."""
+    day = "[1d]"
+    started = f"workplace_sessions_started_total{{{NS}}}"
+    ended = f"workplace_sessions_ended_total{{{NS}}}"
+    completed = f'workplace_sessions_ended_total{{{NS},outcome="completed"}}'
+    feedback = f"workplace_feedback_delivered_total{{{NS}}}"
+    completion_note = (
+        "Sessions completed over sessions started. Completed: a roleplay that reached its goal, a "
+        "watched dialogue played to its end, a free chat the learner closed (which brings its report). "
+        "Not completed: out of turns (timeout), stopped before the end (abandoned), or never ended."
+    )
+    return (
+        _base(
+            "Workplace business",
+            "workplace-business",
+            "Practice sessions per day, completion rate and feedback delivered, by mode "
+            "(chat: free chat, scenario: roleplay, watch: watched dialogue).",
+        )
+        .time("now-30d", "now")
+        .with_row(dash.Row("Last 24 hours"))
+        .with_panel(
+            _stat(
+                "Sessions started",
+                "Practice sessions started in the last 24 hours, every mode.",
+                f"sum(increase({started}{day}))",
+                unit="none",
+                limit=None,
+                width=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Completion rate",
+                completion_note,
+                f"sum(increase({completed}{day})) / sum(increase({started}{day}))",
+                unit="percentunit",
+                limit=None,
+                width=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Feedback delivered",
+                "Turn analyses and coaching reports made ready for learners in the last 24 hours.",
+                f"sum(increase({feedback}{day}))",
+                unit="none",
+                limit=None,
+                width=8,
+            )
+        )
+        .with_row(dash.Row("Per day"))
+        .with_panel(
+            _graph(
+                "Sessions per day by mode",
+                "Practice sessions started in the 24 hours before each point.",
+                [(f"sum by (mode) (increase({started}{day}))", "{{mode}}")],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Completion rate by mode",
+                completion_note,
+                [
+                    (
+                        f"sum by (mode) (increase({completed}{day})) / sum by (mode) (increase({started}{day}))",
+                        "{{mode}}",
+                    )
+                ],
+                unit="percentunit",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Sessions ended per day by mode and outcome",
+                "completed; timeout: a roleplay out of turns before its goal; abandoned: stopped by the "
+                "learner before the end (or a watched dialogue nobody watched); error.",
+                [(f"sum by (mode, outcome) (increase({ended}{day}))", "{{mode}} {{outcome}}")],
+                unit="none",
+            )
+        )
+        .with_panel(
+            _graph(
+                "Feedback delivered per day",
+                "analysis: a learner turn's analysis and card, sent to the learner's feedback stream "
+                "(feedback.ready); report: a session's coaching report.",
+                [(f"sum by (kind) (increase({feedback}{day}))", "{{kind}}")],
+                unit="none",
+            )
+        )
+    )
+
+
 def dashboards() -> dict[str, dash.Dashboard]:
     """File name -> dashboard builder."""
     return {
         "workplace-overview.json": workplace_overview(),
         "workplace-conversations.json": conversations_and_feedback(),
         "workplace-slo.json": service_levels(),
+        "workplace-business.json": business(),
     }
 
 

@@ -214,6 +214,7 @@ async def _service_metric_names() -> set[str]:
     """Scrape /metrics of an app built like every service's, with the kit's metric modules loaded."""
     import workplace_kit.ai.metrics  # noqa: F401 - registers the AI reply metrics
     import workplace_kit.bus  # noqa: F401 - registers the Pub/Sub metrics
+    import workplace_kit.business_metrics  # noqa: F401 - registers sessions and feedback delivered
     import workplace_kit.grpc_server  # noqa: F401 - registers the gRPC metrics
     import workplace_kit.outbox  # noqa: F401 - registers the outbox gauge
     from workplace_kit.config import ServiceSettings

@@ -53,7 +53,8 @@ def test_a_new_service_is_one_registry_entry(tmp_path):
     routes = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "route_config"
     ]["virtual_hosts"][0]["routes"]
-    by_cluster = {r["route"]["cluster"]: r["match"] for r in routes if "route" in r}  # not the direct 404s
+    # Not the direct 404s, nor the pages' split between web and the legacy app (weighted clusters).
+    by_cluster = {r["route"]["cluster"]: r["match"] for r in routes if "cluster" in r.get("route", {})}
     assert by_cluster["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
     assert by_cluster["quiz_grpc"] == {"path": "/workplace.quiz.v1.QuizService/Ask", "grpc": {}}
     assert routes[-1]["match"] == {"prefix": "/"}, "the pages' catch-all stays last"
@@ -84,3 +85,24 @@ def test_the_registry_refuses_what_would_clash():
         registry.parse('[services.bad]\nhttp_port = 9000\nroutes = [{ timeout = "1s" }]\n')
     with pytest.raises(registry.RegistryError, match="unknown field"):
         registry.parse("[services.typo]\nhttp_port = 9000\ngrcp_port = 1\n")
+
+
+def test_the_gateway_retries_a_grpc_call_on_unavailable_only_where_the_proto_says_it_is_safe():
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    config = yaml.safe_load((REPO / "deploy" / "envoy" / "envoy.yaml").read_text())
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = {
+        r["match"]["path"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"] if "path" in r["match"]
+    }
+    checked = {"safe": 0, "unsafe": 0}
+    for service in registry.load().services:
+        for rpc in service.public_rpcs:
+            method = descriptor_pool.Default().FindServiceByName(service.grpc_service).methods_by_name[rpc]
+            safe = method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN
+            retry_on = routes[f"/{service.grpc_service}/{rpc}"]["route"]["retry_policy"]["retry_on"].split(",")
+            # A call that never reached a service is always safe to send again.
+            assert {"connect-failure", "refused-stream", "reset-before-request"} <= set(retry_on), rpc
+            assert ("unavailable" in retry_on) == safe, rpc
+            checked["safe" if safe else "unsafe"] += 1
+    assert checked["safe"] >= 10 and checked["unsafe"] >= 5  # reads retried; StreamReply, StartSession... not

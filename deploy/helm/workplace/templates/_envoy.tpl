@@ -26,7 +26,33 @@ it, so the routes, timeouts and headers are the local ones by construction), wit
 {{- $listen := (index $listeners 0).address.socket_address -}}
 {{- $_ := set $listen "address" "0.0.0.0" -}}
 {{- $_ := set $listen "port_value" (int .Values.gateway.ports.http) -}}
+{{- /* The token check accepts the issuer and audience the services accept (values auth.tokens). */ -}}
+{{- $jwt := index (index (index (index $listeners 0).filter_chains 0).filters 0).typed_config.http_filters 1 -}}
+{{- if ne $jwt.name "envoy.filters.http.jwt_authn" -}}
+{{- fail "deploy/envoy/envoy.yaml: the second HTTP filter should be jwt_authn (the token check)" -}}
+{{- end -}}
+{{- with .Values.auth.tokens.issuer -}}
+{{- $_ := set $jwt.typed_config.providers.workplace "issuer" . -}}
+{{- end -}}
+{{- with .Values.auth.tokens.audience -}}
+{{- $_ := set $jwt.typed_config.providers.workplace "audiences" (list .) -}}
+{{- end -}}
+{{- /* Behind the public edge, Google's load balancer appends two addresses to X-Forwarded-For
+(the client it saw, then its own): trusting those two hops makes Envoy's client address, and
+the x-envoy-external-address the services limit by, the learner's and not a front end's. */ -}}
+{{- if .Values.edge.enabled -}}
+{{- $_ := set (index (index (index $listeners 0).filter_chains 0).filters 0).typed_config "xff_num_trusted_hops" 2 -}}
+{{- end -}}
+{{- $legacy := .Values.gateway.canary.legacy -}}
 {{- range $cluster := $cfg.static_resources.clusters -}}
+{{- $endpoints := $cluster.load_assignment.endpoints -}}
+{{- $socket := (index (index $endpoints 0).lb_endpoints 0).endpoint.address.socket_address -}}
+{{- if eq $cluster.name "legacy" -}}
+{{- /* The legacy app (the canary's other side). Without one, the weights stay 100 % new
+(workplace.envoyRuntime refuses less) and this cluster is never chosen: the discard port. */ -}}
+{{- $_ := set $socket "address" ($legacy.host | default "127.0.0.1") -}}
+{{- $_ := set $socket "port_value" (int (ternary $legacy.port 9 (ne $legacy.host ""))) -}}
+{{- else -}}
 {{- $parts := splitList "_" $cluster.name -}}
 {{- $service := initial $parts | join "_" -}}
 {{- $portName := last $parts -}}
@@ -35,10 +61,9 @@ it, so the routes, timeouts and headers are the local ones by construction), wit
 {{- if not $port -}}
 {{- fail (printf "envoy cluster %s: files/services.yaml has no %s port for a service %q (run `task generate`: envoy.yaml and services.yaml come from the same registry)" $cluster.name $portName $service) -}}
 {{- end -}}
-{{- $endpoints := $cluster.load_assignment.endpoints -}}
-{{- $socket := (index (index $endpoints 0).lb_endpoints 0).endpoint.address.socket_address -}}
 {{- $_ := set $socket "address" (include "workplace.serviceHost" (dict "root" $root "component" $service)) -}}
 {{- $_ := set $socket "port_value" (int $port) -}}
+{{- end -}}
 {{- /* The Services are headless, so each ready pod is a host of the cluster. A pod that cannot be
 reached (refused or reset connections, timeouts: "local origin" errors) is ejected for a while;
 a 5xx answer is not counted (a 503 for a database outage is the same on every pod: ejecting
@@ -109,7 +134,51 @@ and the trace header so a line joins its trace). */ -}}
     "endpoints" (list (dict "lb_endpoints" (list (dict "endpoint" (dict "address" (dict "socket_address" (dict
       "address" $cfg.admin.address.socket_address.address
       "port_value" (int $cfg.admin.address.socket_address.port_value))))))))) -}}
+{{- /* Run-time keys (the canary's weights): the runtime ConfigMap as a disk layer, which Envoy
+reloads when the kubelet swaps the mounted ..data link, and the admin layer on top, which
+`task canary -- N --kube` sets in each running pod for an immediate change. */ -}}
+{{- $_ := set $cfg "layered_runtime" (dict "layers" (list
+  (dict "name" "static" "static_layer" dict)
+  (dict "name" "disk" "disk_layer" (dict "symlink_root" (printf "%s/..data" (include "workplace.envoyRuntimeDir" .))))
+  (dict "name" "admin" "admin_layer" dict))) -}}
 {{- $_ := set $cfg.static_resources "listeners" (append $listeners $health) -}}
 {{- $_ := set $cfg.static_resources "clusters" (append $cfg.static_resources.clusters $admin) -}}
+{{- /* With the OpenTelemetry Collector: a tracer and its otel_collector cluster (_telemetry.tpl). */ -}}
+{{- include "workplace.envoyTracing" (dict "root" . "cfg" $cfg) -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+
+{{/* Where the gateway pod mounts its runtime ConfigMap (outside /etc/envoy, itself a mount). */}}
+{{- define "workplace.envoyRuntimeDir" -}}/etc/envoy-runtime{{- end -}}
+
+{{/*
+The gateway's run-time keys for gateway.canary.newPercent, read from the routes themselves
+(workplace_kit.canary names them; scripts/generate.py writes them into envoy.yaml): each split
+route's runtime_key_prefix + "." + cluster gets the new share or the legacy app's, and the
+legacy app's own routes (runtime_fraction) are on while it takes any share.
+*/}}
+{{- define "workplace.envoyRuntime" -}}
+{{- $cfg := include "workplace.envoyConfig" . | fromYaml -}}
+{{- $canary := .Values.gateway.canary -}}
+{{- $new := int $canary.newPercent -}}
+{{- if and (lt $new 100) (not $canary.legacy.host) -}}
+{{- fail (printf "gateway.canary.newPercent is %d but gateway.canary.legacy.host is empty: set the legacy app's address, or keep 100" $new) -}}
+{{- end -}}
+{{- $values := dict -}}
+{{- $manager := (index (index (index $cfg.static_resources.listeners 0).filter_chains 0).filters 0).typed_config -}}
+{{- range $host := $manager.route_config.virtual_hosts -}}
+{{- range $route := $host.routes -}}
+{{- $target := $route.route | default dict -}}
+{{- if $target.weighted_clusters -}}
+{{- $split := $target.weighted_clusters -}}
+{{- range $c := $split.clusters -}}
+{{- $_ := set $values (printf "%s.%s" $split.runtime_key_prefix $c.name) (toString (ternary (sub 100 $new) $new (eq $c.name "legacy"))) -}}
+{{- end -}}
+{{- else if and (eq ($target.cluster | default "") "legacy") $route.match.runtime_fraction -}}
+{{- $_ := set $values $route.match.runtime_fraction.runtime_key (ternary "100" "0" (lt $new 100)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $values -}}
 {{- end -}}

@@ -194,6 +194,9 @@ provisioning job's; each is called with the root context. */}}
     secretKeyRef:
       name: {{ $g.database.secretName }}
       key: {{ $g.database.secretKey }}
+{{- /* Counted against database.maxConnections (database-connections.yaml). */}}
+- name: WP_DATABASE_POOL_MAX
+  value: {{ required (printf "services.%s.databasePoolMax (or serviceDefaults.databasePoolMax) is required" $w.serviceName) $w.databasePoolMax | quote }}
 {{- if $root.Values.migrations.enabled }}
 {{- /* The migrations Job changed the schema before this rollout: only check that nothing is pending. */}}
 - name: WP_MIGRATE_ON_START
@@ -222,10 +225,18 @@ provisioning job's; each is called with the root context. */}}
       # No secret: the offline engines answer instead.
       optional: true
 {{- end }}
-{{- if $g.otlpEndpoint }}
+{{- /* Traces (_telemetry.tpl): the collector's endpoint and sampling; the project the log lines
+name their trace in (Cloud Logging's logging.googleapis.com/trace). */}}
+{{- with include "workplace.otlpEndpoint" $root }}
 - name: WP_OTLP_ENDPOINT
-  value: {{ $g.otlpEndpoint | quote }}
+  value: {{ . | quote }}
 {{- end }}
+{{- if $root.Values.otelCollector.enabled }}
+- name: WP_TRACE_SAMPLE_RATIO
+  value: {{ $root.Values.otelCollector.sampleRatio | quote }}
+{{- end }}
+- name: WP_GCP_PROJECT
+  value: {{ include "workplace.gcpProject" $root | quote }}
 {{- if eq $w.role "api" }}
 - name: WP_RUN_WORKERS
   value: "false"
@@ -235,10 +246,24 @@ provisioning job's; each is called with the root context. */}}
 - name: WP_RUN_WORKERS
   value: "true"
 {{- end }}
+{{- if include "workplace.needsOutboxRelay" (dict "root" $root "w" $w) }}
+{{- /* KEDA may scale it to zero: its service's events go out through <service>-outbox-relay. */}}
+- name: WP_OUTBOX_RELAY
+  value: "false"
+{{- end }}
 {{- $registry := include "workplace.registry" $root | fromYaml }}
 {{- /* Every workload verifies access tokens against auth's published keys. */}}
 - name: WP_AUTH_JWKS_URL
   value: {{ printf "http://%s:%v/.well-known/jwks.json" (include "workplace.serviceHost" (dict "root" $root "component" "auth")) $registry.auth.ports.http | quote }}
+{{- with $root.Values.auth.tokens.issuer }}
+{{- /* The access tokens' issuer and audience (auth signs, every workload and the gateway check). */}}
+- name: WP_AUTH_ISSUER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.auth.tokens.audience }}
+- name: WP_AUTH_AUDIENCE
+  value: {{ . | quote }}
+{{- end }}
 {{- if eq $w.name "web" }}
 {{- /* web renders pages from chat and feedback over gRPC (see networkpolicy.yaml). */}}
 - name: WP_WEB_CHAT_GRPC_ADDR
@@ -273,6 +298,31 @@ provisioning job's; each is called with the root context. */}}
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* Outbox relays -------------------------------------------------------------------
+A workload that runs its service's workers (role all or worker) relays the service's outbox to
+Pub/Sub in-process. One that KEDA may scale to zero (keda.enabled, autoscaling.enabled,
+minReplicas 0) and whose service owns a database would leave events unpublished while at zero:
+it gets WP_OUTBOX_RELAY=false, and its service a <service>-outbox-relay Deployment
+(outbox-relay.yaml). "workplace.needsOutboxRelay": "true" or empty, for (dict "root" $ "w" $workload);
+"workplace.outboxRelays": those workloads, as YAML {items: [...]}. */}}
+{{- define "workplace.needsOutboxRelay" -}}
+{{- $w := .w -}}
+{{- if and .root.Values.keda.enabled $w.uses.database (has $w.role (list "all" "worker")) $w.autoscaling.enabled (eq (int $w.autoscaling.minReplicas) 0) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "workplace.outboxRelays" -}}
+{{- $root := . -}}
+{{- $items := list -}}
+{{- range $w := (include "workplace.workloads" . | fromYaml).items -}}
+{{- if include "workplace.needsOutboxRelay" (dict "root" $root "w" $w) -}}
+{{- $items = append $items $w -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (dict "items" $items) -}}
 {{- end -}}
 
 {{/* PromQL for KEDA's prometheus trigger: requests per second served by one workload's

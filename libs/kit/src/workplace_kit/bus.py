@@ -1,7 +1,9 @@
 """Event bus on Google Cloud Pub/Sub, in asyncio.
 
 Topics and subscriptions come from one table (workplace_kit.topology); `provision()` creates
-them, and runs again whenever the broker answers NOT_FOUND.
+them, and runs again whenever the broker answers NOT_FOUND. That is for the emulator: on Pub/Sub
+they are infrastructure code, and a service only checks at start that what it needs is there
+(`verify()`; `create_missing`).
 
 Publishing: one Publish RPC per batch (the outbox relay hands over what it has), protobuf
 payloads, attributes naming the event type, the event's own id and the producer, and the
@@ -65,7 +67,14 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TracerProvid
 from prometheus_client import Counter, Histogram
 
 from .errors import is_dependency_outage
-from .topology import BROKER_EPOCH_TOPIC, DEFAULT, SubscriptionSpec, Topology
+from .topology import (
+    BROKER_EPOCH_TOPIC,
+    DEFAULT,
+    DLQ_ACK_DEADLINE_S,
+    DLQ_RETENTION_S,
+    SubscriptionSpec,
+    Topology,
+)
 
 __all__ = [
     "CONTENT_TYPE_PROTOBUF",
@@ -77,6 +86,7 @@ __all__ = [
     "Outgoing",
     "PermanentFailure",
     "Subscription",
+    "TopologyMissing",
     "retry_delay_s",
 ]
 
@@ -120,6 +130,11 @@ M = TypeVar("M", bound=ProtoMessage)
 
 class EventBusError(RuntimeError):
     """The bus was misused or the broker refused an operation."""
+
+
+class TopologyMissing(EventBusError):  # noqa: N818 - reads as what it is
+    """Topics or subscriptions this service needs do not exist on Pub/Sub, or are not granted to
+    it; the bus was told not to create them (EventBus(create_missing=False))."""
 
 
 class PermanentFailure(Exception):  # noqa: N818 - reads as what it is
@@ -278,7 +293,7 @@ class Subscription(Generic[M]):
                 PULL_ERRORS.labels(self.name, type(exc).__name__).inc()
                 if pull_failures == 1 or pull_failures % 20 == 0:
                     log.warning("pull failed; retrying", extra={"subscription": self.name, "error": repr(exc)[:300]})
-                if isinstance(exc, gexc.NotFound):
+                if isinstance(exc, gexc.NotFound) and self._bus.create_missing:
                     # The broker lost the subscription (an emulator restart): declare it again
                     # and pull at once.
                     try:
@@ -590,6 +605,7 @@ class EventBus:
         pull_timeout_s: float = 20.0,
         publish_timeout_s: float = 10.0,
         short_polls: bool | None = None,
+        create_missing: bool | None = None,
     ) -> None:
         if not project:
             raise EventBusError("project must not be empty")
@@ -603,6 +619,10 @@ class EventBus:
         self._publish_timeout_s = publish_timeout_s
         # Against the emulator, polls that return at once instead of long polls (see _pull_loop).
         self.short_polls = bool(os.environ.get("PUBSUB_EMULATOR_HOST")) if short_polls is None else short_polls
+        # Whether the bus creates what is missing (at start and on NOT_FOUND). Default: only on
+        # the emulator. On Pub/Sub the topology is infrastructure code and the services' accounts
+        # may only publish and pull (no admin role): they check, and fail naming what is missing.
+        self.create_missing = bool(os.environ.get("PUBSUB_EMULATOR_HOST")) if create_missing is None else create_missing
         self._publisher = PublisherAsyncClient()
         self._subscriber = SubscriberAsyncClient()
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
@@ -672,19 +692,57 @@ class EventBus:
                         {
                             "name": self.subscription_path(sub.dead_letter_subscription),
                             "topic": self.topic_path(sub.dead_letter_topic),
-                            "ack_deadline_seconds": 60,
-                            # Nobody pulls it until someone replays: keep it, and its messages
-                            # as long as Pub/Sub allows.
+                            "ack_deadline_seconds": DLQ_ACK_DEADLINE_S,
                             "expiration_policy": _NEVER_EXPIRE,
-                            "message_retention_duration": _duration(7 * 24 * 3600),
+                            "message_retention_duration": _duration(DLQ_RETENTION_S),
                         },
                     )
                     for request in requests:
                         if await self._create_subscription(request):
                             created.append(request["name"].rsplit("/", 1)[1])
         if created:
-            log.info("Pub/Sub topology provisioned", extra={"created": created})
+            log.info("Pub/Sub topology provisioned", extra={"created_resources": created})
         return created
+
+    async def ensure_topology(self) -> list[str]:
+        """At start: provision() when the bus creates what is missing, else verify(). Returns
+        what was created."""
+        if self.create_missing:
+            return await self.provision()
+        await self.verify()
+        return []
+
+    async def verify(self) -> None:
+        """Check that every topic this service publishes to and every subscription it pulls
+        (Topology.needs_of) exists and lets it do so; raise TopologyMissing naming the others.
+
+        TestIamPermissions needs no role of its own and answers an empty set for a resource that
+        does not exist, so a missing resource and a missing grant look the same: both are fixed
+        where the topology is provisioned."""
+        topics, subscriptions = self.topology.needs_of(self.service_name)
+        checks: list[tuple[PublisherAsyncClient | SubscriberAsyncClient, str, str]] = [
+            (self._publisher, self.topic_path(t), "pubsub.topics.publish") for t in topics
+        ]
+        checks += [(self._subscriber, self.subscription_path(s), "pubsub.subscriptions.consume") for s in subscriptions]
+        missing = []
+        for client, path, permission in checks:
+            try:
+                response = await client.test_iam_permissions(
+                    request={"resource": path, "permissions": [permission]}, timeout=_ADMIN_TIMEOUT_S
+                )
+                granted = permission in response.permissions
+            except gexc.NotFound:
+                granted = False
+            if not granted:
+                missing.append(f"{path} ({permission})")
+        if missing:
+            raise TopologyMissing(
+                f"{self.service_name}: Pub/Sub resources missing or not granted to this service's account: "
+                + ", ".join(missing)
+                + ". They are provisioned with the cloud resources (deploy/cloud/config-connector, "
+                'docs/production.md "Cloud resources") or `python -m workplace_kit.pubsub provision`; '
+                "the services do not create them on Pub/Sub (WP_PUBSUB_CREATE_MISSING)."
+            )
 
     @property
     def broker_may_lose_state(self) -> bool:
@@ -730,7 +788,7 @@ class EventBus:
                 )
                 return list(response.message_ids)
             except gexc.NotFound:
-                if attempt == 2:
+                if attempt == 2 or not self.create_missing:
                     raise
                 log.warning("topic missing on the broker; declaring the topology again", extra={"topic": path})
                 if topic.endswith(".dlq"):

@@ -7,6 +7,7 @@ so a typo in a deployment shows up as ``WP_HTTP_PORT: ...`` rather than a traceb
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -68,6 +69,10 @@ class ServiceSettings(BaseSettings):
     pubsub_name_suffix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=40)
     # Events a consumer handles at once (its flow control).
     pubsub_flow_max_messages: int = Field(32, ge=1, le=1000)
+    # Whether a service creates missing topics and subscriptions (at start, on NOT_FOUND) or only
+    # checks them at start and refuses to run without them. Unset: create on the emulator only;
+    # on Pub/Sub they are provisioned beforehand and the services hold no admin role.
+    pubsub_create_missing: bool | None = None
 
     # AI: "auto" uses Gemini when keys are set, else the offline engines.
     ai_provider: Literal["auto", "gemini", "offline", "local"] = "auto"
@@ -89,6 +94,10 @@ class ServiceSettings(BaseSettings):
     # Which parts this process runs (see service.py); HTTP always runs (health, metrics).
     run_grpc: bool = True
     run_workers: bool = True
+    # Whether the workers include the service's outbox relay (workplace_kit.outbox). False where
+    # the workers may be scaled to zero: a standalone relay (`python -m workplace_kit.outbox
+    # relay --schema <service>`, the chart's <service>-outbox-relay) publishes the events instead.
+    outbox_relay: bool = True
     # On SIGTERM (service.serve): readiness and gRPC health say "not serving" at once; requests
     # are still served for shutdown_drain_s while the load balancer takes the pod out; then no
     # new connection is taken and what is in flight (a streamed reply) has shutdown_grace_s to
@@ -105,6 +114,15 @@ class ServiceSettings(BaseSettings):
     # Share of traces recorded when a request starts one (a caller's sampling decision is kept):
     # every span of an unsampled trace costs almost nothing, ids still propagate into logs.
     trace_sample_ratio: float = Field(0.1, ge=0, le=1)
+    # The Google Cloud project traces are written to (Cloud Trace): with it every log line inside
+    # a span carries Cloud Logging's trace fields (logging.googleapis.com/trace = projects/<p>/
+    # traces/<id>), so Cloud Logging joins the line to its trace. WP_GCP_PROJECT, else
+    # GOOGLE_CLOUD_PROJECT; without either the lines keep the plain trace_id / span_id only.
+    gcp_project: str | None = Field(
+        default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT") or None,
+        # A project id (a domain-scoped one, example.com:my-project, too).
+        pattern=r"^([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$",
+    )
     metrics_enabled: bool = True
 
     # Stored personal data is encrypted (workplace_kit.crypto). Key-encryption keys: "local"

@@ -61,6 +61,10 @@ class CryptoError(Exception):
     """A value cannot be sealed or opened; the message says why (never the value)."""
 
 
+class NoDataKey(ConfigError):
+    """The service has made no data key under the current key-encryption key yet."""
+
+
 class DecryptionError(CryptoError):
     """Tampered with, moved to another row, or sealed under a key this process does not have."""
 
@@ -337,7 +341,7 @@ def cipher_from_rows(
         keys[dek_id] = _data_key(dek_id, kek_id, keks.unwrap(kek_id, wrapped, context.encode()))
     current = [k.dek_id for k in keys.values() if k.kek_id == current_kek]
     if not current:
-        raise ConfigError(f"no data key under the current key-encryption key {current_kek} (run the service once)")
+        raise NoDataKey(f"no data key under the current key-encryption key {current_kek} (run the service once)")
     return Cipher(keys, max(current), reload=reload)
 
 
@@ -365,9 +369,13 @@ async def _load_cipher(pool: asyncpg.Pool, keks: KeyEncryptionKeys, context: str
     )
 
 
-async def open_cipher(pool: asyncpg.Pool, settings: ServiceSettings, *, context: str | None = None) -> Cipher:
-    """The service's cipher: its DEKs unwrapped, a DEK under the current KEK made if needed."""
-    return await _load_cipher(pool, keys_from_settings(settings), context or settings.service_name, create=True)
+async def open_cipher(
+    pool: asyncpg.Pool, settings: ServiceSettings, *, context: str | None = None, create: bool = True
+) -> Cipher:
+    """The service's cipher: its DEKs unwrapped, a DEK under the current KEK made if needed.
+    create=False (a process that only opens what its service sealed: a standalone outbox relay):
+    a ConfigError instead when there is no DEK under the current KEK yet."""
+    return await _load_cipher(pool, keys_from_settings(settings), context or settings.service_name, create=create)
 
 
 # --------------------------------------------------------------------------- rotation

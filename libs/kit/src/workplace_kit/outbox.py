@@ -20,16 +20,28 @@ The relay:
   duplicate.
 Order: rows go out in id order. Subscriptions are unordered (every consumer is order
 independent), so a row that was retried can arrive after later ones.
+
+Where it runs: with the service's workers (service.ServiceParts.outbox_relay), or, where the
+workers may scale to zero (WP_OUTBOX_RELAY=false), alone in a process of its own:
+
+    python -m workplace_kit.outbox relay --schema feedback
+
+which serves /healthz, /readyz and /metrics on the service's HTTP port (WP_HTTP_PORT) and reads
+the same settings as the service (database, Pub/Sub project and name suffix, encryption keys).
+Several relays of one schema may run at once: each row is claimed by one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sys
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from google.api_core import exceptions as gexc
@@ -39,10 +51,14 @@ from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
 
 from .bus import EventBus, Outgoing
+from .config import ConfigError, ServiceSettings, load_settings
 from .crypto import Cipher, DecryptionError, field_of
 from .topology import DEFAULT, Topology
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .service import ServiceParts
+
+log = logging.getLogger("workplace_kit.outbox")  # its name also when run with -m (__main__)
 
 OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet published", ["service"])
 OUTBOX_OLDEST_PENDING = Gauge(
@@ -153,6 +169,7 @@ class OutboxRelay:
         retention_s: float = 6 * 3600,
         broker_check_interval_s: float = 5.0,
         housekeeping_interval_s: float = 15.0,
+        load_cipher: Callable[[], Awaitable[Cipher]] | None = None,
     ):
         self.pool = pool
         self.bus = bus
@@ -160,6 +177,9 @@ class OutboxRelay:
         self.namespace = bus.topology.suffix
         self.service = service
         self.cipher = cipher  # opens sealed payloads
+        # Without a cipher yet, opens one when the first sealed row comes (a standalone relay
+        # that started before its service made its first data key).
+        self.load_cipher = load_cipher
         self.poll_interval_s = poll_interval_s
         self.batch = batch
         self.claim_s = claim_s
@@ -172,6 +192,8 @@ class OutboxRelay:
         # Set when a publish failed: once the broker answers again, waiting rows go at once
         # instead of sitting out their backoff.
         self._broker_trouble = False
+        # Set when run() is cancelled: the batch under way is finished, no other is taken.
+        self._stopping = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -193,6 +215,8 @@ class OutboxRelay:
             return 0
         published = 0
         by_topic: dict[str, list[tuple[int, Outgoing]]] = {}
+        if self.cipher is None and self.load_cipher is not None and any(r["sealed"] for r in rows):
+            self.cipher = await self.load_cipher()
         if self.cipher is not None:
             await self.cipher.ensure_keys(bytes(r["payload"]) for r in rows if r["sealed"])
         for row in rows:
@@ -264,37 +288,143 @@ class OutboxRelay:
         OUTBOX_DEAD.labels(self.service).set(stats["dead"])
 
     async def run(self) -> None:
-        next_broker_check = next_housekeeping = 0.0
+        """Publish until cancelled. Cancelled mid-pass (the process is stopping), it finishes the
+        batch under way (for at most claim_s) so that its rows are marked published rather than
+        left claimed, for the next relay to publish again once the claim expires."""
+        timers = {"broker_check": 0.0, "housekeeping": 0.0}
         failures = 0
+        self._stopping = False
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
             except TimeoutError:
                 pass
             self._wake.clear()
+            current = asyncio.ensure_future(self._pass(timers))
             try:
-                now = time.monotonic()
-                if now >= next_broker_check:
-                    # Every second while publishing fails, to go again as soon as it answers.
-                    next_broker_check = now + (1.0 if self._broker_trouble else self.broker_check_interval_s)
-                    try:
-                        await self.republish_if_broker_lost_state()
-                    except gexc.GoogleAPICallError as exc:
-                        log.debug("broker check failed: %r", exc)  # the broker is down: publishing fails too
-                    if self._broker_trouble:
-                        await self.publish_pending(probe=True)
-                while await self.publish_pending() == self.batch:
-                    pass
-                if now >= next_housekeeping:
-                    next_housekeeping = now + self.housekeeping_interval_s
-                    await self.housekeeping()
-                if failures:
-                    log.info("outbox relay works again", extra={"after_failures": failures})
-                failures = 0
+                await asyncio.shield(current)
             except asyncio.CancelledError:
+                self._stopping = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(current, timeout=self.claim_s)
                 raise
             except Exception:  # noqa: BLE001 - the relay must outlive a database outage
                 failures += 1
                 if failures == 1 or failures % 30 == 0:
                     log.warning("outbox relay pass failed; retrying", exc_info=True)
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** min(failures, 5)))
+                continue
+            if failures:
+                log.info("outbox relay works again", extra={"after_failures": failures})
+            failures = 0
+
+    async def _pass(self, timers: dict[str, float]) -> None:
+        now = time.monotonic()
+        if now >= timers["broker_check"]:
+            # Every second while publishing fails, to go again as soon as it answers.
+            timers["broker_check"] = now + (1.0 if self._broker_trouble else self.broker_check_interval_s)
+            try:
+                await self.republish_if_broker_lost_state()
+            except gexc.GoogleAPICallError as exc:
+                log.debug("broker check failed: %r", exc)  # the broker is down: publishing fails too
+            if self._broker_trouble:
+                await self.publish_pending(probe=True)
+        while not self._stopping and await self.publish_pending() == self.batch:
+            pass
+        if now >= timers["housekeeping"]:
+            timers["housekeeping"] = now + self.housekeeping_interval_s
+            await self.housekeeping()
+
+
+# --------------------------------------------------------------------------- standalone relay
+
+
+async def _standalone_parts(
+    stack: AsyncExitStack, settings: ServiceSettings, schema: str, poll_interval_s: float
+) -> ServiceParts:
+    """One service's relay with the kit's health, readiness and metrics, and nothing else."""
+    from .crypto import NoDataKey, open_cipher
+    from .resources import open_resources
+    from .service import ServiceParts, create_http_app
+
+    # No migrations here: the service (or the chart's migrations Job) owns the schema.
+    res = await open_resources(stack, settings, schema=schema)
+    pool = res.pool
+    assert pool is not None  # a schema was given
+
+    async def load_cipher() -> Cipher:
+        # The service's own cipher (its data keys, its context); never a new data key.
+        return await open_cipher(pool, settings, create=False)
+
+    try:
+        cipher: Cipher | None = await load_cipher()
+    except NoDataKey:
+        cipher = None  # the service has sealed nothing yet: opened with the first sealed row
+    relay = OutboxRelay(
+        pool,
+        res.bus,
+        service=settings.service_name,
+        cipher=cipher,
+        load_cipher=load_cipher,
+        poll_interval_s=poll_interval_s,
+    )
+
+    async def outbox_table() -> None:
+        # The database answers and the schema has the kit's tables (migrated).
+        await pool.fetchval("SELECT 1 FROM outbox LIMIT 1")
+
+    app = create_http_app(settings, title=f"{settings.service_name} outbox relay", readiness=[outbox_table])
+    log.info(
+        "outbox relay started",
+        extra={"schema": schema, "namespace": relay.namespace, "poll_interval_s": poll_interval_s},
+    )
+    return ServiceParts(http_app=app, outbox_relay=relay.run)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m workplace_kit.outbox relay --schema feedback`: only the outbox relay of one
+    service's schema, until SIGTERM (it then finishes the batch under way). The chart runs it as
+    <service>-outbox-relay where the service's workers may scale to zero (WP_OUTBOX_RELAY=false)."""
+    import argparse
+
+    from .service import run_service
+
+    parser = argparse.ArgumentParser(prog="python -m workplace_kit.outbox")
+    commands = parser.add_subparsers(dest="command", required=True)
+    relay = commands.add_parser("relay", help="publish one service's outbox, and nothing else")
+    relay.add_argument("--schema", required=True, help="the service's schema, e.g. feedback")
+    relay.add_argument("--service", help="the service that writes there (default: the schema's name)")
+    relay.add_argument(
+        "--poll-interval-s", type=float, default=0.5, help="how often it looks for new events (no kick reaches it)"
+    )
+    args = parser.parse_args(argv)
+    if not 0 < args.poll_interval_s <= 60:
+        parser.error("--poll-interval-s: between 0 and 60")
+    from .db import _check_schema
+
+    try:
+        _check_schema(args.schema)
+    except ValueError as exc:
+        parser.error(f"--schema: {exc}")
+    try:
+        # The service's own settings (database, Pub/Sub, keys) from the environment; it serves
+        # health and metrics only, and stops at once on SIGTERM (no load balancer to leave).
+        settings = load_settings(
+            ServiceSettings,
+            service_name=args.service or args.schema,
+            run_grpc=False,
+            run_workers=True,
+            outbox_relay=True,
+            shutdown_drain_s=0.0,
+        )
+        run_service(settings, lambda stack: _standalone_parts(stack, settings, args.schema, args.poll_interval_s))
+    except ConfigError as exc:
+        print(f"outbox relay: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    # Run with -m this module is __main__: known by its own name too, so that an import of
+    # workplace_kit.outbox finds these classes and metrics instead of registering them again.
+    sys.modules.setdefault("workplace_kit.outbox", sys.modules[__name__])
+    main()

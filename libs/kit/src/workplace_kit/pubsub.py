@@ -6,8 +6,9 @@
 
 Settings come from the environment like a service's (WP_PUBSUB_PROJECT, WP_PUBSUB_NAME_SUFFIX,
 PUBSUB_EMULATOR_HOST or Google credentials). `task up` and the test run call `provision`
-(scripts/localrt.py); in the cluster the Helm chart's pre-install/pre-upgrade job does
-(deploy/helm/workplace/templates/pubsub-provision.yaml). `task dlq:list` and `task dlq:replay --
+(scripts/localrt.py); in a cluster the Helm chart's pre-install/pre-upgrade job can
+(deploy/helm/workplace/templates/pubsub-provision.yaml), while production declares the topology
+as Config Connector resources (deploy/cloud/config-connector). `task dlq:list` and `task dlq:replay --
 SUBSCRIPTION` call the others; in the cluster run them in a pod of the consuming service
 (deploy/prometheus/RUNBOOK.md).
 """

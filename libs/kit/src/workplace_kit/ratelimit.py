@@ -104,8 +104,14 @@ class Limiter:
 
 
 def client_address(connection: HTTPConnection) -> str:
-    """The caller's address: the last X-Forwarded-For entry (the one the gateway appends for the
-    connection it received; entries before it are the client's own claims), else the peer."""
+    """The caller's address: the one the gateway found trustworthy (x-envoy-external-address:
+    behind the cloud load balancer, the client the balancer saw, xff_num_trusted_hops in the
+    chart; Envoy overwrites any a client sends), else the last X-Forwarded-For entry (the one
+    the gateway appends for the connection it received; entries before it are the client's own
+    claims), else the peer."""
+    external = connection.headers.get("x-envoy-external-address", "").strip()
+    if external:
+        return external[:64]
     forwarded = connection.headers.get("x-forwarded-for", "")
     if forwarded.strip():
         return forwarded.rsplit(",", 1)[-1].strip()[:64]

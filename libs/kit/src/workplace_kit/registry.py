@@ -34,6 +34,17 @@ class Route:
     timeout: str = "120s"
     stream: bool = False
     token: str = "required"
+    # Shared with the legacy app while traffic moves over: the gateway splits it between this
+    # service and the legacy app by weights set at run time (scripts/canary.py).
+    canary: bool = False
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """The legacy Flask app, reached through the gateway until every path has moved over."""
+
+    http_port: int  # where it listens locally (a stand-in in tests); in the cluster: chart values
+    routes: tuple[Route, ...] = ()  # the paths only it serves (its own API)
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,12 @@ class ServiceEntry:
 @dataclass(frozen=True)
 class Registry:
     services: tuple[ServiceEntry, ...] = field(default_factory=tuple)
+    legacy: Legacy | None = None
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}
+        if self.legacy is not None:
+            seen[self.legacy.http_port] = "the legacy app"
         for entry in self.services:
             for port in (entry.http_port, entry.grpc_port):
                 if port is None:
@@ -85,13 +99,32 @@ def _route(service: str, raw: dict[str, Any]) -> Route:
     matches = [key for key in _ROUTE_MATCHES if key in raw]
     if len(matches) != 1:
         raise RegistryError(f"{service}: each route needs exactly one of {', '.join(_ROUTE_MATCHES)}: {raw}")
-    unknown = set(raw) - {*_ROUTE_MATCHES, "timeout", "stream", "token"}
+    unknown = set(raw) - {*_ROUTE_MATCHES, "timeout", "stream", "token", "canary"}
     if unknown:
         raise RegistryError(f"{service}: unknown route field(s) {sorted(unknown)}")
     token = raw.get("token", "required")
     if token not in TOKEN_REQUIREMENTS:
         raise RegistryError(f"{service}: route token must be one of {', '.join(TOKEN_REQUIREMENTS)}: {raw}")
-    return Route(matches[0], raw[matches[0]], raw.get("timeout", "120s"), bool(raw.get("stream", False)), token)
+    return Route(
+        matches[0],
+        raw[matches[0]],
+        raw.get("timeout", "120s"),
+        bool(raw.get("stream", False)),
+        token,
+        bool(raw.get("canary", False)),
+    )
+
+
+def _legacy(raw: dict[str, Any]) -> Legacy:
+    unknown = set(raw) - {"http_port", "routes", "description"}
+    if unknown:
+        raise RegistryError(f"legacy: unknown field(s) {sorted(unknown)}")
+    if "http_port" not in raw:
+        raise RegistryError("legacy: http_port is required")
+    routes = tuple(_route("legacy", r) for r in raw.get("routes", []))
+    if any(r.canary for r in routes):
+        raise RegistryError("legacy: its own routes are not split (canary belongs on a service's route)")
+    return Legacy(http_port=int(raw["http_port"]), routes=routes)
 
 
 def parse(text: str) -> Registry:
@@ -131,7 +164,10 @@ def parse(text: str) -> Registry:
                 public_rpcs=public_rpcs,
             )
         )
-    return Registry(tuple(entries))
+    legacy = _legacy(data["legacy"]) if "legacy" in data else None
+    if legacy is None and any(r.canary for e in entries for r in e.routes):
+        raise RegistryError("a route is marked canary but there is no [legacy] app to split it with")
+    return Registry(tuple(entries), legacy)
 
 
 @cache

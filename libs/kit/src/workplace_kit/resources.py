@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bus import EventBus
+from .bus import EventBus, TopologyMissing
 from .config import ServiceSettings
 from .topology import DEFAULT
 
@@ -39,21 +39,26 @@ async def open_resources(
     migrations_dir: Path | None = None,
     redis: bool = False,
 ) -> Resources:
-    """The bus always (its topology provisioned); the database (migrated first) when `schema`
-    is given; Redis when asked for. Only what a service cannot work without belongs in its
-    readiness check: Redis is an optimisation for chat and a live channel for web."""
+    """The bus always (its topology provisioned, or checked where the bus creates nothing); the
+    database (migrated first) when `schema` is given; Redis when asked for. Only what a service
+    cannot work without belongs in its readiness check: Redis is an optimisation for chat and a
+    live channel for web."""
     bus = EventBus(
         settings.pubsub_project,
         service_name=settings.service_name,
         topology=DEFAULT.with_suffix(settings.pubsub_name_suffix),
+        create_missing=settings.pubsub_create_missing,
     )
     stack.push_async_callback(bus.close)
-    # Declared before anything is published or pulled. If the broker is down the service still
-    # starts; the bus declares the topology again when the broker answers NOT_FOUND.
+    # Declared (emulator) or checked (Pub/Sub) before anything is published or pulled. If the
+    # broker is down the service still starts; on the emulator the bus declares the topology
+    # again when the broker answers NOT_FOUND. What is missing on Pub/Sub stops the start.
     try:
-        await bus.provision()
+        await bus.ensure_topology()
+    except TopologyMissing:
+        raise
     except Exception:  # noqa: BLE001 - logged; retried on NOT_FOUND
-        log.warning("could not provision Pub/Sub now; will retry", exc_info=True)
+        log.warning("could not provision or check Pub/Sub now", exc_info=True)
     client = None
     if redis:
         from .cache import create_redis

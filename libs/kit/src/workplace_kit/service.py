@@ -78,8 +78,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 class ServiceParts:
     http_app: FastAPI
     grpc_services: list[GrpcService] = field(default_factory=list)
-    # Background coroutines (Pub/Sub consumers, relays), started when workers run.
+    # Background coroutines (Pub/Sub consumers, sweepers), started when workers run.
     workers: list[Worker] = field(default_factory=list)
+    # The service's outbox relay (OutboxRelay.run): started with the workers unless
+    # WP_OUTBOX_RELAY=false, where a standalone relay publishes the service's events (the
+    # workers may then scale to zero without leaving them unpublished).
+    outbox_relay: Worker | None = None
     # Engines to load before the service is ready (workplace_kit.warmup): run by serve() whatever
     # parts the process serves; gRPC health says NOT_SERVING until they are warm. Its check
     # belongs in create_http_app's readiness list too.
@@ -302,7 +306,12 @@ async def serve(
 
                 worker_tasks.append(asyncio.create_task(_serving_when_warm(), name="grpc_health_when_warm"))
         if settings.run_workers:
-            for w in parts.workers:
+            workers = list(parts.workers)
+            if parts.outbox_relay is not None and settings.outbox_relay:
+                workers.insert(0, parts.outbox_relay)
+            elif parts.outbox_relay is not None:
+                log.info("outbox relay off (WP_OUTBOX_RELAY=false): a standalone relay publishes the events")
+            for w in workers:
                 task = asyncio.create_task(w(), name=getattr(w, "__name__", "worker"))
                 task.add_done_callback(_worker_done)
                 worker_tasks.append(task)
@@ -353,7 +362,7 @@ async def serve(
 
 
 def run_service(settings: ServiceSettings, setup: Callable[[AsyncExitStack], Awaitable[ServiceParts]]) -> None:
-    setup_logging(settings.service_name, settings.log_level)
+    setup_logging(settings.service_name, settings.log_level, gcp_project=settings.gcp_project)
     setup_tracing(settings)
     # uvloop (installed with uvicorn[standard]): socket writes and callbacks in C. uvicorn picks
     # it only when it makes the loop itself; every service's loop is made here.

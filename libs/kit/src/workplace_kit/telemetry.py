@@ -2,7 +2,9 @@
 
 Traces go to an OTLP collector when WP_OTLP_ENDPOINT is set (nothing is exported otherwise,
 but spans still exist so trace ids appear in logs and propagate over gRPC and Pub/Sub).
-Traces are sampled (``WP_TRACE_SAMPLE_RATIO``, parent-based) and the per-message ``send`` and
+Traces are sampled (``WP_TRACE_SAMPLE_RATIO``, parent-based: a caller's decision is kept, so in
+the cluster the gateway's tracer decides for requests and the ratio applies to what a service
+starts itself, e.g. a Pub/Sub consumer; docs/production.md, "Traces and logs") and the per-message ``send`` and
 ``receive`` spans of streamed responses are left out: on the chat path they cost more than the
 reply itself. Metrics: HTTP metrics from one small ASGI middleware (HttpMetricsMiddleware:
 the in-flight gauge, request count and latency, with the names prometheus-fastapi-

@@ -1,9 +1,11 @@
 """Where every event goes: one table from event type to topic, and every subscription.
 
 Topics and subscriptions are declared here once. `EventBus.provision()` creates them, and
-runs up front: `task up` and the test run (scripts/localrt.py), each service at start, the
-cluster's provisioning job (`python -m workplace_kit.pubsub provision`). The bus re-runs it
-when the broker answers NOT_FOUND, so a broker that lost its state (the emulator after a
+runs up front: `task up` and the test run (scripts/localrt.py), each service at start on the
+emulator, the provisioning job (`python -m workplace_kit.pubsub provision`). On Pub/Sub in
+production they are Config Connector resources generated from this table
+(scripts/cloud_resources.py), and the services only check them at start. The bus re-runs
+provisioning on the emulator when the broker answers NOT_FOUND, so a broker that lost its state (the emulator after a
 restart) gets every topic back *with* its subscriptions: no event is ever published into a
 topic that no subscription keeps.
 
@@ -26,6 +28,10 @@ from google.protobuf.message import Message
 from workplace.events.v1 import events_pb2
 
 DLQ_SUFFIX = ".dlq"
+# A dead-letter inspection subscription: nobody pulls it until someone replays, so a long ack
+# deadline, and its messages kept as long as Pub/Sub allows.
+DLQ_ACK_DEADLINE_S = 60
+DLQ_RETENTION_S = 7 * 24 * 3600
 # A subscription per producing service on this topic tells whether the broker lost its state
 # (see EventBus.broker_state_lost). No event is ever published to it.
 BROKER_EPOCH_TOPIC = "workplace.broker-epoch"
@@ -142,6 +148,17 @@ class Topology:
 
     def subscriptions_of(self, topic: str) -> tuple[SubscriptionSpec, ...]:
         return tuple(s for s in self.subscriptions if s.topic == topic)
+
+    def needs_of(self, service: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What `service` must be allowed on the broker: (topics it publishes to, subscriptions
+        it pulls). Its own subscriptions' dead-letter topics are among the topics: the bus
+        dead-letters an undecodable or permanently failing event itself. Declared names, without
+        the suffix. The services' Google accounts get exactly these roles
+        (scripts/cloud_resources.py), and they check them at start (EventBus.verify)."""
+        consumed = tuple(s for s in self.subscriptions if s.consumer == service)
+        topics = [t.name for t in self.topics if service in t.publishers]
+        topics += [s.dead_letter_topic for s in consumed]
+        return tuple(topics), tuple(s.name for s in consumed)
 
 
 DEFAULT = Topology()

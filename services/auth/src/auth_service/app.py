@@ -57,4 +57,4 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
     )
     app.state.service = service  # for in-process tests
     app.state.legacy = legacy
-    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier, legacy)], workers=[relay.run])
+    return ServiceParts(http_app=app, grpc_services=[grpc_service(service, verifier, legacy)], outbox_relay=relay.run)

@@ -77,6 +77,7 @@ async def build(stack: AsyncExitStack, settings: ChatSettings) -> ServiceParts:
     return ServiceParts(
         http_app=app,
         grpc_services=[grpc_service(service, verifier)],
-        workers=[relay.run, legacy_consumer],
+        workers=[legacy_consumer],
+        outbox_relay=relay.run,
         warm_up=warm,
     )

@@ -33,6 +33,7 @@ from workplace_kit.ai.types import (
     ReplyDelta,
     ReplyStarted,
 )
+from workplace_kit.business_metrics import session_ended, session_started
 from workplace_kit.cache import AIResponseCache
 from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
@@ -318,6 +319,8 @@ class ChatService:
                 "send your message again"
             ) from exc
         self.events_written()
+        if is_new:
+            session_started("chat")
         if cached is None:
             await self.cache.put(engine, request, text, finish_reason)
         yield ReplyDone(
@@ -351,4 +354,5 @@ class ChatService:
         turns, ended_at, changed = await self.repository.end(session, event_of)
         if changed:
             self.events_written()
+            session_ended("chat", "user")
         return session, turns, ended_at, not changed

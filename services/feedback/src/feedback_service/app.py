@@ -87,6 +87,7 @@ async def build(stack: AsyncExitStack, settings: FeedbackSettings) -> ServicePar
     return ServiceParts(
         http_app=app,
         grpc_services=[grpc_service(service, verifier)],
-        workers=[relay.run, consumer, reports],
+        workers=[consumer, reports],
+        outbox_relay=relay.run,
         warm_up=warm,
     )

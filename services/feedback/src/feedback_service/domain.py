@@ -21,6 +21,7 @@ from workplace.feedback.v1 import emotion_pb2
 from workplace_content import content
 from workplace_kit.ai.types import AIUnavailableError
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
+from workplace_kit.business_metrics import feedback_delivered
 from workplace_kit.errors import InvalidInput, NotFound
 
 from . import progress
@@ -156,6 +157,7 @@ class FeedbackService:
         if stored is None:
             return Handled.DUPLICATE
         self.events_written()
+        feedback_delivered("analysis")
         return Handled.OK
 
     @staticmethod
@@ -253,7 +255,10 @@ class FeedbackService:
             consumer=self.reports_consumer,
             event_id=event_id,
         )
-        return Handled.OK if stored else Handled.DUPLICATE
+        if not stored:
+            return Handled.DUPLICATE
+        feedback_delivered("report")
+        return Handled.OK
 
     async def report(self, raw_session_id: str, user_id: str) -> StoredReport:
         """The coaching report of one of the learner's sessions; NotFound until it is written

@@ -72,6 +72,6 @@ async def build(stack: AsyncExitStack, settings: ScenarioSettings) -> ServicePar
     return ServiceParts(
         http_app=app,
         grpc_services=[grpc_service(service, verifier)],
-        workers=[relay.run],
+        outbox_relay=relay.run,
         warm_up=warm,
     )

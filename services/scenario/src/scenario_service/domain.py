@@ -35,6 +35,7 @@ from workplace_kit.ai.types import (
     Turn,
     fit_history,
 )
+from workplace_kit.business_metrics import session_ended, session_started
 from workplace_kit.errors import Conflict, InvalidInput, NotFound, Unavailable, is_dependency_outage
 from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
@@ -213,6 +214,7 @@ class ScenarioService:
         session = SessionRow(uuid.uuid4(), user_id, scenario.id, language, datetime.now(UTC), None, None)
         opening_turn_id = uuid.uuid4() if opening else None
         await self.sessions.create(session, opening, opening_turn_id)
+        session_started("scenario")
         return StartedSession(session, scenario, opening, str(opening_turn_id or ""))
 
     async def _own_session(self, raw_id: str, user_id: str) -> SessionRow:
@@ -337,6 +339,8 @@ class ScenarioService:
         except ConcurrentTurnError:
             raise Conflict("another message of this roleplay was answered at the same time; reload it") from None
         self.events_written()
+        if end_reason:
+            session_ended("scenario", end_reason)
         yield ReplyDone(
             str(session.session_id),
             str(user_turn_id),
@@ -397,4 +401,5 @@ class ScenarioService:
         ended, changed = await self.sessions.end(session, reason, event)
         if changed:
             self.events_written()
+            session_ended("scenario", reason)
         return Ended(ended, turn_count, not changed)

@@ -150,6 +150,7 @@ async def build(stack: AsyncExitStack, settings: TtsSettings) -> ServiceParts:
     return ServiceParts(
         http_app=app,
         grpc_services=[grpc_service(service, verifier)],
-        workers=[relay.run, consumer, cache.run_sweeper],
+        workers=[consumer, cache.run_sweeper],
+        outbox_relay=relay.run,
         warm_up=warm_up,
     )

@@ -95,6 +95,7 @@ async def build(stack: AsyncExitStack, settings: WatchSettings) -> ServiceParts:
     return ServiceParts(
         http_app=app,
         grpc_services=[grpc_service(service, verifier)],
-        workers=[relay.run, turns, audio],
+        workers=[turns, audio],
+        outbox_relay=relay.run,
         warm_up=warm,
     )

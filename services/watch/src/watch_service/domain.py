@@ -33,6 +33,7 @@ from workplace_kit.ai.metrics import AI_REPLIES
 from workplace_kit.ai.offline_dialogue import OfflineDialogueEngine, OfflineReply
 from workplace_kit.ai.types import AIUnavailableError, DialogueEngine, DialogueRequest, EngineInfo, Turn, fit_history
 from workplace_kit.bus import Envelope, Handled, PermanentFailure
+from workplace_kit.business_metrics import session_ended, session_started
 from workplace_kit.errors import Conflict, InvalidInput, NotFound
 from workplace_kit.ratelimit import Limiter, Rule
 from workplace_kit.validation import unstorable
@@ -286,6 +287,7 @@ class WatchService:
         )
         await self.repository.create(watch, self._turn_request(watch, 0, first_speaker(scenario), 0, now))
         self.events_written()
+        session_started("watch")
         return watch
 
     async def _scenario_for(self, topic: str, language: str, token: str) -> Scenario:
@@ -406,6 +408,7 @@ class WatchService:
         watch = await self._own(watch_id, user_id)
         changed = False if watch.ended else await self.repository.end(watch.watch_id, "stopped")
         if changed:
+            session_ended("watch", "stopped")
             await self.live.publish(str(watch.watch_id), "ended")
         current = await self.repository.get(watch.watch_id) or watch
         count = await self.repository.turn_count(watch.watch_id)
@@ -486,6 +489,7 @@ class WatchService:
         unwatched = datetime.now(UTC) - watch.last_viewed_at
         if unwatched > timedelta(seconds=self.settings.watch_no_viewer_s):
             if await self.repository.end(watch_id, "no_viewer", generation=request.generation):
+                session_ended("watch", "no_viewer")
                 log.info("dialogue ended: nobody watches it", extra={"watch_id": str(watch_id)})
                 await self.live.publish(str(watch_id), "ended")
             return Handled.OK
@@ -494,12 +498,14 @@ class WatchService:
             return Handled.DUPLICATE
         scenario = self._scenarios.get(watch.scenario_id)
         if scenario is None:  # the catalogue dropped it since (a newer release)
-            await self.repository.end(watch_id, "error", generation=request.generation)
+            if await self.repository.end(watch_id, "error", generation=request.generation):
+                session_ended("watch", "error")
             await self.live.publish(str(watch_id), "ended")
             return Handled.OK
         ai_turns = sum(1 for t in turns if not t.intervention)
         if ai_turns >= watch.max_turns:
             if await self.repository.end(watch_id, "max_turns", generation=request.generation):
+                session_ended("watch", "max_turns")
                 await self.live.publish(str(watch_id), "ended")
             return Handled.OK
         produced = await self._produce(watch, scenario, turns, request.speaker_id)
@@ -531,6 +537,8 @@ class WatchService:
         if not stored:
             return Handled.DUPLICATE
         self.events_written()
+        if end_reason:
+            session_ended("watch", end_reason)
         await self.live.publish(str(watch_id), "turn")
         return Handled.OK
 

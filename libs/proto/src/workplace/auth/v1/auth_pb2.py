@@ -25,13 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cworkplace/auth/v1/auth.proto\x12\x11workplace.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05guest\x18\x04 \x01(\x08\x12\x1a\n\x12preferred_language\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x12VerifyTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x93\x01\n\x13VerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05guest\x18\x03 \x01(\x08\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"8\n\x0fGetUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.workplace.auth.v1.User\"I\n\x1bMigrateLegacySessionRequest\x12\x19\n\x11legacy_session_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\xb0\x01\n\x1cMigrateLegacySessionResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.workplace.auth.v1.User\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x1e\n\x16migrated_session_count\x18\x03 \x01(\x05\x12\x1e\n\x16migrated_message_count\x18\x04 \x01(\x05\x12\x18\n\x10\x61lready_migrated\x18\x05 \x01(\x08\x32\xb6\x02\n\x0b\x41uthService\x12\\\n\x0bVerifyToken\x12%.workplace.auth.v1.VerifyTokenRequest\x1a&.workplace.auth.v1.VerifyTokenResponse\x12P\n\x07GetUser\x12!.workplace.auth.v1.GetUserRequest\x1a\".workplace.auth.v1.GetUserResponse\x12w\n\x14MigrateLegacySession\x12..workplace.auth.v1.MigrateLegacySessionRequest\x1a/.workplace.auth.v1.MigrateLegacySessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cworkplace/auth/v1/auth.proto\x12\x11workplace.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05guest\x18\x04 \x01(\x08\x12\x1a\n\x12preferred_language\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x12VerifyTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x93\x01\n\x13VerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05guest\x18\x03 \x01(\x08\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"8\n\x0fGetUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.workplace.auth.v1.User\"I\n\x1bMigrateLegacySessionRequest\x12\x19\n\x11legacy_session_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\xb0\x01\n\x1cMigrateLegacySessionResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.workplace.auth.v1.User\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x1e\n\x16migrated_session_count\x18\x03 \x01(\x05\x12\x1e\n\x16migrated_message_count\x18\x04 \x01(\x05\x12\x18\n\x10\x61lready_migrated\x18\x05 \x01(\x08\x32\xc0\x02\n\x0b\x41uthService\x12\x61\n\x0bVerifyToken\x12%.workplace.auth.v1.VerifyTokenRequest\x1a&.workplace.auth.v1.VerifyTokenResponse\"\x03\x90\x02\x01\x12U\n\x07GetUser\x12!.workplace.auth.v1.GetUserRequest\x1a\".workplace.auth.v1.GetUserResponse\"\x03\x90\x02\x01\x12w\n\x14MigrateLegacySession\x12..workplace.auth.v1.MigrateLegacySessionRequest\x1a/.workplace.auth.v1.MigrateLegacySessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workplace.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['VerifyToken']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['VerifyToken']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['GetUser']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001'
   _globals['_USER']._serialized_start=85
   _globals['_USER']._serialized_end=281
   _globals['_VERIFYTOKENREQUEST']._serialized_start=283
@@ -47,5 +51,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MIGRATELEGACYSESSIONRESPONSE']._serialized_start=639
   _globals['_MIGRATELEGACYSESSIONRESPONSE']._serialized_end=815
   _globals['_AUTHSERVICE']._serialized_start=818
-  _globals['_AUTHSERVICE']._serialized_end=1128
+  _globals['_AUTHSERVICE']._serialized_end=1138
 # @@protoc_insertion_point(module_scope)
