@@ -72,6 +72,32 @@ def _grpc_retry(service: ServiceEntry, rpc: str) -> str:
     return f'retry_policy: {{ retry_on: "{retry_on}", num_retries: 2 }}'
 
 
+# Per client address, per route, at each gateway pod (Envoy's local rate limit, token buckets):
+# a guard against floods in front of the services' own limits, which count per learner in Redis
+# and are shared by every replica (workplace_kit.ratelimit). (sustained per second, burst):
+# a page load fetches a dozen assets at once; a streamed AI reply is one request per message.
+CLIENT_RATE = {"api": (20, 60), "stream": (5, 20)}
+# Off unless the run-time key says otherwise: locally every test and benchmark comes from one
+# address; the chart turns it on (gateway.rateLimit.enabled, the runtime ConfigMap).
+RATE_LIMIT_KEY = "gateway.rate_limit.enabled"
+
+
+def _rate_limit_route(kind: str) -> str:
+    per_second, burst = CLIENT_RATE[kind]
+    enabled = f"{{ default_value: {{ numerator: 0, denominator: HUNDRED }}, runtime_key: {RATE_LIMIT_KEY} }}"
+    return (
+        "envoy.filters.http.local_ratelimit: { '@type': "
+        "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, "
+        f"stat_prefix: client_{kind}, "
+        # The route-wide bucket must exist; it is far above any real load, the per-address one counts.
+        "token_bucket: { max_tokens: 1000000, tokens_per_fill: 1000000, fill_interval: 1s }, "
+        f"filter_enabled: {enabled}, filter_enforced: {enabled}, "
+        "descriptors: [{ entries: [{ key: remote_address }], "
+        f"token_bucket: {{ max_tokens: {burst}, tokens_per_fill: {per_second}, fill_interval: 1s }} }}], "
+        "max_dynamic_descriptors: 20000, rate_limits: [{ actions: [{ remote_address: {} }] }] }"
+    )
+
+
 def _per_filter(indent: str, *entries: str) -> list[str]:
     return [f"{indent}typed_per_filter_config:", *(f"{indent}  {entry}" for entry in entries)]
 
@@ -90,7 +116,7 @@ def _routes(registry: Registry) -> str:
                 f"                        - match: {{ path: /{s.grpc_service}/{rpc}, grpc: {{}} }}",
                 f"{pad}route: {{ cluster: {s.name}_grpc, timeout: 0s, idle_timeout: 3600s, "
                 f"max_stream_duration: {{ grpc_timeout_header_max: 0s }}, {_grpc_retry(s, rpc)} }}",
-                *_per_filter(pad, _JWT_ROUTE.format("required"), _NO_BUFFER_ROUTE),
+                *_per_filter(pad, _JWT_ROUTE.format("required"), _NO_BUFFER_ROUTE, _rate_limit_route("api")),
             ]
     grpc += [
         "                        - match: { prefix: /, grpc: {} }",
@@ -120,7 +146,7 @@ def _routes(registry: Registry) -> str:
             http += [
                 f"                        - match: {{ {ENVOY_MATCH[r.match]}: {r.value}, {runtime} }}",
                 f"{pad}route: {{ cluster: {canary.LEGACY_CLUSTER}, {_timing(r)}, {RETRY} }}",
-                *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+                *_per_filter(pad, _JWT_ROUTE.format(r.token), _rate_limit_route("stream" if r.stream else "api")),
             ]
         http.append("")
     for s, r in catch_all:
@@ -139,7 +165,7 @@ def _http_route(s: ServiceEntry, r: Route) -> list[str]:
         return [
             f"                        - match: {{ {match} }}",
             f"{pad}route: {{ cluster: {s.name}_http, {_timing(r)}, {RETRY} }}",
-            *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+            *_per_filter(pad, _JWT_ROUTE.format(r.token), _rate_limit_route("stream" if r.stream else "api")),
         ]
     # Split with the legacy app by run-time weights (workplace_kit.canary), sticky per browser:
     # the weighted choice hashes the wp_canary cookie; a first request (no cookie) hashes its
@@ -149,6 +175,7 @@ def _http_route(s: ServiceEntry, r: Route) -> list[str]:
         f"clusters: [{{ name: {canary.new_cluster(s.name)}, weight: 100 }}, "
         f"{{ name: {canary.LEGACY_CLUSTER}, weight: 0 }}] }}"
     )
+    limit = _rate_limit_route("stream" if r.stream else "api")
     cookie = canary.STICKY_COOKIE
     set_cookie = (
         f"{cookie}=%REQ(x-request-id)%; Path=/; Max-Age={canary.STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax"
@@ -159,12 +186,12 @@ def _http_route(s: ServiceEntry, r: Route) -> list[str]:
     return [
         f"                        - match: {{ {match}, {has_cookie} }}",
         f"{pad}route: {{ {split}, {by_cookie}, {_timing(r)}, {RETRY} }}",
-        *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+        *_per_filter(pad, _JWT_ROUTE.format(r.token), limit),
         f"                        - match: {{ {match} }}",
         f"{pad}route: {{ {split}, {by_request_id}, {_timing(r)}, {RETRY} }}",
         f'{pad}response_headers_to_add: [{{ header: {{ key: Set-Cookie, value: "{set_cookie}" }}, '
         "append_action: APPEND_IF_EXISTS_OR_ADD }]",
-        *_per_filter(pad, _JWT_ROUTE.format(r.token)),
+        *_per_filter(pad, _JWT_ROUTE.format(r.token), limit),
     ]
 
 
@@ -199,6 +226,11 @@ def _local_replies(max_body: int) -> str:
             f'                      body_format_override: {{ json_format: {{ error: {code}, message: "'
             f'{message.format(max_body=max_body)}" }} }}',
         ]
+        if status == 429:
+            lines.append(
+                "                      headers_to_add: [{ header: { key: Retry-After, "
+                'value: "1" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]'
+            )
         if status in (503, 504):
             lines.append(
                 "                      headers_to_add: [{ header: { key: Retry-After, "

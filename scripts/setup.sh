@@ -36,11 +36,9 @@ if [[ ! -x "$emulator" ]] && ! .venv/bin/python -c "import urllib.request as u; 
        Google's apt repository, or \`gcloud components install pubsub-emulator beta\`)"
 fi
 
-# 4. Redis: reuse one on 6379, otherwise localrt.py starts redis-server on 6380.
-redis_answers() { [[ "$(printf 'PING\r\n' | timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/6379; cat >&3; head -c5 <&3' 2>/dev/null)" == "+PONG" ]]; }
-if ! redis_answers && ! command -v redis-server >/dev/null; then
-  apt_install redis-server
-fi
+# 4. Redis: reuse one on 6379, otherwise localrt.py starts redis-server on 6380. The binary is
+# needed either way: tests/integration/test_redis_tls.py runs its own with TLS and AUTH.
+command -v redis-server >/dev/null || apt_install redis-server
 
 # 5. Chromium for the browser tests (Debian's build; Playwright drives it, downloads nothing).
 [[ -x /usr/bin/chromium ]] || apt_install chromium

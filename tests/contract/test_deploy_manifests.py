@@ -770,6 +770,7 @@ def test_gateway_routes_are_the_local_routes_with_cluster_addresses(renders) -> 
     manager = gateway["filter_chains"][0]["filters"][0]["typed_config"]
     access_log = manager.pop("access_log")
     manager.pop("tracing", None)  # to the OpenTelemetry Collector: tests/contract/test_telemetry_pipeline.py
+    manager.pop("xff_num_trusted_hops", None)  # behind the edge: tests/contract/test_gateway_client_address.py
     # The token check's issuer and audience come from values: tests/contract/test_gateway_tokens.py.
     local_jwt = next(
         f

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dotenv import dotenv_values
 from pgvector.asyncpg import register_vector
 from supervisor.options import ServerOptions
+from workplace_kit import registry
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALRT = REPO / "scripts" / "localrt.py"
@@ -414,8 +415,13 @@ def test_supervisord_conf_lists_exactly_services_and_gateway_with_their_ports(tm
     assert web["WP_WEB_CHAT_GRPC_ADDR"] == "127.0.0.1:50051"
     assert web["WP_WEB_FEEDBACK_GRPC_ADDR"] == "127.0.0.1:50052"
     gateway = programs["gateway"]
+    # The run folder's runtime layer (the canary's weights) is added to the repository's config.
+    overlay = '{"layered_runtime":{"layers":[{"name":"disk","disk_layer":{"symlink_root":"%s"}}]}}' % (
+        REPO / ".run" / "envoy-runtime" / "..data"
+    )
     assert gateway.command == (
-        f"{REPO}/.venv/bin/envoy -c {REPO}/deploy/envoy/envoy.yaml --log-level warn --disable-hot-restart"
+        f"{REPO}/.venv/bin/envoy -c {REPO}/deploy/envoy/envoy.yaml --config-yaml '{overlay}' "
+        "--log-level warn --disable-hot-restart"
     )
     for program in programs.values():
         assert {k: program.environment[k] for k in env} == env  # the env file, in every program
@@ -434,6 +440,7 @@ def test_envoy_upstreams_are_the_ports_of_the_services_table():
     }
     expected = {f"{spec.name}_http": spec.http_port for spec in localrt.SERVICES}
     expected |= {f"{spec.name}_grpc": spec.grpc_port for spec in localrt.SERVICES if spec.grpc_port}
+    expected["legacy"] = registry.load().legacy.http_port  # the canary's other side (a stand-in in tests)
     assert upstreams == expected
 
 

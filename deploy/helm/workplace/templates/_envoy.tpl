@@ -27,9 +27,14 @@ it, so the routes, timeouts and headers are the local ones by construction), wit
 {{- $_ := set $listen "address" "0.0.0.0" -}}
 {{- $_ := set $listen "port_value" (int .Values.gateway.ports.http) -}}
 {{- /* The token check accepts the issuer and audience the services accept (values auth.tokens). */ -}}
-{{- $jwt := index (index (index (index $listeners 0).filter_chains 0).filters 0).typed_config.http_filters 1 -}}
-{{- if ne $jwt.name "envoy.filters.http.jwt_authn" -}}
-{{- fail "deploy/envoy/envoy.yaml: the second HTTP filter should be jwt_authn (the token check)" -}}
+{{- $jwt := dict -}}
+{{- range $filter := (index (index (index $listeners 0).filter_chains 0).filters 0).typed_config.http_filters -}}
+{{- if eq $filter.name "envoy.filters.http.jwt_authn" -}}
+{{- $jwt = $filter -}}
+{{- end -}}
+{{- end -}}
+{{- if not $jwt -}}
+{{- fail "deploy/envoy/envoy.yaml has no jwt_authn filter (the token check)" -}}
 {{- end -}}
 {{- with .Values.auth.tokens.issuer -}}
 {{- $_ := set $jwt.typed_config.providers.workplace "issuer" . -}}
@@ -180,5 +185,7 @@ legacy app's own routes (runtime_fraction) are on while it takes any share.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* The per-address limits at the gateway (scripts/generate.py CLIENT_RATE), off locally. */ -}}
+{{- $_ := set $values "gateway.rate_limit.enabled" (ternary "100" "0" .Values.gateway.rateLimit.enabled) -}}
 {{- toYaml $values -}}
 {{- end -}}

@@ -184,8 +184,21 @@ provisioning job's; each is called with the root context. */}}
   value: {{ $w.ports.grpc | quote }}
 {{- end }}
 {{ include "workplace.env.pubsub" $root }}
+{{- if $g.redis.secretName }}
+{{- /* Memorystore with AUTH: the URL (rediss://:<AUTH string>@host:6378/0) is a secret. */}}
 - name: WP_REDIS_URL
-  value: {{ $g.redisUrl | quote }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $g.redis.secretName }}
+      key: {{ $g.redis.secretKey }}
+{{- else }}
+- name: WP_REDIS_URL
+  value: {{ required "global.redisUrl or global.redis.secretName is required" $g.redisUrl | quote }}
+{{- end }}
+{{- if $g.redis.caConfigMap }}
+- name: WP_REDIS_CA_FILE
+  value: {{ printf "%s/%s" (include "workplace.redisCaDir" $root) $g.redis.caKey | quote }}
+{{- end }}
 - name: WP_AI_PROVIDER
   value: {{ $g.aiProvider | quote }}
 {{- if $w.uses.database }}
@@ -342,4 +355,25 @@ answer means lost metrics. */ -}}
 {{- define "workplace.backlogQuery" -}}
 {{- /* Cloud Monitoring's Pub/Sub metric in PromQL (pubsub.googleapis.com/subscription/num_undelivered_messages). */ -}}
 {{- printf "sum(pubsub_googleapis_com:subscription_num_undelivered_messages{monitored_resource=\"pubsub_subscription\",project_id=\"%s\",subscription_id=\"%s\"})" .root.Values.global.pubsubProject .subscription -}}
+{{- end -}}
+
+
+{{/* Memorystore's server CA (global.redis.caConfigMap), for rediss:// with a verified server:
+a volume and its mount for every pod whose containers get WP_REDIS_CA_FILE. */}}
+{{- define "workplace.redisCaDir" -}}/etc/workplace/redis-ca{{- end -}}
+
+{{- define "workplace.redisCaMount" -}}
+{{- if .Values.global.redis.caConfigMap }}
+- name: redis-ca
+  mountPath: {{ include "workplace.redisCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "workplace.redisCaVolume" -}}
+{{- if .Values.global.redis.caConfigMap }}
+- name: redis-ca
+  configMap:
+    name: {{ .Values.global.redis.caConfigMap }}
+{{- end }}
 {{- end -}}

@@ -20,8 +20,16 @@ from .ai.types import DialogueRequest, EngineInfo
 log = logging.getLogger(__name__)
 
 
-def create_redis(url: str) -> aioredis.Redis:
-    return aioredis.from_url(url, decode_responses=False, health_check_interval=30)
+def tls_options(url: str, ca_file: str = "") -> dict[str, str]:
+    """redis-py's TLS arguments for a rediss:// URL: the server's certificate must verify, against
+    ca_file when given (the AUTH string travels in the URL, so never to an unverified server)."""
+    if not url.startswith("rediss://"):
+        return {}
+    return {"ssl_cert_reqs": "required", **({"ssl_ca_certs": ca_file} if ca_file else {})}
+
+
+def create_redis(url: str, ca_file: str = "") -> aioredis.Redis:
+    return aioredis.from_url(url, decode_responses=False, health_check_interval=30, **tls_options(url, ca_file))
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     migrate_on_start: bool = True
     database_command_timeout_s: float = Field(30.0, gt=0, le=600)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # For rediss:// (Memorystore with in-transit encryption): the CA that signed the server's
+    # certificate (Memorystore's server CA, mounted from a ConfigMap); empty: the system's CAs.
+    redis_ca_file: str = ""
     # Rate limits and daily quotas (workplace_kit.ratelimit; each service names its own rules).
     rate_limits_enabled: bool = True
 

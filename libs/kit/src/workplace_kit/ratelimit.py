@@ -67,9 +67,11 @@ class Rule:
 class Limiter:
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Limiter:
-        return cls(settings.redis_url, enabled=settings.rate_limits_enabled)
+        return cls(settings.redis_url, enabled=settings.rate_limits_enabled, ca_file=settings.redis_ca_file)
 
-    def __init__(self, redis_url: str, *, enabled: bool = True, key_prefix: str = "wp-limits"):
+    def __init__(self, redis_url: str, *, enabled: bool = True, key_prefix: str = "wp-limits", ca_file: str = ""):
+        from .cache import tls_options
+
         self.enabled = enabled
         scheme, sep, rest = redis_url.partition("://")
         storage = RedisStorage(
@@ -79,6 +81,7 @@ class Limiter:
             wrap_exceptions=True,
             socket_timeout=0.5,
             socket_connect_timeout=0.5,
+            **tls_options(redis_url, ca_file),
         )
         self._limiter = FixedWindowRateLimiter(storage)
         self._last_warning = 0.0

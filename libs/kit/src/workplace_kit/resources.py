@@ -63,7 +63,7 @@ async def open_resources(
     if redis:
         from .cache import create_redis
 
-        client = create_redis(settings.redis_url)
+        client = create_redis(settings.redis_url, settings.redis_ca_file)
         stack.push_async_callback(client.aclose)
     pool = None
     if schema is not None:

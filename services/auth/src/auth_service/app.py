@@ -36,7 +36,7 @@ async def build(stack: AsyncExitStack, settings: AuthSettings) -> ServiceParts:
     # Sessions of the legacy Flask app move to accounts on a visit with its cookie (legacy.py);
     # their free chat goes to the chat service as an event (outbox).
     relay = OutboxRelay(res.pool, res.bus, service=settings.service_name, cipher=cipher)
-    legacy_redis = create_redis(settings.legacy_redis_url or settings.redis_url)
+    legacy_redis = create_redis(settings.legacy_redis_url or settings.redis_url, settings.redis_ca_file)
     stack.push_async_callback(legacy_redis.aclose)
     legacy = build_migrator(settings, res.pool, cipher, service.repository, legacy_redis, relay.kick)
     # The auth service checks its own tokens against its own keys (no HTTP round trip to itself).

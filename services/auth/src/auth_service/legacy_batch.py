@@ -61,7 +61,7 @@ async def migrate_all(settings: AuthSettings, *, dry_run: bool, console: Console
         pool = await create_pool(settings.database_url, schema="auth")
         stack.push_async_callback(pool.close)
         cipher = await open_cipher(pool, settings)
-        legacy_redis = create_redis(settings.legacy_redis_url or settings.redis_url)
+        legacy_redis = create_redis(settings.legacy_redis_url or settings.redis_url, settings.redis_ca_file)
         stack.push_async_callback(legacy_redis.aclose)
         migrator = build_migrator(settings, pool, cipher, AuthRepository(pool, cipher), legacy_redis)
         session_ids = [sid async for sid in migrator.store.session_ids()]

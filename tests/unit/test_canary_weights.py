@@ -1,5 +1,5 @@
 """The canary's weights (workplace_kit.canary), the registry's split routes and scripts/canary.py's
-cluster commands: no Envoy, no cluster (tests/e2e/test_canary.py runs the real gateway)."""
+cluster commands: no Envoy, no cluster (tests/e2e/test_canary_split.py runs the real gateway)."""
 
 from __future__ import annotations
 
