@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helm_python.errors import HelmRenderError, HelmValuesError
-from support.envoy import running_envoy
+from support.envoy import on_local_ports, running_envoy
 from support.services import free_port
 from test_deploy_manifests import (
     RELEASE,
@@ -94,7 +94,7 @@ def test_a_real_envoy_reads_the_rendered_weights(tmp_path: Path) -> None:
     }
     docs = _documents(_render(values))
     config = _rendered_envoy_config(docs)
-    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    on_local_ports(config, admin_port)
     with running_envoy(
         config, tmp_path, ready_url=f"http://127.0.0.1:{admin_port}/ready", runtime=_runtime_config_map(docs)
     ):

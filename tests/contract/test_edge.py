@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import yaml
 from helm_python.errors import HelmRenderError, HelmValuesError
-from support.envoy import running_envoy
+from support.envoy import on_local_ports, running_envoy
 from support.services import free_port
 from test_deploy_manifests import (
     RELEASE,
@@ -552,17 +552,7 @@ def test_envoy_answers_h2c_grpc_and_the_load_balancers_health_check(tmp_path: Pa
     config = _rendered_envoy_config(docs)
     # Local copies only: the admin port of this machine's own gateway may be taken, and what the
     # pod mounts (a runtime directory) is a temporary one here.
-    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] == "envoy_admin":
-            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
-                "port_value"
-            ] = admin_port
-    for layer in config.get("layered_runtime", {}).get("layers", []):
-        if "disk_layer" in layer:
-            root = tmp_path / "runtime" / layer["name"]
-            root.mkdir(parents=True)
-            layer["disk_layer"]["symlink_root"] = str(root)
+    on_local_ports(config, admin_port)
     check = _check(_only(docs, "HealthCheckPolicy")["spec"])
     with running_envoy(config, tmp_path, ready_url=f"http://127.0.0.1:{metrics_port}/ready"):
         with urllib.request.urlopen(f"http://127.0.0.1:{check['port']}{check['requestPath']}", timeout=2) as response:

@@ -11,7 +11,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from support.envoy import running_envoy
+from support.envoy import gateway_manager, on_local_ports, running_envoy
 from support.services import free_port
 from test_deploy_manifests import _documents, _production_values, _render, _rendered_envoy_config
 
@@ -33,9 +33,8 @@ def _gateway(values: dict) -> dict:
 
 
 def test_production_trusts_the_load_balancers_two_hops_and_development_none() -> None:
-    manager = lambda c: c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]  # noqa: E731
-    assert manager(_gateway(_production_values())).get("xff_num_trusted_hops") == 2
-    assert "xff_num_trusted_hops" not in manager(_gateway({}))
+    assert gateway_manager(_gateway(_production_values())).get("xff_num_trusted_hops") == 2
+    assert "xff_num_trusted_hops" not in gateway_manager(_gateway({}))
 
 
 def test_the_service_sees_the_client_the_load_balancer_saw(tmp_path: Path) -> None:
@@ -45,12 +44,7 @@ def test_the_service_sees_the_client_the_load_balancer_saw(tmp_path: Path) -> No
     values = _production_values()
     values["gateway"]["ports"] = {"http": http_port, "metrics": metrics_port}
     config = _gateway(values)
-    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] == "auth_http":  # /api/v2/auth/... goes here; point it at the echo
-            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-            endpoint["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": echo.server_port}
-            cluster["type"] = "STATIC"
+    on_local_ports(config, admin_port, {"auth_http": echo.server_port})  # /api/v2/auth/... goes there
     try:
         with running_envoy(config, tmp_path, ready_url=f"http://127.0.0.1:{admin_port}/ready"):
             # What Google's front end sends: the client's own claim, then the client it saw and

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
-from support.envoy import running_envoy
+from support.envoy import gateway_manager, on_local_ports, running_envoy
 from support.services import free_port
 from test_deploy_manifests import RELEASE, _documents, _kind, _production_values, _render, _rendered_envoy_config
 
@@ -55,12 +55,7 @@ def _run(values: dict, tmp_path: Path, requests: int) -> dict:
     values["gateway"]["ports"] = {"http": http_port, "metrics": metrics_port}
     docs = _documents(_render(values))
     config = _rendered_envoy_config(docs)
-    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] == "auth_http":
-            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-            endpoint["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": upstream.server_port}
-            cluster["type"] = "STATIC"
+    on_local_ports(config, admin_port, {"auth_http": upstream.server_port})
     runtime = _kind(docs, "ConfigMap")[f"{RELEASE}-gateway-runtime"]["data"]
     url = f"http://127.0.0.1:{http_port}/api/v2/auth/session"
     try:
@@ -98,7 +93,7 @@ def test_without_the_switch_nothing_is_limited(tmp_path: Path) -> None:
 
 def test_every_public_route_of_the_local_gateway_has_a_limit_that_starts_off() -> None:
     config = yaml.safe_load(LOCAL_CONFIG.read_text())
-    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    manager = gateway_manager(config)
     filters = [f["name"] for f in manager["http_filters"]]
     assert filters.index("envoy.filters.http.local_ratelimit") < filters.index("envoy.filters.http.jwt_authn")
     routes = [r for r in manager["route_config"]["virtual_hosts"][0]["routes"] if "route" in r]

