@@ -20,6 +20,7 @@ import importlib.util
 import re
 import shutil
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -388,7 +389,11 @@ def test_env_is_what_each_service_reads(renders, value_set: str, monkeypatch: py
             assert settings.grpc_port == ports["grpc"]
         uses_database = "WP_DATABASE_URL" in env
         if uses_database:
-            assert "secretKeyRef" in env["WP_DATABASE_URL"]["valueFrom"], "the database URL holds a password"
+            database_url = env["WP_DATABASE_URL"]
+            if "value" in database_url:  # through the Cloud SQL Auth Proxy, as an IAM user: no password
+                assert urllib.parse.urlsplit(database_url["value"]).password is None
+            else:
+                assert "secretKeyRef" in database_url["valueFrom"], "the database URL holds a password"
         if "WP_GEMINI_API_KEYS" in env:
             ref = env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]
             assert ref["optional"] is True, "without keys the platform must still start (offline engines)"

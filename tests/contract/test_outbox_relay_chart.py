@@ -184,7 +184,14 @@ def test_no_relay_where_every_worker_keeps_a_pod() -> None:
             **_production_values(),
             "services": {
                 **_production_values()["services"],
-                "feedback": {"worker": {"enabled": True, "autoscaling": {"minReplicas": 1}}},
+                "feedback": {
+                    **_production_values()["services"]["feedback"],
+                    "worker": {
+                        **_production_values()["services"]["feedback"].get("worker", {}),
+                        "enabled": True,
+                        "autoscaling": {"minReplicas": 1},
+                    },
+                },
             },
         },
     ):

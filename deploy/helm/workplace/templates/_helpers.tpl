@@ -202,11 +202,18 @@ provisioning job's; each is called with the root context. */}}
 - name: WP_AI_PROVIDER
   value: {{ $g.aiProvider | quote }}
 {{- if $w.uses.database }}
+{{- if $root.Values.cloudSqlProxy.enabled }}
+{{- /* Through the Cloud SQL Auth Proxy beside it, as the service's own Google service account
+(IAM database authentication: no password anywhere). */}}
+- name: WP_DATABASE_URL
+  value: {{ printf "postgresql://%s@127.0.0.1:%v/%s" (include "workplace.cloudSqlUser" $w) $root.Values.cloudSqlProxy.port $root.Values.cloudSqlProxy.database | quote }}
+{{- else }}
 - name: WP_DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ $g.database.secretName }}
       key: {{ $g.database.secretKey }}
+{{- end }}
 {{- /* Counted against database.maxConnections (database-connections.yaml). */}}
 - name: WP_DATABASE_POOL_MAX
   value: {{ required (printf "services.%s.databasePoolMax (or serviceDefaults.databasePoolMax) is required" $w.serviceName) $w.databasePoolMax | quote }}
@@ -376,4 +383,46 @@ a volume and its mount for every pod whose containers get WP_REDIS_CA_FILE. */}}
   configMap:
     name: {{ .Values.global.redis.caConfigMap }}
 {{- end }}
+{{- end -}}
+
+
+{{/* Cloud SQL ------------------------------------------------------------------------
+The database user of a workload under the Cloud SQL Auth Proxy: its Google service account
+(IAM database authentication), as Cloud SQL names it (the email without .gserviceaccount.com),
+URL-encoded. */}}
+{{- define "workplace.cloudSqlUser" -}}
+{{- $gsa := required (printf "cloudSqlProxy.enabled: services.%s.serviceAccount.gcpServiceAccount is required (the proxy signs in as it)" .serviceName) .serviceAccount.gcpServiceAccount -}}
+{{- trimSuffix ".gserviceaccount.com" $gsa | replace "@" "%40" -}}
+{{- end -}}
+
+{{/* The proxy as a native sidecar (an init container that keeps running, started before and
+stopped after the service): only on 127.0.0.1, over the instance's private IP, IAM login. */}}
+{{- define "workplace.cloudSqlProxy" -}}
+{{- $p := .Values.cloudSqlProxy -}}
+- name: cloud-sql-proxy
+  image: {{ include "workplace.image" (dict "root" . "image" $p.image) }}
+  imagePullPolicy: {{ $p.image.pullPolicy }}
+  restartPolicy: Always
+  args:
+    - --auto-iam-authn
+    - --private-ip
+    - --structured-logs
+    - --health-check
+    - --http-address=0.0.0.0
+    - --http-port={{ $p.healthPort }}
+    - --address=127.0.0.1
+    - --port={{ $p.port }}
+    - {{ required "cloudSqlProxy.instanceConnectionName is required (project:region:instance)" $p.instanceConnectionName | quote }}
+  startupProbe:
+    httpGet: { path: /startup, port: {{ $p.healthPort }} }
+    periodSeconds: 1
+    failureThreshold: 60
+  resources:
+    {{- toYaml $p.resources | nindent 4 }}
+  securityContext:
+    runAsNonRoot: true
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: [ALL]
 {{- end -}}

@@ -1,0 +1,68 @@
+"""Cloud SQL with IAM database authentication: in production every pod with a database runs the
+Cloud SQL Auth Proxy as a native sidecar and connects through it as its service's own Google
+service account, which is the IAM user deploy/cloud/config-connector/database.yaml creates; no
+database password reaches those pods."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import yaml
+from helm_python.errors import HelmRenderError
+from test_deploy_manifests import _documents, _production_values, _render
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _database_pods(docs: list[dict]):
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+        if "WP_DATABASE_URL" in env:
+            yield doc["metadata"]["name"], pod, env
+
+
+def _iam_users() -> set[str]:
+    text = (REPO / "deploy" / "cloud" / "config-connector" / "database.yaml").read_text()
+    return {
+        d["spec"]["resourceID"]
+        for d in yaml.safe_load_all(text)
+        if d and d["kind"] == "SQLUser" and d["spec"].get("type") == "CLOUD_IAM_SERVICE_ACCOUNT"
+    }
+
+
+def test_production_connects_each_service_as_its_own_iam_user_through_the_proxy() -> None:
+    values = _production_values()
+    proxy = values["cloudSqlProxy"]
+    project = proxy["instanceConnectionName"].split(":")[0]
+    iam_users = {user.replace("${PROJECT_ID}", project) for user in _iam_users()}
+    seen = 0
+    for name, pod, env in _database_pods(_documents(_render(values))):
+        seen += 1
+        url = urllib.parse.urlsplit(env["WP_DATABASE_URL"]["value"])
+        user = urllib.parse.unquote(url.username or "")
+        assert user in iam_users, (name, user)
+        assert url.password is None and (url.hostname, url.port) == ("127.0.0.1", 5432), name
+        assert url.path == "/workplace", name
+        sidecars = pod["initContainers"]
+        assert [c["name"] for c in sidecars] == ["cloud-sql-proxy"], name
+        assert sidecars[0]["restartPolicy"] == "Always", "a native sidecar: up before the service, down after it"
+        args = sidecars[0]["args"]
+        assert {"--auto-iam-authn", "--private-ip", "--address=127.0.0.1", "--port=5432"} <= set(args), name
+        assert args[-1] == proxy["instanceConnectionName"]
+    assert seen >= 5  # chat, feedback (API and worker), auth, scenario, watch, tts, relays
+
+
+def test_without_the_proxy_the_url_comes_from_the_secret() -> None:
+    for name, pod, env in _database_pods(_documents(_render({}))):
+        assert "secretKeyRef" in env["WP_DATABASE_URL"]["valueFrom"], name
+        assert "initContainers" not in pod, name
+
+
+def test_the_proxy_needs_an_instance_and_a_service_account() -> None:
+    with pytest.raises(HelmRenderError, match="instanceConnectionName"):
+        _render({"cloudSqlProxy": {"enabled": True}})
