@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from localrt import DEFAULT  # noqa: E402
+from localrt import DEFAULT, tcp_open  # noqa: E402
 from workplace_kit import canary  # noqa: E402
 from workplace_kit.registry import load  # noqa: E402
 
@@ -99,14 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _legacy_answers() -> bool:
-    import socket
-
     legacy = load().legacy
-    if legacy is None:
-        return False
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", legacy.http_port)) == 0
+    return legacy is not None and tcp_open("127.0.0.1", legacy.http_port)
 
 
 if __name__ == "__main__":

@@ -158,14 +158,15 @@ reloads when the kubelet swaps the mounted ..data link, and the admin layer on t
 {{- define "workplace.envoyRuntimeDir" -}}/etc/envoy-runtime{{- end -}}
 
 {{/*
-The gateway's run-time keys for gateway.canary.newPercent, read from the routes themselves
-(workplace_kit.canary names them; scripts/generate.py writes them into envoy.yaml): each split
+The gateway's run-time keys, read from the routes of the config gateway.yaml rendered (called
+with dict "root" . "config" <workplace.envoyConfig>; workplace_kit.canary names the keys,
+scripts/generate.py writes them into envoy.yaml): for gateway.canary.newPercent each split
 route's runtime_key_prefix + "." + cluster gets the new share or the legacy app's, and the
 legacy app's own routes (runtime_fraction) are on while it takes any share.
 */}}
 {{- define "workplace.envoyRuntime" -}}
-{{- $cfg := include "workplace.envoyConfig" . | fromYaml -}}
-{{- $canary := .Values.gateway.canary -}}
+{{- $cfg := .config | fromYaml -}}
+{{- $canary := .root.Values.gateway.canary -}}
 {{- $new := int $canary.newPercent -}}
 {{- if and (lt $new 100) (not $canary.legacy.host) -}}
 {{- fail (printf "gateway.canary.newPercent is %d but gateway.canary.legacy.host is empty: set the legacy app's address, or keep 100" $new) -}}
@@ -186,6 +187,6 @@ legacy app's own routes (runtime_fraction) are on while it takes any share.
 {{- end -}}
 {{- end -}}
 {{- /* The per-address limits at the gateway (scripts/generate.py CLIENT_RATE), off locally. */ -}}
-{{- $_ := set $values "gateway.rate_limit.enabled" (ternary "100" "0" .Values.gateway.rateLimit.enabled) -}}
+{{- $_ := set $values "gateway.rate_limit.enabled" (ternary "100" "0" .root.Values.gateway.rateLimit.enabled) -}}
 {{- toYaml $values -}}
 {{- end -}}

@@ -21,6 +21,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from prometheus_client import Counter
 from starlette.requests import HTTPConnection
 
+from .cache import tls_options
 from .config import ServiceSettings
 from .errors import DomainError
 
@@ -70,8 +71,6 @@ class Limiter:
         return cls(settings.redis_url, enabled=settings.rate_limits_enabled, ca_file=settings.redis_ca_file)
 
     def __init__(self, redis_url: str, *, enabled: bool = True, key_prefix: str = "wp-limits", ca_file: str = ""):
-        from .cache import tls_options
-
         self.enabled = enabled
         scheme, sep, rest = redis_url.partition("://")
         storage = RedisStorage(
