@@ -57,10 +57,36 @@ def test_production_connects_each_service_as_its_own_iam_user_through_the_proxy(
     assert seen >= 5  # chat, feedback (API and worker), auth, scenario, watch, tts, relays
 
 
+def test_the_migrations_job_grants_each_service_iam_user_its_schema() -> None:
+    """The IAM users own nothing: each service's migrations Job (the DDL role) grants its IAM user
+    read and write on its schema's rows (workplace_kit.db --grant-to, tests/integration/
+    test_database_roles.py runs it), the same user the service's pods sign in as."""
+    values = _production_values()
+    docs = _documents(_render(values))
+    users_by_service: dict[str, set[str]] = {}
+    for name, _pod, env in _database_pods(docs):
+        user = urllib.parse.unquote(urllib.parse.urlsplit(env["WP_DATABASE_URL"]["value"]).username or "")
+        service = name.split("-")[1]  # <release>-<service>[-worker|-outbox-relay]
+        users_by_service.setdefault(service, set()).add(user)
+    jobs = {
+        doc["metadata"]["name"]: doc["spec"]["template"]["spec"]["containers"][0]["command"]
+        for doc in docs
+        if doc["kind"] == "Job" and doc["metadata"]["name"].endswith("-migrations")
+    }
+    assert len(jobs) >= 5
+    for name, command in jobs.items():
+        schema = command[command.index("--schema") + 1]
+        granted = {command[i + 1] for i, word in enumerate(command) if word == "--grant-to"}
+        assert granted == users_by_service[schema], (name, granted, users_by_service[schema])
+
+
 def test_without_the_proxy_the_url_comes_from_the_secret() -> None:
     for name, pod, env in _database_pods(_documents(_render({}))):
         assert "secretKeyRef" in env["WP_DATABASE_URL"]["valueFrom"], name
         assert "initContainers" not in pod, name
+    for doc in _documents(_render({})):
+        if doc["kind"] == "Job":
+            assert "--grant-to" not in doc["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
 def test_the_proxy_needs_an_instance_and_a_service_account() -> None:

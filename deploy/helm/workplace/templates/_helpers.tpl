@@ -390,9 +390,12 @@ a volume and its mount for every pod whose containers get WP_REDIS_CA_FILE. */}}
 The database user of a workload under the Cloud SQL Auth Proxy: its Google service account
 (IAM database authentication), as Cloud SQL names it (the email without .gserviceaccount.com),
 URL-encoded. */}}
-{{- define "workplace.cloudSqlUser" -}}
+{{- define "workplace.cloudSqlRole" -}}
 {{- $gsa := required (printf "cloudSqlProxy.enabled: services.%s.serviceAccount.gcpServiceAccount is required (the proxy signs in as it)" .serviceName) .serviceAccount.gcpServiceAccount -}}
-{{- trimSuffix ".gserviceaccount.com" $gsa | replace "@" "%40" -}}
+{{- trimSuffix ".gserviceaccount.com" $gsa -}}
+{{- end -}}
+{{- define "workplace.cloudSqlUser" -}}
+{{- include "workplace.cloudSqlRole" . | replace "@" "%40" -}}
 {{- end -}}
 
 {{/* The proxy as a native sidecar (an init container that keeps running, started before and

@@ -113,6 +113,67 @@ async def pending_migrations(database_url: str, *, schema: str, migrations_dir: 
     return await asyncio.to_thread(_pending_sync, database_url, schema, Path(migrations_dir))
 
 
+# What a service's own database role may do in its schema: read and write rows, never change the
+# schema. Its migrations' bookkeeping (yoyo's tables) stays read-only to it: a service checks
+# that nothing is pending, only the migrations role marks a migration applied.
+_RUNTIME_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    # pgvector's types and operators live in public.
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "REVOKE INSERT, UPDATE, DELETE ON TABLE {yoyo_tables} FROM {role}",
+    # Tables and sequences later migrations create (as this same migrations role) follow.
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+)
+_YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
+
+
+class MissingDatabaseRole(RuntimeError):
+    """A role to grant to does not exist (on Cloud SQL: the service's IAM user is not created)."""
+
+
+def _grant_sync(database_url: str, schema: str, roles: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        missing = [r for r in roles if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
+        if missing:
+            raise MissingDatabaseRole(
+                f"database role(s) {', '.join(missing)} do not exist: create each service's database user "
+                "first (on Cloud SQL the IAM user of its Google service account, deploy/cloud/config-connector)"
+            )
+        present = {
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)", (schema, list(_YOYO_TABLES))
+            )
+        }
+        yoyo_tables = sql.SQL(", ").join(sql.Identifier(schema, t) for t in sorted(present))
+        with conn.transaction():
+            for role in roles:
+                for statement in _RUNTIME_GRANTS:
+                    if "{yoyo_tables}" in statement and not present:
+                        continue
+                    conn.execute(
+                        sql.SQL(statement).format(
+                            schema=sql.Identifier(schema), role=sql.Identifier(role), yoyo_tables=yoyo_tables
+                        )
+                    )
+
+
+async def grant_service_access(database_url: str, *, schema: str, roles: list[str]) -> None:
+    """Let each of `roles` (the service's own database users) read and write the rows of `schema`,
+    today's tables and those later migrations add, without any right to change the schema. Run
+    by the migrations role, which owns the schema's objects; safe to run again."""
+    _check_schema(schema)
+    if roles:
+        await asyncio.to_thread(_grant_sync, database_url, schema, list(roles))
+        log.info("schema access granted", extra={"schema": schema, "roles": list(roles)})
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m workplace_kit.db migrate --schema chat --package chat_service`: apply a service's
     migrations (its package's `migrations/` folder, then the kit's) and exit: the chart's
@@ -126,6 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["migrate", "pending"])
     parser.add_argument("--schema", required=True)
     parser.add_argument("--package", required=True, help="the service's package, e.g. chat_service")
+    parser.add_argument(
+        "--grant-to",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="after migrating, let this database role (the service's own user) read and write the schema; repeatable",
+    )
     args = parser.parse_args(argv)
     spec = importlib.util.find_spec(args.package)
     if spec is None or spec.origin is None:
@@ -140,6 +208,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1 if ids else 0)
     ids = asyncio.run(apply_migrations(settings.database_url, schema=args.schema, migrations_dir=folder))
     print(f"{args.schema}: {len(ids)} applied" + (f" ({', '.join(ids)})" if ids else ""))
+    try:
+        asyncio.run(grant_service_access(settings.database_url, schema=args.schema, roles=args.grant_to))
+    except MissingDatabaseRole as exc:
+        raise SystemExit(f"{args.schema}: {exc}") from None
+    if args.grant_to:
+        print(f"{args.schema}: read and write granted to {', '.join(args.grant_to)}")
 
 
 if __name__ == "__main__":
