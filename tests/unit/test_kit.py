@@ -34,6 +34,21 @@ def test_gemini_keys_and_provider_choice(monkeypatch):
     assert not load_settings(ServiceSettings).gemini_enabled
 
 
+def test_secrets_come_from_files_named_as_their_variables(monkeypatch, tmp_path):
+    """Secret Manager's values mounted as files (the chart's global.gemini.secretManager): one key
+    per line, as Secret Manager keeps them, or comma separated; the environment still wins."""
+    monkeypatch.delenv("WP_GEMINI_API_KEYS", raising=False)
+    (tmp_path / "WP_GEMINI_API_KEYS").write_text("key-one\nkey-two\n")
+    monkeypatch.setenv("WP_SECRETS_DIR", str(tmp_path))
+    settings = load_settings(ServiceSettings, ai_provider="gemini")
+    assert settings.gemini_api_keys == ["key-one", "key-two"]
+    monkeypatch.setenv("WP_GEMINI_API_KEYS", "from-env")
+    assert load_settings(ServiceSettings).gemini_api_keys == ["from-env"]
+    monkeypatch.setenv("WP_SECRETS_DIR", str(tmp_path / "not-mounted"))
+    with pytest.raises(ConfigError, match="WP_SECRETS_DIR"):
+        load_settings(ServiceSettings)
+
+
 def _request(**changes) -> DialogueRequest:
     base = dict(
         system_instruction="sys", message="こんにちは", history=(Turn("user", "a"), Turn("model", "b")), temperature=0.0

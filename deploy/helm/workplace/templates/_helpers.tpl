@@ -236,7 +236,11 @@ provisioning job's; each is called with the root context. */}}
       key: {{ $g.encryption.secretKey | default "keys" }}
 {{- end }}
 {{- end }}
-{{- if $w.uses.gemini }}
+{{- if and $w.uses.gemini $g.gemini.secretManager }}
+{{- /* The keys arrive as a file named WP_GEMINI_API_KEYS (workplace.geminiKeysVolume). */}}
+- name: WP_SECRETS_DIR
+  value: {{ include "workplace.secretsDir" . }}
+{{- else if $w.uses.gemini }}
 - name: WP_GEMINI_API_KEYS
   valueFrom:
     secretKeyRef:
@@ -382,6 +386,31 @@ a volume and its mount for every pod whose containers get WP_REDIS_CA_FILE. */}}
 - name: redis-ca
   configMap:
     name: {{ .Values.global.redis.caConfigMap }}
+{{- end }}
+{{- end -}}
+
+
+{{/* Gemini keys from Secret Manager (global.gemini.secretManager): GKE's Secret Manager add-on
+mounts the secret's version as a file in memory, in the pods of workloads that call Gemini; the
+SecretProviderClass is templates/secret-provider-class.yaml. Call with (dict "root" "w"). */}}
+{{- define "workplace.secretsDir" -}}/var/run/secrets/workplace{{- end -}}
+
+{{- define "workplace.geminiKeysMount" -}}
+{{- if and .w.uses.gemini .root.Values.global.gemini.secretManager }}
+- name: gemini-keys
+  mountPath: {{ include "workplace.secretsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "workplace.geminiKeysVolume" -}}
+{{- if and .w.uses.gemini .root.Values.global.gemini.secretManager }}
+- name: gemini-keys
+  csi:
+    driver: secrets-store-gke.csi.k8s.io
+    readOnly: true
+    volumeAttributes:
+      secretProviderClass: {{ include "workplace.componentName" (dict "root" .root "component" "gemini-keys") }}
 {{- end }}
 {{- end -}}
 

@@ -8,6 +8,7 @@ so a typo in a deployment shows up as ``WP_HTTP_PORT: ...`` rather than a traceb
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -168,9 +169,9 @@ class ServiceSettings(BaseSettings):
     @field_validator("gemini_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        # Several keys, comma separated, for rotation when one hits its quota.
+        # Several keys, comma (or line) separated, for rotation when one hits its quota.
         if isinstance(value, str):
-            return [k.strip() for k in value.split(",") if k.strip()]
+            return [k.strip() for k in value.replace("\n", ",").split(",") if k.strip()]
         return value
 
     @property
@@ -184,7 +185,16 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Build settings from the environment; raise ConfigError naming each bad variable."""
+    """Build settings from the environment; raise ConfigError naming each bad variable.
+
+    With WP_SECRETS_DIR set, a file there named as a variable (WP_GEMINI_API_KEYS) gives that
+    setting when the environment does not: how secrets mounted from Secret Manager arrive (the
+    chart's `global.gemini.secretManager`), never passing through an environment variable."""
+    secrets_dir = os.environ.get(ENV_PREFIX + "SECRETS_DIR")
+    if secrets_dir and "_secrets_dir" not in overrides:
+        if not Path(secrets_dir).is_dir():
+            raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir} is not a directory (is the secrets volume mounted?)")
+        overrides["_secrets_dir"] = secrets_dir
     try:
         return cls(**overrides)
     except ValidationError as exc:
