@@ -398,7 +398,8 @@ def helm_services(registry: Registry) -> str:
 
 def cloudbuild(registry: Registry) -> str:
     """Cloud Build: the base resolved to its digest once, then every service's image from
-    deploy/images/Containerfile on that exact base, pushed with the commit as its tag."""
+    deploy/images/Containerfile and the gateway's from Containerfile.gateway, on that exact base,
+    pushed with the commit as its tag."""
     steps = [
         {
             "id": "base-digest",
@@ -411,17 +412,20 @@ def cloudbuild(registry: Registry) -> str:
             ],
         }
     ]
-    for s in registry.services:
-        image = f"${{_REGISTRY}}/{s.name}"
+    # Every service from the one Containerfile, and the gateway (Envoy and the drain sidecar) from its own.
+    builds = [(s.name, f"deploy/images/Containerfile --build-arg SERVICE={s.name}") for s in registry.services]
+    builds.append(("gateway", "deploy/images/Containerfile.gateway"))
+    for name, containerfile in builds:
+        image = f"${{_REGISTRY}}/{name}"
         steps.append(
             {
-                "id": s.name,
+                "id": name,
                 "name": "gcr.io/cloud-builders/docker",
                 "entrypoint": "bash",
                 "waitFor": ["base-digest"],
                 "args": [
                     "-c",
-                    f"docker build -f deploy/images/Containerfile --build-arg SERVICE={s.name}"
+                    f"docker build -f {containerfile}"
                     f" --build-arg BASE=$$(cat /workspace/base-image.txt)"
                     f" --label org.opencontainers.image.revision=$COMMIT_SHA"
                     f" -t {image}:$COMMIT_SHA . && docker push {image}:$COMMIT_SHA",
@@ -444,7 +448,7 @@ def cloudbuild(registry: Registry) -> str:
     return (
         GENERATED_NOTE.format(source="libs/kit/src/workplace_kit/services.toml (the services)")
         + """\
-# Every service image on Cloud Build, tagged with the commit (the chart's services.<name>.image.tag):
+# Every service image and the gateway's on Cloud Build, tagged with the commit (the chart's image tags):
 #   gcloud builds submit --config deploy/images/cloudbuild.yaml \\
 #     --substitutions COMMIT_SHA=$(git rev-parse HEAD),_REGISTRY=europe-docker.pkg.dev/PROJECT/workplace .
 # (a build trigger on the repository sets COMMIT_SHA itself). The base tag is resolved to its digest

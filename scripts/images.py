@@ -1,6 +1,6 @@
 """Container images of the services, built with buildah (no Docker engine needed).
 
-    python scripts/images.py build [SERVICE ...]   every service in the registry, or those named
+    python scripts/images.py build [SERVICE ...]   every service in the registry and the gateway, or those named
     python scripts/images.py smoke SERVICE          run a built image: the service starts and is ready (/readyz)
     python scripts/images.py base                   (re)make the local Debian base image
 
@@ -32,6 +32,9 @@ import localrt  # noqa: E402 - scripts/localrt.py: the local runtime's environme
 from workplace_kit import registry  # noqa: E402 - the repository's own registry, no install needed
 
 CONTAINERFILE = REPO / "deploy" / "images" / "Containerfile"
+# The gateway (Envoy and the drain sidecar) has its own file; the other names are the registry's.
+GATEWAY = "gateway"
+GATEWAY_CONTAINERFILE = REPO / "deploy" / "images" / "Containerfile.gateway"
 BASE_IMAGE = "localhost/workplace-base:bookworm"
 REPOSITORY = "localhost/workplace"
 # The shared libraries the wheels need beyond Python itself (numpy, onnxruntime, the TLS roots).
@@ -133,13 +136,16 @@ def build(services: list[str], base: str = BASE_IMAGE) -> dict[str, float]:
         trust += ["--build-arg", "SSL_CERT_FILE=/run/host-ca.crt", "--build-arg", "PIP_CERT=/run/host-ca.crt"]
     took: dict[str, float] = {}
     for service in services:
-        registry.load().get(service)  # a clear error for a name that is not a service
+        if service == GATEWAY:
+            recipe = ["-f", str(GATEWAY_CONTAINERFILE)]
+        else:
+            registry.load().get(service)  # a clear error for a name that is not a service
+            recipe = ["-f", str(CONTAINERFILE), "--build-arg", f"SERVICE={service}"]
         started = time.monotonic()
         log(f"building {image_name(service, tag)}")
         run(
             *BUILDAH, "bud", "--isolation", "chroot", "--layers",
-            "-f", str(CONTAINERFILE),
-            "--build-arg", f"SERVICE={service}", "--build-arg", f"BASE={base}",
+            *recipe, "--build-arg", f"BASE={base}",
             "-t", image_name(service, tag), "-t", image_name(service),
             *trust, str(REPO),
         )  # fmt: skip
@@ -192,6 +198,41 @@ def smoke(service: str, env: dict[str, str], http_port: int = 18100, grpc_port: 
     raise SystemExit(f"[images] {service}: /readyz did not answer 200 within 120 s")
 
 
+def smoke_gateway(config_file: Path, ready_url: str) -> float:
+    """Run the gateway image's Envoy on config_file (its folder mounted at the same path, as the
+    chart mounts the ConfigMap), on the host's network; returns the seconds until ready_url
+    answered 200."""
+    container = run(*BUILDAH, "from", image_name(GATEWAY), capture_output=True).stdout.strip()
+    folder = str(config_file.parent)
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", "10001:10001",
+         "-v", f"{folder}:{folder}:ro", container, "--",
+         "envoy", "--config-path", str(config_file), "--disable-hot-restart", "--log-level", "warn"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        while time.monotonic() < started + 60:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise SystemExit(f"[images] gateway exited with {process.returncode}:\n{output[-3000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(ready_url, timeout=2) as answer:
+                    if answer.status == 200:
+                        took = time.monotonic() - started
+                        log(f"gateway: ready ({ready_url} 200) in {took:.1f} s")
+                        return took
+            time.sleep(0.3)
+        raise SystemExit(f"[images] gateway: {ready_url} did not answer 200 within 60 s")
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        if process.poll() is None:
+            process.kill()
+        subprocess.run([*BUILDAH, "rm", container], capture_output=True)
+
+
 def local_env() -> dict[str, str]:
     """The local runtime's environment (.run/env, written by `task infra`), for an image on the host's network."""
     values = localrt.read_env_file(localrt.DEFAULT)
@@ -205,7 +246,7 @@ def local_env() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    build_cmd = commands.add_parser("build", help="build service images (all when none is named)")
+    build_cmd = commands.add_parser("build", help="build service images and the gateway's (all when none is named)")
     build_cmd.add_argument("services", nargs="*")
     build_cmd.add_argument("--base", default=BASE_IMAGE, help="the base image (default: the local Debian base)")
     smoke_cmd = commands.add_parser("smoke", help="start a built image and wait for /readyz")
@@ -218,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "base":
         make_base(force=args.force)
     elif args.command == "build":
-        took = build(args.services or list(registry.load().names), base=args.base)
+        took = build(args.services or [*registry.load().names, GATEWAY], base=args.base)
         log("built: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
     else:
         smoke(args.service, local_env())

@@ -193,7 +193,9 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     secrets_dir = os.environ.get(ENV_PREFIX + "SECRETS_DIR")
     if secrets_dir and "_secrets_dir" not in overrides:
         if not Path(secrets_dir).is_dir():
-            raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir} is not a directory (is the secrets volume mounted?)")
+            raise ConfigError(
+                f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir} is not a directory (is the secrets volume mounted?)"
+            )
         overrides["_secrets_dir"] = secrets_dir
     try:
         return cls(**overrides)

@@ -148,7 +148,8 @@ def _grant_sync(database_url: str, schema: str, roles: list[str]) -> None:
         present = {
             row[0]
             for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)", (schema, list(_YOYO_TABLES))
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+                (schema, list(_YOYO_TABLES)),
             )
         }
         yoyo_tables = sql.SQL(", ").join(sql.Identifier(schema, t) for t in sorted(present))
