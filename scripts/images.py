@@ -198,17 +198,16 @@ def smoke(service: str, env: dict[str, str], http_port: int = 18100, grpc_port: 
     raise SystemExit(f"[images] {service}: /readyz did not answer 200 within 120 s")
 
 
-def smoke_gateway(config_file: Path, ready_url: str) -> float:
-    """Run the gateway image's Envoy on config_file (its folder mounted at the same path, as the
-    chart mounts the ConfigMap), on the host's network; returns the seconds until ready_url
+def smoke_gateway(config_dir: Path, ready_url: str) -> float:
+    """Run the gateway image's Envoy on config_dir/envoy.yaml, the folder mounted at /etc/envoy as
+    the chart mounts its ConfigMap, on the host's network; returns the seconds until ready_url
     answered 200."""
     container = run(*BUILDAH, "from", image_name(GATEWAY), capture_output=True).stdout.strip()
-    folder = str(config_file.parent)
     started = time.monotonic()
     process = subprocess.Popen(
         [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", "10001:10001",
-         "-v", f"{folder}:{folder}:ro", container, "--",
-         "envoy", "--config-path", str(config_file), "--disable-hot-restart", "--log-level", "warn"],
+         "-v", f"{config_dir}:/etc/envoy:ro", container, "--",
+         "envoy", "--config-path", "/etc/envoy/envoy.yaml", "--disable-hot-restart", "--log-level", "warn"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

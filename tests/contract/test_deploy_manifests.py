@@ -365,7 +365,13 @@ def _settings_from_env(cls: type, service: str, container: dict, monkeypatch: py
     for var in [v for v in os.environ if v.startswith("WP_")]:
         monkeypatch.delenv(var)
     for var, entry in _env(container).items():
-        if "value" in entry:
+        if var == "WP_SECRETS_DIR":  # what GKE's Secret Manager add-on mounts there: the keys' file
+            import tempfile
+
+            mounted = Path(tempfile.mkdtemp(prefix="secrets-"))
+            (mounted / "WP_GEMINI_API_KEYS").write_text("key-1\nkey-2\n")
+            monkeypatch.setenv(var, str(mounted))
+        elif "value" in entry:
             monkeypatch.setenv(var, entry["value"])
         else:  # from a Secret: any well-formed value
             monkeypatch.setenv(var, "postgresql://u:p@db:5432/workplace" if var == "WP_DATABASE_URL" else "key-1,key-2")
@@ -383,7 +389,7 @@ def test_env_is_what_each_service_reads(renders, value_set: str, monkeypatch: py
         workload = name.removeprefix(f"{RELEASE}-")
         if workload in ("gateway", "otel-collector") or workload.endswith("-outbox-relay"):
             continue  # the outbox relays read the kit's settings: test_outbox_relay_chart.py
-        service = "feedback" if workload == "feedback-worker" else workload
+        service = workload.removesuffix("-worker")
         container = _container(deployment)
         env = _env(container)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -408,10 +414,11 @@ def test_env_is_what_each_service_reads(renders, value_set: str, monkeypatch: py
         auth_http = next(p["port"] for p in services[f"{RELEASE}-auth"]["spec"]["ports"] if p["name"] == "http")
         expected_jwks = f"http://{RELEASE}-auth.{NAMESPACE}.svc.cluster.local:{auth_http}/.well-known/jwks.json"
         assert settings.auth_jwks_url == expected_jwks, workload
-        if workload == "feedback-worker":
+        has_worker = f"{RELEASE}-{service}-worker" in _kind(docs, "Deployment")
+        if workload.endswith("-worker"):
             assert (settings.run_grpc, settings.run_workers) == (False, True)
             assert "grpc" not in ports
-        elif workload == "feedback":
+        elif has_worker:  # its worker Deployment consumes the events
             assert (settings.run_grpc, settings.run_workers) == (True, False)
         else:
             assert (settings.run_grpc, settings.run_workers) == (True, True)
@@ -500,7 +507,8 @@ def test_services_are_what_the_registry_says(renders) -> None:
             assert {p["name"]: p["containerPort"] for p in container["ports"]} == expected, entry.name
             assert {p["name"]: p["port"] for p in services[f"{RELEASE}-{entry.name}"]["spec"]["ports"]} == expected
             assert ("WP_DATABASE_URL" in env) == entry.database, entry.name
-            assert ("WP_GEMINI_API_KEYS" in env) == entry.gemini, entry.name
+            # The keys from a Secret, or (production) Secret Manager's file in WP_SECRETS_DIR.
+            assert ("WP_GEMINI_API_KEYS" in env or "WP_SECRETS_DIR" in env) == entry.gemini, entry.name
 
 
 # --------------------------------------------------------------------------- network policies
@@ -920,17 +928,20 @@ def _signals(scaled: dict[str, dict], workload: str) -> tuple[bool, set[str]]:
 
 def test_scaled_objects_scale_on_the_right_signals(renders) -> None:
     scaled = _scaled_objects(renders["production"])
-    assert set(scaled) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker"]}
+    assert set(scaled) == {f"{RELEASE}-{w}" for w in [*SERVICES, "feedback-worker", "tts-worker"]}
     # The worker scales on the backlog of each subscription it reads: turns and ended sessions.
     assert _signals(scaled, "feedback-worker") == (False, {"feedback.conversation-turns", "feedback.session-ended"})
+    # Production's tts worker makes the speech asked for ahead of time; its API pods only answer.
+    assert _signals(scaled, "tts-worker") == (False, {"tts.requests"})
+    assert scaled[f"{RELEASE}-tts-worker"]["spec"]["minReplicaCount"] == 0
     assert _signals(scaled, "web") == (True, {"web.feedback-ready"})
     # Chat also consumes the legacy app's histories (a migration's backlog).
     assert _signals(scaled, "chat") == (True, {"chat.legacy-chat-histories"})
     # The watch workers scale on the turns waiting to be generated (and the audio-ready notices),
     # tts on the synthesis requests sent ahead of time.
     assert _signals(scaled, "watch") == (True, {"watch.turn-requests", "watch.tts-ready"})
-    assert _signals(scaled, "tts") == (True, {"tts.requests"})
-    for service in ["feedback", "auth", "scenario"]:
+    assert _signals(_scaled_objects(renders["default-keda"]), "tts") == (True, {"tts.requests"})
+    for service in ["feedback", "auth", "scenario", "tts"]:
         assert _signals(scaled, service) == (True, set()), service
     assert _signals(_scaled_objects(renders["keda-single-feedback"]), "feedback") == (
         True,
@@ -1204,9 +1215,15 @@ def test_production_uses_gemini_and_a_missing_key_stops_the_service(renders) -> 
     chat = _container(_kind(renders["production"], "Deployment")[f"{RELEASE}-chat"])
     env = _env(chat)
     assert env["WP_AI_PROVIDER"]["value"] == "gemini"
-    assert env["WP_GEMINI_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "workplace-prod-gemini-keys"
+    # From Secret Manager, mounted as a file (test_gemini_keys_chart.py), not a Kubernetes Secret.
+    assert "WP_GEMINI_API_KEYS" not in env and env["WP_SECRETS_DIR"]["value"]
     with pytest.raises(ValueError, match="WP_GEMINI_API_KEYS"):
         build_dialogue_engine(ServiceSettings(service_name="chat", ai_provider="gemini", gemini_api_keys=[]), None)
+
+
+def _iam_user(container: dict) -> str:
+    url = _env(container)["WP_DATABASE_URL"]["value"]
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "")
 
 
 def test_production_migrates_with_a_job_before_the_rollout_and_the_services_only_check(renders) -> None:
@@ -1226,9 +1243,11 @@ def test_production_migrates_with_a_job_before_the_rollout_and_the_services_only
         container = job["spec"]["template"]["spec"]["containers"][0]
         service = _container(deployments[f"{RELEASE}-{name}"])
         assert container["image"] == service["image"], name
-        assert container["command"] == [
+        # Then the service's own IAM database user gets its rows (test_cloud_sql_chart.py).
+        assert container["command"][:8] == [
             "python", "-m", "workplace_kit.db", "migrate", "--schema", name, "--package", f"{name}_service",
         ]  # fmt: skip
+        assert container["command"][8:] == ["--grant-to", _iam_user(service)], name
         database = _env(container)["WP_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
         assert database["name"] == "workplace-prod-database-ddl"
     for name, deployment in deployments.items():

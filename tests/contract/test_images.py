@@ -45,9 +45,12 @@ def test_cloud_build_makes_every_service_image_from_one_pinned_base() -> None:
     steps = {step["id"]: step for step in build["steps"]}
     assert "docker inspect --format '{{index .RepoDigests 0}}'" in steps["base-digest"]["args"][1]
     services = [s.name for s in load_registry().services]
-    assert sorted(set(steps) - {"base-digest"}) == sorted(services)
-    for name in services:
+    assert sorted(set(steps) - {"base-digest"}) == sorted([*services, "gateway"])
+    for name in [*services, "gateway"]:
         command = steps[name]["args"][1]
         assert steps[name]["waitFor"] == ["base-digest"]
-        assert f"--build-arg SERVICE={name} --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
+        if name == "gateway":
+            assert "-f deploy/images/Containerfile.gateway --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
+        else:
+            assert f"--build-arg SERVICE={name} --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
         assert f"docker push ${{_REGISTRY}}/{name}:$COMMIT_SHA" in command

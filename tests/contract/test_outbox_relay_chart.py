@@ -179,18 +179,21 @@ def test_no_relay_where_every_worker_keeps_a_pod() -> None:
         {"keda": {"enabled": True}},  # KEDA, every minReplicas at least 1
         # web owns no database: its worker at zero leaves no outbox behind.
         {"keda": {"enabled": True}, "services": {"web": {"autoscaling": {"minReplicas": 0}}}},
-        # Production with the feedback worker held at one pod.
+        # Production with the workers (feedback's, tts's) held at one pod.
         {
             **_production_values(),
             "services": {
                 **_production_values()["services"],
-                "feedback": {
-                    **_production_values()["services"]["feedback"],
-                    "worker": {
-                        **_production_values()["services"]["feedback"].get("worker", {}),
-                        "enabled": True,
-                        "autoscaling": {"minReplicas": 1},
-                    },
+                **{
+                    service: {
+                        **_production_values()["services"][service],
+                        "worker": {
+                            **_production_values()["services"][service].get("worker", {}),
+                            "enabled": True,
+                            "autoscaling": {"minReplicas": 1},
+                        },
+                    }
+                    for service in ("feedback", "tts")
                 },
             },
         },

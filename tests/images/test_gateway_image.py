@@ -73,8 +73,14 @@ def test_the_image_serves_the_production_configuration(built: str, tmp_path: Pat
     ports = iter((http, metrics))
     for listener in config["static_resources"]["listeners"]:
         listener["address"]["socket_address"].update(address="127.0.0.1", port_value=next(ports))
-    config_file = tmp_path / "envoy.yaml"
-    config_file.write_text(yaml.safe_dump(mount_runtime(config, tmp_path)))
-    took = images.smoke_gateway(config_file, f"http://127.0.0.1:{metrics}/ready")
+    # As in the pod: the config and its run-time layer in the folder mounted at /etc/envoy.
+    folder = tmp_path / "etc-envoy"
+    folder.mkdir()
+    for layer in mount_runtime(config, folder)["layered_runtime"]["layers"]:
+        if "disk_layer" in layer:
+            root = layer["disk_layer"]["symlink_root"]
+            layer["disk_layer"]["symlink_root"] = root.replace(str(folder), "/etc/envoy")
+    (folder / "envoy.yaml").write_text(yaml.safe_dump(config))
+    took = images.smoke_gateway(folder, f"http://127.0.0.1:{metrics}/ready")
     print(f"\ngateway ready {took:.1f} s after start")
     assert took < 60

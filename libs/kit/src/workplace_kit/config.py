@@ -81,6 +81,9 @@ class ServiceSettings(BaseSettings):
     # AI: "auto" uses Gemini when keys are set, else the offline engines.
     ai_provider: Literal["auto", "gemini", "offline", "local"] = "auto"
     gemini_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A folder of secrets as files named as their variables (WP_GEMINI_API_KEYS), e.g. Secret
+    # Manager's mounted by GKE's add-on; load_settings reads them where the environment has none.
+    secrets_dir: Path | None = None
     gemini_base_url: str | None = None
     gemini_api_version: str | None = None
     gemini_model_flash: str = "gemini-2.5-flash"
