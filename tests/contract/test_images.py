@@ -50,7 +50,9 @@ def test_cloud_build_makes_every_service_image_from_one_pinned_base() -> None:
         command = steps[name]["args"][1]
         assert steps[name]["waitFor"] == ["base-digest"]
         if name == "gateway":
-            assert "-f deploy/images/Containerfile.gateway --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
+            assert (
+                "-f deploy/images/Containerfile.gateway --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
+            )
         else:
             assert f"--build-arg SERVICE={name} --build-arg BASE=$$(cat /workspace/base-image.txt)" in command
         assert f"docker push ${{_REGISTRY}}/{name}:$COMMIT_SHA" in command
