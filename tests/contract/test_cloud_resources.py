@@ -24,6 +24,7 @@ import pytest
 import yaml
 from helm_python.chart import Chart
 from helm_python.errors import HelmRenderError, HelmValuesError
+from test_deploy_manifests import _render  # rendered once per set of values
 from workplace_kit import bus as bus_module
 from workplace_kit import topology
 from workplace_kit.bus import EventBus
@@ -81,10 +82,6 @@ def _kind(docs: list[dict], kind: str) -> dict[str, dict]:
             assert d["metadata"]["name"] not in named, f"two {kind} named {d['metadata']['name']}"
             named[d["metadata"]["name"]] = d
     return named
-
-
-def _render(values: dict) -> dict[str, str]:
-    return Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE)
 
 
 def _rendered(values: dict) -> list[dict]:

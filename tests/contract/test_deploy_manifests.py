@@ -15,8 +15,10 @@ to the chart's values, schema or templates.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -82,8 +84,20 @@ SCALER_METADATA = {
 # --------------------------------------------------------------------------- rendering
 
 
+# Rendering and parsing are most of the contract tests' time: each set of values is rendered once
+# per run (the chart does not change during one; a render that fails is not kept), and libyaml
+# parses the manifests.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _render_once(values_json: str) -> tuple[tuple[str, str], ...]:
+    rendered = Chart.load(CHART_DIR).render(json.loads(values_json), name=RELEASE, namespace=NAMESPACE)
+    return tuple(rendered.items())
+
+
 def _render(values: dict) -> dict[str, str]:
-    return Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE)
+    return dict(_render_once(json.dumps(values, sort_keys=True)))
 
 
 def _documents(rendered: dict[str, str]) -> list[dict]:
@@ -91,7 +105,7 @@ def _documents(rendered: dict[str, str]) -> list[dict]:
     for path, text in rendered.items():
         if path.endswith("NOTES.txt"):
             continue
-        docs.extend(d for d in yaml.safe_load_all(text) if d)
+        docs.extend(d for d in yaml.load_all(text, Loader=_YAML_LOADER) if d)
     return docs
 
 

@@ -32,11 +32,12 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from helm_python.chart import Chart
 from helm_python.errors import HelmRenderError, HelmValuesError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from support.envoy import gateway_manager, running_envoy, validate
 from support.services import free_port
+from test_deploy_manifests import _documents
+from test_deploy_manifests import _render as _render_chart
 from workplace_kit.config import ServiceSettings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,10 +65,7 @@ def _production_values() -> dict:
 
 
 def _render(values: dict) -> list[dict]:
-    rendered = Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE)
-    return [
-        d for path, text in rendered.items() if not path.endswith("NOTES.txt") for d in yaml.safe_load_all(text) if d
-    ]
+    return _documents(_render_chart(values))
 
 
 def _kind(docs: list[dict], kind: str) -> dict[str, dict]:
