@@ -155,16 +155,13 @@ def build(services: list[str], base: str = BASE_IMAGE) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def running(service: str, env: dict[str, str], http_port: int, grpc_port: int) -> Iterator[subprocess.Popen[str]]:
-    """The service's image running with the host's network (buildah run: no engine needed)."""
-    container = run(*BUILDAH, "from", image_name(service), capture_output=True).stdout.strip()
-    settings = {**env, "WP_HTTP_HOST": "127.0.0.1", "WP_HTTP_PORT": str(http_port), "WP_GRPC_PORT": str(grpc_port)}
-    command = [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", "10001:10001"]
-    for key, value in settings.items():
-        command += ["--env", f"{key}={value}"]
-    module = registry.load().get(service).module
+def _run_image(image: str, run_args: list[str], command: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """`command` in a container of `image` (buildah run: no engine needed), on the host's network,
+    as uid 10001; stopped and removed on exit."""
+    container = run(*BUILDAH, "from", image, capture_output=True).stdout.strip()
     process = subprocess.Popen(
-        [*command, container, "--", "python", "-m", module],
+        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", "10001:10001",
+         *run_args, container, "--", *command],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -178,58 +175,49 @@ def running(service: str, env: dict[str, str], http_port: int, grpc_port: int) -
         subprocess.run([*BUILDAH, "rm", container], capture_output=True)
 
 
+def _until_ready(process: subprocess.Popen[str], name: str, url: str, started: float, within_s: float) -> float:
+    """Seconds from `started` until `url` answered 200; exits naming the reason if it never does."""
+    while time.monotonic() < started + within_s:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise SystemExit(f"[images] {name} exited with {process.returncode}:\n{output[-3000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    took = time.monotonic() - started
+                    log(f"{name}: ready ({url} 200) in {took:.1f} s")
+                    return took
+        time.sleep(0.3)
+    raise SystemExit(f"[images] {name}: {url} did not answer 200 within {within_s:.0f} s")
+
+
+@contextlib.contextmanager
+def running(service: str, env: dict[str, str], http_port: int, grpc_port: int) -> Iterator[subprocess.Popen[str]]:
+    """The service's image running with the host's network."""
+    settings = {**env, "WP_HTTP_HOST": "127.0.0.1", "WP_HTTP_PORT": str(http_port), "WP_GRPC_PORT": str(grpc_port)}
+    env_args = [arg for key, value in settings.items() for arg in ("--env", f"{key}={value}")]
+    module = registry.load().get(service).module
+    with _run_image(image_name(service), env_args, ["python", "-m", module]) as process:
+        yield process
+
+
 def smoke(service: str, env: dict[str, str], http_port: int = 18100, grpc_port: int = 18150) -> float:
     """Start the built image; returns the seconds until /readyz answered 200 (its database, Redis
     and broker reached with the local runtime's settings)."""
     started = time.monotonic()
     with running(service, env, http_port, grpc_port) as process:
-        deadline = started + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise SystemExit(f"[images] {service} exited with {process.returncode}:\n{output[-3000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        took = time.monotonic() - started
-                        log(f"{service}: ready (/readyz 200) in {took:.1f} s")
-                        return took
-            time.sleep(0.5)
-    raise SystemExit(f"[images] {service}: /readyz did not answer 200 within 120 s")
+        return _until_ready(process, service, f"http://127.0.0.1:{http_port}/readyz", started, within_s=120)
 
 
 def smoke_gateway(config_dir: Path, ready_url: str) -> float:
     """Run the gateway image's Envoy on config_dir/envoy.yaml, the folder mounted at /etc/envoy as
     the chart mounts its ConfigMap, on the host's network; returns the seconds until ready_url
     answered 200."""
-    container = run(*BUILDAH, "from", image_name(GATEWAY), capture_output=True).stdout.strip()
     started = time.monotonic()
-    process = subprocess.Popen(
-        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", "10001:10001",
-         "-v", f"{config_dir}:/etc/envoy:ro", container, "--",
-         "envoy", "--config-path", "/etc/envoy/envoy.yaml", "--disable-hot-restart", "--log-level", "warn"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        while time.monotonic() < started + 60:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise SystemExit(f"[images] gateway exited with {process.returncode}:\n{output[-3000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(ready_url, timeout=2) as answer:
-                    if answer.status == 200:
-                        took = time.monotonic() - started
-                        log(f"gateway: ready ({ready_url} 200) in {took:.1f} s")
-                        return took
-            time.sleep(0.3)
-        raise SystemExit(f"[images] gateway: {ready_url} did not answer 200 within 60 s")
-    finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        if process.poll() is None:
-            process.kill()
-        subprocess.run([*BUILDAH, "rm", container], capture_output=True)
+    mount = ["-v", f"{config_dir}:/etc/envoy:ro"]
+    envoy = ["envoy", "--config-path", "/etc/envoy/envoy.yaml", "--disable-hot-restart", "--log-level", "warn"]
+    with _run_image(image_name(GATEWAY), mount, envoy) as process:
+        return _until_ready(process, GATEWAY, ready_url, started, within_s=60)
 
 
 def local_env() -> dict[str, str]:
